@@ -1,0 +1,571 @@
+/*
+ * kdao.h — the public C API of libkdao, a datastore layer for API-gateway entities
+ * compatible with Kong 0.10.4's DAO (behaviour, messages and on-disk tables).
+ *
+ * This header is the manual. Conventions that hold for every function unless its own
+ * comment says otherwise:
+ *
+ *  - Status. Fallible functions return an int status: KDAO_OK (0) on success, otherwise the
+ *    kind of the error (kdao_error_kind). Objects they create come back through OUT pointers,
+ *    which are set to NULL (or 0) on failure.
+ *  - Error detail. The last argument `kdao_error **err` is optional (NULL is allowed). On
+ *    failure *err receives a new error object that the caller owns and frees with
+ *    kdao_error_free(). There is no "last error" slot anywhere: errors are per call.
+ *  - JSON ownership, in jansson's words. `json_t *` arguments are borrowed: kdao never
+ *    steals or modifies them (validation works on its own deep copy). `json_t **` OUT
+ *    arguments receive a NEW reference: the caller must json_decref() it.
+ *  - Strings returned through `char **` are allocated by kdao and freed with kdao_free().
+ *    `const char *` results are borrowed and live as long as the object they come from.
+ *  - Destructors (kdao_*_free, kdao_*_close) accept NULL and do nothing.
+ *  - Threads. A factory and its DAOs may be used by one thread at a time. Different
+ *    factories are independent. Errors and JSON values may move between threads.
+ *  - Misuse (a NULL handle, a JSON value of the wrong type where the API demands an object,
+ *    a missing primary key) returns KDAO_ERR_MISUSE, never a data error, with Kong's
+ *    argument-error wording ("bad argument #1 to 'insert' (table expected, got nil)").
+ */
+#ifndef KDAO_H
+#define KDAO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KDAO_VERSION_MAJOR 0
+#define KDAO_VERSION_MINOR 1
+#define KDAO_VERSION_PATCH 0
+#define KDAO_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define KDAO_API __attribute__((visibility("default")))
+#else
+#define KDAO_API
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------------------------- */
+
+/*
+ * The error catalogue, listed once: (constant, number, name). The first four are Kong 0.10's
+ * error kinds; the rest are kdao's own and never produced by valid use on a healthy backend.
+ */
+#define KDAO_ERROR_MAP(X)                                                                    \
+  X(KDAO_ERR_DB, 1, "db")           /* the backend failed (connection, SQL, CQL, ...) */     \
+  X(KDAO_ERR_UNIQUE, 2, "unique")   /* a unique value already exists */                      \
+  X(KDAO_ERR_FOREIGN, 3, "foreign") /* a referenced row does not exist */                    \
+  X(KDAO_ERR_SCHEMA, 4, "schema")   /* the entity or filter failed validation */             \
+  X(KDAO_ERR_MISUSE, 5, "misuse")   /* the API was called wrongly (a programming error) */   \
+  X(KDAO_ERR_NOMEM, 6, "nomem")     /* out of memory */                                      \
+  X(KDAO_ERR_CONFIG, 7, "config")   /* bad configuration: unknown key, bad value */          \
+  X(KDAO_ERR_IO, 8, "io")           /* a file could not be read */
+
+/* Error kinds. KDAO_OK is not an error. */
+typedef enum kdao_error_kind {
+  KDAO_OK = 0,
+#define KDAO__ERR_ENUM(name, num, str) name = num,
+  KDAO_ERROR_MAP(KDAO__ERR_ENUM)
+#undef KDAO__ERR_ENUM
+} kdao_error_kind;
+
+/*
+ * kdao_error — one failure, owned by whoever received it; free with kdao_error_free().
+ * Carries Kong's kind, the backend name ("sqlite", "postgres", "cassandra" or none), Kong's
+ * message, for field-level errors a field → message map, and the backend's native code.
+ */
+typedef struct kdao_error kdao_error;
+
+/* Name of a kind: "db", "unique", "foreign", "schema", "misuse", ...; "ok" for KDAO_OK. */
+KDAO_API const char *kdao_error_kind_name(int kind);
+
+/* The kind of `err` (KDAO_OK when err is NULL). */
+KDAO_API int kdao_error_kind(const kdao_error *err);
+
+/*
+ * Kong's `message`: for field errors the map printed as `k=v` pairs joined by one space,
+ * keys sorted, arrays joined by ","; otherwise the plain message. Borrowed from `err`.
+ */
+KDAO_API const char *kdao_error_message(const kdao_error *err);
+
+/*
+ * Kong's `tbl`: a JSON object mapping field name → message (a string, or an array of
+ * strings when a field collected several), or NULL when the error is not field-level.
+ * Borrowed reference, valid while `err` lives.
+ */
+KDAO_API const json_t *kdao_error_fields(const kdao_error *err);
+
+/* The backend name set on the error ("sqlite", ...), or NULL. Borrowed. */
+KDAO_API const char *kdao_error_db_name(const kdao_error *err);
+
+/*
+ * Kong's tostring(err): "[<db_name> error] <message>" when a backend name is set, else the
+ * message. Borrowed from `err`.
+ */
+KDAO_API const char *kdao_error_string(const kdao_error *err);
+
+/* The backend's native code (SQLSTATE, SQLite extended code, CQL error code) or NULL. */
+KDAO_API const char *kdao_error_code(const kdao_error *err);
+
+/*
+ * CONSTRUCTOR: an error of `kind` with a plain `message` (copied). For callbacks that reject
+ * an entity (self_check) and for bindings. Returns NULL only when out of memory.
+ */
+KDAO_API kdao_error *kdao_error_new(int kind, const char *message);
+
+/*
+ * CONSTRUCTOR: a field-level error, like Kong's Errors.<kind>(tbl). For KDAO_ERR_UNIQUE and
+ * KDAO_ERR_FOREIGN `fields` maps field → offending VALUE and the messages become
+ * "already exists with value '<v>'" / "does not exist with value '<v>'"; for other kinds it
+ * maps field → message. `fields` is borrowed (copied).
+ */
+KDAO_API kdao_error *kdao_error_new_fields(int kind, const json_t *fields);
+
+/* DESTRUCTOR. */
+KDAO_API void kdao_error_free(kdao_error *err);
+
+/* Frees a string kdao returned through a `char **`. */
+KDAO_API void kdao_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------------
+ * Configuration (kong.conf style)
+ * ---------------------------------------------------------------------------------------- */
+
+/*
+ * kdao_config — a set of configuration values: defaults < file < KDAO_<KEY> environment
+ * variables < kdao_config_set(). Keys are Kong 0.10's datastore keys (database, pg_*,
+ * cassandra_*) plus kdao's own (sqlite_path, plugins_dir, ...); docs/configuration.md lists
+ * them. Unknown keys and bad values are KDAO_ERR_CONFIG errors. A factory copies what it needs
+ * at open, so the config may be freed after kdao_factory_open().
+ */
+typedef struct kdao_config kdao_config;
+
+/* CONSTRUCTOR: a configuration holding only defaults. */
+KDAO_API int kdao_config_new(kdao_config **out, kdao_error **err);
+
+/*
+ * Reads a kong.conf-style file: `key = value` lines, `#` comments (`\#` escapes a hash),
+ * blank lines ignored. Fails with KDAO_ERR_IO if unreadable, KDAO_ERR_CONFIG naming the
+ * line for an unknown key or a bad value; on failure nothing from the file is applied.
+ */
+KDAO_API int kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err);
+
+/* Applies KDAO_<UPPERCASE KEY> environment variables; same checks as the file. */
+KDAO_API int kdao_config_load_env(kdao_config *cfg, kdao_error **err);
+
+/* Sets one key from its text form (checked and converted like a file line). */
+KDAO_API int kdao_config_set(kdao_config *cfg, const char *key, const char *value,
+                             kdao_error **err);
+
+/*
+ * The text form of a key's value, or NULL when unset or unknown. Borrowed, valid until the
+ * key is set again. Secrets (passwords) are returned as they are: callers that print must
+ * use kdao_config_dump().
+ */
+KDAO_API const char *kdao_config_get(const kdao_config *cfg, const char *key);
+
+/* All keys and values as a JSON object, secrets masked as "******". New reference. */
+KDAO_API json_t *kdao_config_dump(const kdao_config *cfg);
+
+/* DESTRUCTOR. */
+KDAO_API void kdao_config_free(kdao_config *cfg);
+
+/* ------------------------------------------------------------------------------------------
+ * Schemas
+ * ---------------------------------------------------------------------------------------- */
+
+/*
+ * kdao_schema — a compiled, immutable entity or nested schema. Schemas belonging to a factory
+ * live as long as the factory; one from kdao_schema_compile() is freed with kdao_schema_free().
+ */
+typedef struct kdao_schema kdao_schema;
+
+/* kdao_factory — the DAO factory: schemas, constraint graph, backend connection, DAOs. */
+typedef struct kdao_factory kdao_factory;
+
+/* kdao_dao — one entity's DAO. Owned by its factory; never outlives it. */
+typedef struct kdao_dao kdao_dao;
+
+/* Field types, Kong 0.10's names. KDAO_TYPE_ANY is Kong's unchecked types such as "text". */
+typedef enum kdao_type {
+  KDAO_TYPE_ANY = 0,
+  KDAO_TYPE_ID,
+  KDAO_TYPE_STRING,
+  KDAO_TYPE_NUMBER,
+  KDAO_TYPE_BOOLEAN,
+  KDAO_TYPE_ARRAY,
+  KDAO_TYPE_TABLE,
+  KDAO_TYPE_TIMESTAMP,
+  KDAO_TYPE_URL
+} kdao_type;
+
+/* Field flags. */
+#define KDAO_FIELD_REQUIRED 0x1u     /* non-nil and not "" */
+#define KDAO_FIELD_UNIQUE 0x2u       /* unique among rows (enforced by the backend) */
+#define KDAO_FIELD_IMMUTABLE 0x4u    /* "cannot be updated" (see kdao_dao_update) */
+#define KDAO_FIELD_INSERT_VALUE 0x8u /* dao_insert_value: generated on insert when absent */
+
+/* Schema flags. */
+#define KDAO_SCHEMA_FLEXIBLE 0x1u    /* a map of arbitrary keys, each validated by `fields` */
+#define KDAO_SCHEMA_NO_CONSUMER 0x2u /* plugin config schema: no consumer_id allowed */
+
+/* Validation modes. */
+typedef enum kdao_mode {
+  KDAO_MODE_INSERT = 0,
+  KDAO_MODE_UPDATE,     /* partial update: only given fields are checked */
+  KDAO_MODE_FULL_UPDATE /* full update: defaults and required rules apply */
+} kdao_mode;
+
+/*
+ * Callback: a field's default computed from the table being validated (Kong's
+ * `default = function(t)`). Returns a NEW reference, or NULL for "no default".
+ */
+typedef json_t *(*kdao_default_fn)(json_t *entity, void *ud);
+
+/*
+ * Callback: Kong's field `func(value, t, column)`. `value` is the field's value (borrowed, may
+ * be NULL), `entity` the table being validated (may be modified). Return 0 to accept. To
+ * reject, return non-zero and set *message to a malloc()ed message (kdao frees it); a
+ * non-zero return with *message left NULL is accepted silently, as in Kong. To set other
+ * fields, store a NEW reference to an object in *new_fields: its members are merged into
+ * the entity. `dao` is the DAO being validated, or NULL outside a DAO.
+ */
+typedef int (*kdao_func_fn)(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
+                            json_t **new_fields, char **message, void *ud);
+
+/*
+ * Callback: Kong's `schema = function(t)`: chooses a nested schema from the enclosing table
+ * (plugins: the config schema of `t.name`). Returns a borrowed schema that lives at least as
+ * long as the factory, or NULL: with *message set (malloc()ed) that is an error recorded
+ * under the field; without, nested validation is skipped.
+ */
+typedef const kdao_schema *(*kdao_schema_fn)(kdao_dao *dao, json_t *entity, char **message,
+                                             void *ud);
+
+/*
+ * Callback: Kong's `self_check(schema, t, dao, is_update)`, run after the field rules when
+ * they found no error. Return NULL to accept, or a new error of any kind to reject (kdao
+ * takes ownership).
+ */
+typedef kdao_error *(*kdao_self_check_fn)(kdao_dao *dao, const kdao_schema *schema,
+                                          json_t *entity, kdao_mode mode, void *ud);
+
+struct kdao_schema_def;
+
+/*
+ * One field of a schema definition. Unused members are 0/NULL. Definitions are copied and
+ * compiled at registration, so they need not outlive that call, except `ud`.
+ */
+typedef struct kdao_field_def {
+  const char *name;                     /* [a-z_][a-z0-9_]* for entity fields */
+  kdao_type type;
+  unsigned flags;                       /* KDAO_FIELD_* */
+  const char *default_json;             /* default value as JSON text, e.g. "true", "[]" */
+  kdao_default_fn default_fn;           /* computed default (wins over default_json) */
+  const char *foreign;                  /* "entity:field" this field references */
+  const char *const *enum_values;       /* NULL-terminated allowed string values */
+  const char *regex;                    /* PCRE2 pattern the (string) value must match */
+  kdao_func_fn func;                    /* custom check */
+  const struct kdao_schema_def *schema; /* nested schema for a table value */
+  kdao_schema_fn schema_fn;             /* nested schema chosen at validation time */
+  void *ud;                             /* passed to default_fn, func and schema_fn */
+} kdao_field_def;
+
+/* Version of the definition structs below; set `version` to it. */
+#define KDAO_DEF_VERSION 1
+
+/* A schema definition: an entity (name + table + primary_key) or a nested/config schema. */
+typedef struct kdao_schema_def {
+  unsigned version;                  /* KDAO_DEF_VERSION */
+  const char *name;                  /* DAO name, e.g. "apis"; NULL for nested schemas */
+  const char *table;                 /* table name; defaults to name */
+  const char *const *primary_key;    /* NULL-terminated field names (entities only) */
+  const kdao_field_def *fields;      /* array terminated by an entry with name == NULL */
+  unsigned flags;                    /* KDAO_SCHEMA_* */
+  kdao_self_check_fn self_check;
+  void *ud;                          /* passed to self_check */
+} kdao_schema_def;
+
+/*
+ * CONSTRUCTOR: compiles a standalone schema (nested definitions included). Fails with
+ * KDAO_ERR_MISUSE naming the problem for an invalid definition (bad name, bad regex, bad
+ * default JSON, primary key naming no field). Free with kdao_schema_free().
+ */
+KDAO_API int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out,
+                                 kdao_error **err);
+
+/* DESTRUCTOR for schemas from kdao_schema_compile() (never for a factory's schemas). */
+KDAO_API void kdao_schema_free(kdao_schema *schema);
+
+/* The schema's DAO name (NULL for nested schemas) and table. Borrowed. */
+KDAO_API const char *kdao_schema_name(const kdao_schema *schema);
+KDAO_API const char *kdao_schema_table(const kdao_schema *schema);
+
+/* The schema as a JSON description (fields, types, flags, defaults). New reference. */
+KDAO_API json_t *kdao_schema_describe(const kdao_schema *schema);
+
+/*
+ * Validates `entity` against `schema` with Kong 0.10.4's algorithm and messages, on the
+ * entity itself: defaults are filled, strings trimmed and coerced, `func` results merged —
+ * so pass a copy if the original must stay untouched. `dao` (may be NULL) is handed to the
+ * callbacks. Fails with KDAO_ERR_SCHEMA and the field map, or with the error a self_check
+ * returned.
+ */
+KDAO_API int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
+                           kdao_dao *dao, kdao_error **err);
+
+/*
+ * Kong's is_schema_subset for filters: every key must be a field ("unknown field") and
+ * id-typed values valid UUIDs ("<v> is not a valid uuid"). KDAO_ERR_SCHEMA on failure.
+ */
+KDAO_API int kdao_validate_filter(const kdao_schema *schema, const json_t *filter,
+                                  kdao_error **err);
+
+/* True when `s` is a UUID in 8-4-4-4-12 hex form (any version, any case). */
+KDAO_API bool kdao_is_uuid(const char *s);
+
+/* ------------------------------------------------------------------------------------------
+ * Plugins and migrations
+ * ---------------------------------------------------------------------------------------- */
+
+/* Backend identifiers, for per-backend data such as migrations. */
+typedef enum kdao_backend_id {
+  KDAO_BACKEND_SQLITE = 0,
+  KDAO_BACKEND_POSTGRES,
+  KDAO_BACKEND_CASSANDRA,
+  KDAO_BACKEND_COUNT
+} kdao_backend_id;
+
+/*
+ * One migration: a name (what schema_migrations records) and the statements to run, as one
+ * text (several statements separated by ";"). Arrays end with an entry whose name is NULL.
+ */
+typedef struct kdao_migration_def {
+  const char *name;
+  const char *up;
+} kdao_migration_def;
+
+/*
+ * A plugin: its config schema (for plugins rows with this name), the entities it brings
+ * (Kong's daos.lua) and its migrations per backend. When a plugin with entities has no
+ * migrations for the active backend, kdao generates one named "<table>_init" that creates
+ * each entity's table from its schema.
+ */
+typedef struct kdao_plugin_def {
+  unsigned version;                                 /* KDAO_DEF_VERSION */
+  const char *name;                                 /* e.g. "key-auth" */
+  const kdao_schema_def *config;                    /* may be NULL: any config accepted */
+  const kdao_schema_def *const *entities;           /* NULL-terminated, may be NULL */
+  const kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* per backend, may be NULL */
+} kdao_plugin_def;
+
+/* ------------------------------------------------------------------------------------------
+ * Factory
+ * ---------------------------------------------------------------------------------------- */
+
+/* Event types delivered to a factory's event callback. */
+typedef enum kdao_event_type {
+  KDAO_EVENT_CREATED = 0, /* Kong's ENTITY_CREATED */
+  KDAO_EVENT_UPDATED,     /* ENTITY_UPDATED */
+  KDAO_EVENT_DELETED      /* ENTITY_DELETED */
+} kdao_event_type;
+
+/* Kong's name of an event type: "ENTITY_CREATED", "ENTITY_UPDATED", "ENTITY_DELETED". */
+KDAO_API const char *kdao_event_type_name(kdao_event_type type);
+
+/*
+ * Callback for entity changes, called synchronously after each successful write that was
+ * not quiet: `collection` is the table name, `entity` the row written (for deletes: the
+ * deleted row; one call per row a cascade removed), `old_entity` the row before an update
+ * (NULL for other events; Kong's payload carried the old row). Both are borrowed for the
+ * duration of the call. The callback must not use the factory.
+ */
+typedef void (*kdao_event_fn)(const char *collection, kdao_event_type type,
+                              const json_t *entity, const json_t *old_entity, void *ud);
+
+/*
+ * CONSTRUCTOR: a factory for `cfg` with the core entities (apis, consumers, plugins,
+ * upstreams, targets, ssl_certificates, ssl_servers_names) and the built-in plugins
+ * (key-auth, basic-auth, acl) registered, plus the JSON plugins found in the configured
+ * plugins_dir. Nothing is connected yet: register more entities and plugins, then call
+ * kdao_factory_connect(). Close with kdao_factory_close().
+ */
+KDAO_API int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err);
+
+/*
+ * Convenience: kdao_factory_new() + kdao_factory_connect() for users without custom
+ * entities.
+ */
+KDAO_API int kdao_factory_open(const kdao_config *cfg, kdao_factory **out, kdao_error **err);
+
+/*
+ * Registers an entity schema (before connect). An entity with the name of an existing one
+ * replaces it, as a Kong plugin's daos.lua could. KDAO_ERR_MISUSE after connect or for an
+ * invalid definition.
+ */
+KDAO_API int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
+                                          kdao_error **err);
+
+/* Registers a plugin (config schema, entities, migrations) before connect. */
+KDAO_API int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
+                                          kdao_error **err);
+
+/*
+ * Registers every plugin described by a JSON file `<dir>/*.json` (format in
+ * docs/plugins.md). Fails without registering anything from a file that is invalid.
+ */
+KDAO_API int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err);
+
+/*
+ * Builds the constraint graph (foreign, unique, cascade) and connects to the backend. A
+ * `foreign` naming an entity that is not registered is KDAO_ERR_MISUSE.
+ */
+KDAO_API int kdao_factory_connect(kdao_factory *f, kdao_error **err);
+
+/* DESTRUCTOR: closes the connection and frees every DAO and schema of the factory. */
+KDAO_API void kdao_factory_close(kdao_factory *f);
+
+/* The backend name: "sqlite", "postgres" or "cassandra". */
+KDAO_API const char *kdao_factory_db_name(const kdao_factory *f);
+
+/*
+ * Kong's infos(): {"desc": "database"|"keyspace"|"file", "name": ...}. New reference.
+ */
+KDAO_API json_t *kdao_factory_infos(const kdao_factory *f);
+
+/* Sets (or clears with NULL) the entity-change callback. */
+KDAO_API void kdao_factory_on_event(kdao_factory *f, kdao_event_fn fn, void *ud);
+
+/* The DAO of entity `name`, or NULL when there is none. Borrowed from the factory. */
+KDAO_API kdao_dao *kdao_factory_dao(kdao_factory *f, const char *name);
+
+/* Names of all DAOs, as a JSON array sorted by name. New reference. */
+KDAO_API json_t *kdao_factory_dao_names(const kdao_factory *f);
+
+/* The config schema of plugin `name`, or NULL. Borrowed from the factory. */
+KDAO_API const kdao_schema *kdao_factory_plugin_schema(const kdao_factory *f,
+                                                       const char *name);
+
+/* Names of all registered plugins, as a sorted JSON array. New reference. */
+KDAO_API json_t *kdao_factory_plugin_names(const kdao_factory *f);
+
+/*
+ * Progress callback for migrations: called after each migration `name` of `identifier`
+ * ("core" or a plugin name) has run and been recorded.
+ */
+typedef void (*kdao_migration_fn)(const char *identifier, const char *name, void *ud);
+
+/*
+ * Runs pending migrations: "core" first, then plugins by name. A migration is pending when
+ * its name is not recorded for its identifier (by name, not position: Kong 0.11's fix of
+ * 0.10's positional matching). Each migration and its record are applied in one transaction
+ * where the backend has them. Stops at the first failure with
+ * "Error during migration <name>: <reason>". *ran (may be NULL) receives the count run.
+ */
+KDAO_API int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud,
+                                  int *ran, kdao_error **err);
+
+/*
+ * The executed migrations: {"core": ["2015-01-12-175310_skeleton", ...], "key-auth": [...]}
+ * (empty object when none). New reference through *out.
+ */
+KDAO_API int kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err);
+
+/* Number of migrations not yet run (0 when up to date). */
+KDAO_API int kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **err);
+
+/* Drops every entity table, the backend's helper tables and schema_migrations. */
+KDAO_API int kdao_factory_drop_schema(kdao_factory *f, kdao_error **err);
+
+/* Empties every entity table (schema_migrations kept). */
+KDAO_API int kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err);
+
+/* Removes rows whose TTL expired (reads never return them regardless). *purged may be NULL. */
+KDAO_API int kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_error **err);
+
+/* ------------------------------------------------------------------------------------------
+ * DAO
+ * ---------------------------------------------------------------------------------------- */
+
+/* Write flags. */
+#define KDAO_QUIET 0x1u /* publish no event for this write */
+#define KDAO_FULL 0x2u  /* update: replace the whole entity (Kong's {full = true}) */
+
+/* The DAO's name, table and schema. Borrowed. */
+KDAO_API const char *kdao_dao_name(const kdao_dao *dao);
+KDAO_API const char *kdao_dao_table(const kdao_dao *dao);
+KDAO_API const kdao_schema *kdao_dao_schema(const kdao_dao *dao);
+KDAO_API kdao_factory *kdao_dao_factory(const kdao_dao *dao);
+
+/*
+ * Inserts an entity (a JSON object; strings are coerced as Kong's validator does). Generated
+ * values (uuid v4 ids, created_at in ms) fill absent dao_insert_value fields. `ttl` > 0
+ * makes the row expire after that many seconds (0: never). On success *row is the stored
+ * row. Nothing is written when validation or a constraint fails.
+ */
+KDAO_API int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
+                             json_t **row, kdao_error **err);
+
+/*
+ * Finds by primary key: `pk` must hold every primary-key field (else KDAO_ERR_MISUSE
+ * "Missing PRIMARY KEY field"); other members are ignored. *row is NULL when not found.
+ */
+KDAO_API int kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
+
+/*
+ * All rows matching every `field = value` of `filter` (NULL: all rows), as a JSON array in
+ * primary-key order.
+ */
+KDAO_API int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows,
+                               kdao_error **err);
+
+/*
+ * One page of rows matching `filter` (may be NULL), in primary-key order. `offset` is NULL
+ * for the first page or a token from a previous call; `size` 0 means 100. *next receives
+ * the token of the following page, or NULL on the last page (free with kdao_free). Tokens
+ * are opaque, keyset-based (the cost of a page does not grow with its position) and stay
+ * valid while rows are inserted or deleted. A malformed token is KDAO_ERR_SCHEMA.
+ */
+KDAO_API int kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset,
+                                size_t size, json_t **rows, char **next, kdao_error **err);
+
+/* Number of rows matching `filter` (NULL: all). */
+KDAO_API int kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count,
+                            kdao_error **err);
+
+/*
+ * Updates the row addressed by the primary key found in `values` (members of `filter_keys`
+ * fill absent members of `values`, as in Kong). Partial by default: only given fields
+ * change and nested tables (plugin config) are merged with the stored ones; with KDAO_FULL
+ * the entity is replaced (defaults and required rules apply, absent fields become NULL).
+ * `ttl` > 0 (re)sets an expiry. *row is the updated row, or NULL when no row matched.
+ */
+KDAO_API int kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys,
+                             int ttl, unsigned flags, json_t **row, kdao_error **err);
+
+/*
+ * Deletes by primary key, and every row that references it through a `foreign` field,
+ * transitively (one event per row removed). *row is the deleted row, or NULL when none
+ * matched.
+ */
+KDAO_API int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
+                             kdao_error **err);
+
+/* Removes every row of the entity (no events). */
+KDAO_API int kdao_dao_truncate(kdao_dao *dao, kdao_error **err);
+
+/*
+ * Inserts many entities at once (one transaction or pipeline). Each element is validated
+ * first; when any fails, nothing is written and the error names the element index as
+ * "[<i>] <message>". *rows (may be NULL) receives the stored rows.
+ */
+KDAO_API int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags,
+                                  json_t **rows, kdao_error **err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KDAO_H */

@@ -1,0 +1,144 @@
+/*
+ * backend.h — the one interface every storage backend implements (sqlite.c, postgres.c,
+ * cassandra.c). Internal.
+ *
+ * What lives ABOVE this interface, once, in dao.c: argument checks, validation, defaults and
+ * generated values (ids, created_at), filter checks, the partial-update merge, foreign-key
+ * pre-checks and cascades for backends without native ones, events, TTL bookkeeping for
+ * expiry visibility is the backend's (it knows its storage).
+ *
+ * What a backend does: store and read rows of a compiled schema, map its native constraint
+ * failures to Kong's unique/foreign errors naming the field, page by keyset, hide expired
+ * rows, run migration texts and record them.
+ *
+ * Row shape at this boundary: a JSON object keyed by field name, values already validated
+ * and typed by the schema: id → string, string → string, number → integer or real,
+ * boolean → true/false, timestamp → integer milliseconds since the epoch (UTC), array →
+ * JSON array, table → JSON object, ANY → string. NULL columns are ABSENT from returned rows.
+ *
+ * Every function returns KDAO_OK or an error kind and, on failure, stores a new error in
+ * *err (err is never NULL at this level). The db name is set by dao.c, backends need not.
+ */
+#ifndef KDAO_BACKEND_H
+#define KDAO_BACKEND_H
+
+#include "kdao.h"
+#include "schema.h"
+
+typedef struct kdao__backend kdao__backend;
+typedef struct kdao__backend_ops kdao__backend_ops;
+
+/* Base of every backend state struct: embed it as the FIRST member. */
+struct kdao__backend {
+  const kdao__backend_ops *ops;
+  kdao_factory *factory;
+};
+
+/* Capabilities that let dao.c skip work the backend does natively. */
+#define KDAO__CAP_NATIVE_CASCADE 0x1u /* ON DELETE CASCADE removes children */
+#define KDAO__CAP_NATIVE_FOREIGN 0x2u /* FOREIGN KEY constraints reject orphans */
+#define KDAO__CAP_TRANSACTIONS 0x4u   /* begin/commit/rollback are real */
+
+#define KDAO__BACKEND_OPS_VERSION 1
+
+struct kdao__backend_ops {
+  unsigned version; /* KDAO__BACKEND_OPS_VERSION */
+  const char *name; /* "sqlite", "postgres", "cassandra" */
+  kdao_backend_id id;
+  unsigned caps;
+
+  /* Opens a connection for the factory's configuration. */
+  int (*open)(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err);
+  void (*close)(kdao__backend *b);
+  /* Kong's infos(): {"desc": ..., "name": ...}. New reference. */
+  json_t *(*infos)(kdao__backend *b);
+
+  /*
+   * Inserts a complete, validated row. `ttl` > 0: expires after ttl seconds. *out = the
+   * stored row as read back (new reference). Unique violations → KDAO_ERR_UNIQUE with
+   * fields {<field>: <value>} (kdao_error_new_fields), foreign → KDAO_ERR_FOREIGN likewise.
+   */
+  int (*insert)(kdao__backend *b, const kdao_schema *s, const json_t *row, int ttl,
+                json_t **out, kdao_error **err);
+  /* Inserts many rows atomically (one transaction or pipeline); *out = array of rows. */
+  int (*insert_many)(kdao__backend *b, const kdao_schema *s, const json_t *rows,
+                     json_t **out, kdao_error **err);
+  /* Finds by primary key `pk` (object holding exactly the pk fields). *out NULL if none. */
+  int (*find)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
+              kdao_error **err);
+  /* Rows matching every member of `filter` (NULL: all), array in primary-key order. */
+  int (*find_all)(kdao__backend *b, const kdao_schema *s, const json_t *filter,
+                  json_t **out, kdao_error **err);
+  /*
+   * One page of at most `size` rows after the keyset position encoded in `offset` (NULL:
+   * start). *next = malloc()ed opaque token of the next page, NULL on the last page. The
+   * token format is the backend's; a malformed one → KDAO_ERR_SCHEMA "invalid offset".
+   */
+  int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter,
+                   const char *offset, size_t size, json_t **out, char **next,
+                   kdao_error **err);
+  int (*count)(kdao__backend *b, const kdao_schema *s, const json_t *filter, long long *out,
+               kdao_error **err);
+  /*
+   * Updates the row addressed by `pk`: SET every member of `values`, and set to NULL every
+   * field named in `nulls` (a JSON array; empty unless full update). `ttl` > 0 sets a new
+   * expiry. *out = the updated row, NULL when no (unexpired) row matched.
+   */
+  int (*update)(kdao__backend *b, const kdao_schema *s, const json_t *pk,
+                const json_t *values, const json_t *nulls, int ttl, json_t **out,
+                kdao_error **err);
+  /* Deletes by pk; *out = the deleted row, NULL if none matched. */
+  int (*delete)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
+                kdao_error **err);
+  int (*truncate)(kdao__backend *b, const kdao_schema *s, kdao_error **err);
+
+  /* Transactions (no-ops returning KDAO_OK where the backend has none). */
+  int (*begin)(kdao__backend *b, kdao_error **err);
+  int (*commit)(kdao__backend *b, kdao_error **err);
+  int (*rollback)(kdao__backend *b);
+
+  /* {identifier: [names...]} from schema_migrations ({} when the table is missing). */
+  int (*migrations_current)(kdao__backend *b, json_t **out, kdao_error **err);
+  /*
+   * Runs migration `up` (statements separated by ";") and records `name` under
+   * `identifier` in schema_migrations, atomically where the backend can.
+   */
+  int (*migration_apply)(kdao__backend *b, const char *identifier, const char *name,
+                         const char *up, kdao_error **err);
+  /* DDL text creating the table of `s` (and its indexes): for plugins without migrations. */
+  char *(*schema_ddl)(kdao__backend *b, const kdao_schema *s);
+  /* Drops the named tables (missing ones ignored), helper tables and schema_migrations. */
+  int (*drop_schema)(kdao__backend *b, const char *const *tables, size_t n,
+                     kdao_error **err);
+  /* Deletes expired rows; *purged = how many. */
+  int (*purge_expired)(kdao__backend *b, long long *purged, kdao_error **err);
+};
+
+/* The backends compiled in (NULL when a backend is not built). */
+extern const kdao__backend_ops kdao__sqlite_ops;
+extern const kdao__backend_ops kdao__postgres_ops;
+extern const kdao__backend_ops kdao__cassandra_ops;
+
+/* ---- helpers backends share (backend_util.c) ---- */
+
+/*
+ * Keyset tokens: the primary-key values of the last row of a page, as a JSON array, in
+ * base64url. Encode returns a malloc()ed string; decode returns a new reference or NULL
+ * when the token is malformed or does not hold `npk` values.
+ */
+char *kdao__keyset_encode(const kdao_schema *s, const json_t *row);
+json_t *kdao__keyset_decode(const char *token, size_t npk);
+
+/* Base64url without padding. */
+char *kdao__b64_encode(const unsigned char *data, size_t len);
+unsigned char *kdao__b64_decode(const char *text, size_t *len);
+
+/* Configuration access for backends (conf.c): typed getters. */
+const char *kdao__config_str(const kdao_config *cfg, const char *key);
+long long kdao__config_int(const kdao_config *cfg, const char *key);
+bool kdao__config_bool(const kdao_config *cfg, const char *key);
+
+/* The factory's schema of entity `name` (NULL if none): for foreign lookups. */
+const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * factory.h — the factory and DAO structs, and the built-in definitions the factory
+ * registers. Internal.
+ */
+#ifndef KDAO_FACTORY_H
+#define KDAO_FACTORY_H
+
+#include "backend.h"
+#include "schema.h"
+
+/* A cascade edge: rows of `child` whose `child_field` equals the parent's `parent_field`. */
+typedef struct kdao__cascade {
+  kdao_dao *child;
+  size_t child_field;  /* index into child's schema fields */
+  size_t parent_field; /* index into the parent's schema fields */
+} kdao__cascade;
+
+/* A foreign edge of a DAO: field `field` references `parent`.`parent_field`. */
+typedef struct kdao__foreign {
+  size_t field;
+  kdao_dao *parent;
+  size_t parent_field;
+} kdao__foreign;
+
+struct kdao_dao {
+  kdao_factory *factory;
+  kdao_schema *schema; /* owned */
+  char *plugin;        /* owning plugin name, NULL for core */
+  kdao__foreign *foreign;
+  size_t nforeign;
+  kdao__cascade *cascade;
+  size_t ncascade;
+};
+
+/* A registered plugin. */
+typedef struct kdao__plugin {
+  char *name;
+  kdao_schema *config; /* owned, may be NULL */
+  kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* owned deep copies, may be NULL */
+  char **entities; /* names of the DAOs it brought */
+  size_t nentities;
+} kdao__plugin;
+
+struct kdao_factory {
+  kdao_config *cfg; /* owned copy */
+  const kdao__backend_ops *ops;
+  kdao__backend *backend; /* NULL until connected */
+  kdao_dao **daos;        /* sorted by name */
+  size_t ndaos;
+  kdao__plugin *plugins; /* sorted by name */
+  size_t nplugins;
+  kdao_event_fn on_event;
+  void *on_event_ud;
+  bool connected;
+};
+
+/* Built-in entity definitions (src/schemas/). */
+extern const kdao_schema_def kdao__schema_apis;
+extern const kdao_schema_def kdao__schema_consumers;
+extern const kdao_schema_def kdao__schema_plugins;
+extern const kdao_schema_def kdao__schema_upstreams;
+extern const kdao_schema_def kdao__schema_targets;
+extern const kdao_schema_def kdao__schema_ssl_certificates;
+extern const kdao_schema_def kdao__schema_ssl_servers_names;
+
+/* Built-in plugins (src/schemas/plugins_builtin.c): key-auth, basic-auth, acl. */
+extern const kdao_plugin_def kdao__plugin_key_auth;
+extern const kdao_plugin_def kdao__plugin_basic_auth;
+extern const kdao_plugin_def kdao__plugin_acl;
+
+/* Core migrations per backend (src/migrations/<backend>.c); NULL-name terminated. */
+extern const kdao_migration_def kdao__core_migrations_sqlite[];
+extern const kdao_migration_def kdao__core_migrations_postgres[];
+extern const kdao_migration_def kdao__core_migrations_cassandra[];
+
+/* Parses a JSON plugin description (docs/plugins.md) and registers it (plugin_json.c). */
+int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *origin,
+                               kdao_error **err);
+
+#endif
