@@ -6,7 +6,7 @@
  * comment says otherwise:
  *
  *  - Status. Fallible functions return an int status: KDAO_OK (0) on success, otherwise the
- *    kind of the error (kdao_error_kind). Objects they create come back through OUT pointers,
+ *    kind of the error (kdao_status). Objects they create come back through OUT pointers,
  *    which are set to NULL (or 0) on failure.
  *  - Error detail. The last argument `kdao_error **err` is optional (NULL is allowed). On
  *    failure *err receives a new error object that the caller owns and frees with
@@ -63,13 +63,13 @@ extern "C" {
   X(KDAO_ERR_CONFIG, 7, "config")   /* bad configuration: unknown key, bad value */          \
   X(KDAO_ERR_IO, 8, "io")           /* a file could not be read */
 
-/* Error kinds. KDAO_OK is not an error. */
-typedef enum kdao_error_kind {
+/* Status codes: KDAO_OK, or the kind of the error. */
+typedef enum kdao_status {
   KDAO_OK = 0,
 #define KDAO__ERR_ENUM(name, num, str) name = num,
   KDAO_ERROR_MAP(KDAO__ERR_ENUM)
 #undef KDAO__ERR_ENUM
-} kdao_error_kind;
+} kdao_status;
 
 /*
  * kdao_error — one failure, owned by whoever received it; free with kdao_error_free().
@@ -413,7 +413,7 @@ KDAO_API int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def
                                           kdao_error **err);
 
 /*
- * Registers every plugin described by a JSON file `<dir>/*.json` (format in
+ * Registers every plugin described by a JSON file `<dir>/<name>.json` (format in
  * docs/plugins.md). Fails without registering anything from a file that is invalid.
  */
 KDAO_API int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err);
