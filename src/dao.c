@@ -1,0 +1,678 @@
+/*
+ * dao.c — the DAO operations: everything backend-independent lives here, once.
+ *
+ * Each public operation checks its arguments (misuse is reported with Kong's argument-error
+ * wording), works on a deep copy of the caller's JSON (Kong mutated the caller's tables;
+ * kdao never does), validates, fills generated values, enforces what the backend cannot
+ * (foreign keys and cascades where it has no native ones), calls the backend once, and
+ * publishes events after the write is durable.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "factory.h"
+
+/* ---- error plumbing ---- */
+
+static const char *lua_type_name(const json_t *v) {
+  if (v == NULL || json_is_null(v)) return "nil";
+  if (json_is_string(v)) return "string";
+  if (json_is_number(v)) return "number";
+  if (json_is_boolean(v)) return "boolean";
+  return "table";
+}
+
+static kdao_error *bad_table_arg(int n, const char *method, const json_t *v) {
+  return kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #%d to '%s' (table expected, got %s)",
+                         n, method, json_is_array(v) ? "array" : lua_type_name(v));
+}
+
+/* Kong's argument checks: an object (#n), optionally not empty. */
+static kdao_error *check_table(int n, const char *method, const json_t *v, bool non_empty) {
+  if (!json_is_object(v)) return bad_table_arg(n, method, v);
+  if (non_empty && json_object_size(v) == 0)
+    return kdao__error_fmt(KDAO_ERR_MISUSE,
+                           "bad argument #%d to '%s' (expected table to not be empty)", n,
+                           method);
+  return NULL;
+}
+
+/*
+ * Every error a DAO operation returns names the backend, as Kong's ret_error did, so that
+ * kdao_error_string() reads "[sqlite error] ...". Misuse is the caller's, not the backend's.
+ */
+static int finish(kdao_dao *dao, kdao_error **err, kdao_error *e) {
+  if (e == NULL) return KDAO_OK;
+  if (e->kind != KDAO_ERR_MISUSE) kdao__error_set_db(e, dao->factory->ops->name);
+  return kdao__fail(err, e);
+}
+
+static kdao_error *need_dao(const kdao_dao *dao) {
+  if (dao == NULL) return kdao_error_new(KDAO_ERR_MISUSE, "dao is NULL");
+  if (!dao->factory->connected) return kdao_error_new(KDAO_ERR_MISUSE, "factory is not connected");
+  return NULL;
+}
+
+#define BACKEND(dao) ((dao)->factory->backend)
+#define OPS(dao) ((dao)->factory->ops)
+
+/* Calls a backend op in the style `int op(b, ..., kdao_error **)` and yields its error. */
+#define CALL(dao, op, ...)                                                                   \
+  ({                                                                                         \
+    kdao_error *e_ = NULL;                                                                   \
+    if (OPS(dao)->op(BACKEND(dao), __VA_ARGS__, &e_) != KDAO_OK && e_ == NULL)               \
+      e_ = kdao_error_new(KDAO_ERR_DB, "backend failed without detail");                     \
+    e_;                                                                                      \
+  })
+
+static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity,
+                    const json_t *old) {
+  kdao_factory *f = dao->factory;
+  if (f->on_event && entity) f->on_event(dao->schema->table, type, entity, old, f->on_event_ud);
+}
+
+/* ---- keys and filters ---- */
+
+static char *json_text(const json_t *v) {
+  if (json_is_string(v)) return kdao__strdup(json_string_value(v));
+  return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+static kdao_error *bad_uuid(const json_t *v) {
+  char *t = json_text(v);
+  kdao_error *e = kdao__error_fmt(KDAO_ERR_SCHEMA, "%s is not a valid uuid", t ? t : "?");
+  free(t);
+  return e;
+}
+
+/*
+ * Kong's extract_keys for find/delete: every primary-key field must be present ("Missing
+ * PRIMARY KEY field" is a programming error), id-typed ones valid UUIDs (a data error).
+ * With `allow_partial`, absent non-id key fields are left out (update's addressing rule).
+ */
+static kdao_error *extract_pk(const kdao_schema *s, const json_t *src, bool allow_partial,
+                              json_t **out) {
+  *out = NULL;
+  json_t *pk = json_object();
+  if (pk == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < s->npk; i++) {
+    const kdao__field *f = &s->fields[s->pk[i]];
+    json_t *v = json_object_get(src, f->name);
+    if (v == NULL || json_is_null(v)) {
+      if (allow_partial && f->type != KDAO_TYPE_ID) continue;
+      json_decref(pk);
+      return kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field");
+    }
+    if (f->type == KDAO_TYPE_ID && !(json_is_string(v) && kdao_is_uuid(json_string_value(v)))) {
+      json_decref(pk);
+      return bad_uuid(v);
+    }
+    json_object_set(pk, f->name, v);
+  }
+  *out = pk;
+  return NULL;
+}
+
+/*
+ * Filters are checked as Kong did (unknown field, invalid uuid) and then typed by the
+ * schema, so that "true" finds a boolean column and "5" a number, instead of Kong's
+ * database errors. A value that cannot be typed is a schema error for that field.
+ */
+static kdao_error *typed_filter(const kdao_schema *s, const json_t *filter, json_t **out) {
+  *out = NULL;
+  kdao_error *e = NULL;
+  if (kdao_validate_filter(s, filter, &e) != KDAO_OK) return e;
+  json_t *typed = json_deep_copy(filter);
+  json_t *errors = NULL;
+  const char *k;
+  json_t *v;
+  json_object_foreach(typed, k, v) {
+    const kdao__field *f = kdao__schema_field(s, k);
+    if (!json_is_string(v) || f == NULL) continue;
+    const char *sv = json_string_value(v);
+    json_t *nv = NULL;
+    if (f->type == KDAO_TYPE_BOOLEAN) {
+      if (strcasecmp(sv, "true") == 0) nv = json_true();
+      else if (strcasecmp(sv, "false") == 0) nv = json_false();
+    } else if (f->type == KDAO_TYPE_NUMBER || f->type == KDAO_TYPE_TIMESTAMP) {
+      char *end = NULL;
+      long long ll = strtoll(sv, &end, 10);
+      if (end != sv && *end == '\0') {
+        nv = json_integer(ll);
+      } else {
+        double d = strtod(sv, &end);
+        if (end != sv && *end == '\0') nv = json_real(d);
+      }
+    } else {
+      continue;
+    }
+    if (nv == NULL) {
+      char *m = kdao__asprintf("%s is not a %s", k, kdao__type_name(f->type));
+      kdao__add_error(&errors, k, m ? m : "invalid value");
+      free(m);
+    } else {
+      json_object_set_new(typed, k, nv);
+    }
+  }
+  if (errors) {
+    json_decref(typed);
+    return kdao__error_schema_new(errors);
+  }
+  *out = typed;
+  return NULL;
+}
+
+/* Checks a find_all/find_page/count filter argument (NULL allowed: no filter). */
+static kdao_error *filter_arg(kdao_dao *dao, const char *method, const json_t *filter,
+                              json_t **typed) {
+  *typed = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e || filter == NULL) return e;
+  if ((e = check_table(1, method, filter, true))) return e;
+  return typed_filter(dao->schema, filter, typed);
+}
+
+/* ---- generated values and foreign keys ---- */
+
+static kdao_error *fill_insert_values(const kdao_schema *s, json_t *row) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = &s->fields[i];
+    if (!(f->flags & KDAO_FIELD_INSERT_VALUE)) continue;
+    json_t *v = json_object_get(row, f->name);
+    if (v && !json_is_null(v)) continue;
+    json_t *nv = NULL;
+    if (f->type == KDAO_TYPE_ID) {
+      char id[37];
+      kdao__uuid_v4(id);
+      nv = json_string(id);
+    } else if (f->type == KDAO_TYPE_TIMESTAMP) {
+      nv = json_integer(kdao__now_ms());
+    } else {
+      continue;
+    }
+    if (nv == NULL || json_object_set_new(row, f->name, nv) != 0)
+      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  }
+  return NULL;
+}
+
+/*
+ * Foreign pre-check for backends without FOREIGN KEY constraints (Cassandra): each
+ * referenced row must exist. All violations are reported together, as Kong did.
+ */
+static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
+  if (OPS(dao)->caps & KDAO__CAP_NATIVE_FOREIGN) return NULL;
+  json_t *missing = NULL;
+  for (size_t i = 0; i < dao->nforeign; i++) {
+    const kdao__foreign *fg = &dao->foreign[i];
+    const char *name = dao->schema->fields[fg->field].name;
+    json_t *v = json_object_get(row, name);
+    if (v == NULL || json_is_null(v)) continue;
+    const kdao_schema *ps = fg->parent->schema;
+    if (ps->npk != 1 || ps->pk[0] != fg->parent_field) {
+      /* A reference to a non-key column: look it up by filter. */
+      json_t *flt = json_pack("{sO}", ps->fields[fg->parent_field].name, v);
+      json_t *rows = NULL;
+      kdao_error *e = CALL(fg->parent, find_all, ps, flt, &rows);
+      json_decref(flt);
+      if (e) {
+        json_decref(missing);
+        return e;
+      }
+      if (json_array_size(rows) == 0) {
+        if (!missing) missing = json_object();
+        json_object_set(missing, name, v);
+      }
+      json_decref(rows);
+      continue;
+    }
+    json_t *pk = json_pack("{sO}", ps->fields[fg->parent_field].name, v);
+    json_t *found = NULL;
+    kdao_error *e = CALL(fg->parent, find, ps, pk, &found);
+    json_decref(pk);
+    if (e) {
+      json_decref(missing);
+      return e;
+    }
+    if (found == NULL) {
+      if (!missing) missing = json_object();
+      json_object_set(missing, name, v);
+    }
+    json_decref(found);
+  }
+  if (missing == NULL) return NULL;
+  kdao_error *e = kdao_error_new_fields(KDAO_ERR_FOREIGN, missing);
+  json_decref(missing);
+  return e;
+}
+
+/* ---- insert ---- */
+
+/* Validates a copy of `entity` and completes it into a row ready for the backend. */
+static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **out) {
+  *out = NULL;
+  json_t *row = json_deep_copy(entity);
+  if (row == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  kdao_error *e = NULL;
+  if (kdao_validate(dao->schema, row, KDAO_MODE_INSERT, dao, &e) != KDAO_OK ||
+      (e = fill_insert_values(dao->schema, row)) != NULL ||
+      (e = check_foreign(dao, row)) != NULL) {
+    json_decref(row);
+    return e;
+  }
+  *out = row;
+  return NULL;
+}
+
+int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
+                    json_t **row, kdao_error **err) {
+  if (row) *row = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  if ((e = check_table(1, "insert", entity, false))) return finish(dao, err, e);
+  if (ttl < 0) return finish(dao, err, kdao_error_new(KDAO_ERR_MISUSE, "ttl must be >= 0"));
+  json_t *prepared = NULL, *stored = NULL;
+  if ((e = prepare_insert(dao, entity, &prepared))) return finish(dao, err, e);
+  e = CALL(dao, insert, dao->schema, prepared, ttl, &stored);
+  json_decref(prepared);
+  if (e) return finish(dao, err, e);
+  if (!(flags & KDAO_QUIET)) publish(dao, KDAO_EVENT_CREATED, stored, NULL);
+  if (row)
+    *row = stored;
+  else
+    json_decref(stored);
+  return KDAO_OK;
+}
+
+int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags, json_t **rows,
+                         kdao_error **err) {
+  if (rows) *rows = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  if (!json_is_array(entities))
+    return finish(dao, err, kdao__error_fmt(KDAO_ERR_MISUSE,
+                                            "bad argument #1 to 'insert_many' (array expected, "
+                                            "got %s)", lua_type_name(entities)));
+  json_t *prepared = json_array(), *stored = NULL;
+  size_t i;
+  json_t *ent;
+  json_array_foreach(entities, i, ent) {
+    json_t *one = NULL;
+    if ((e = check_table(1, "insert", ent, false)) == NULL) e = prepare_insert(dao, ent, &one);
+    if (e) {
+      /* The element's index leads the message so a caller can find the culprit. */
+      kdao_error *wrapped = kdao__error_fmt(e->kind, "[%zu] %s", i, kdao_error_message(e));
+      if (wrapped && e->fields) wrapped->fields = json_incref(e->fields);
+      kdao_error_free(e);
+      json_decref(prepared);
+      return finish(dao, err, wrapped);
+    }
+    json_array_append_new(prepared, one);
+  }
+  e = CALL(dao, insert_many, dao->schema, prepared, &stored);
+  json_decref(prepared);
+  if (e) return finish(dao, err, e);
+  if (!(flags & KDAO_QUIET))
+    json_array_foreach(stored, i, ent) publish(dao, KDAO_EVENT_CREATED, ent, NULL);
+  if (rows)
+    *rows = stored;
+  else
+    json_decref(stored);
+  return KDAO_OK;
+}
+
+/* ---- reads ---- */
+
+int kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
+  if (row) *row = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  if ((e = check_table(1, "find", pk, false))) return finish(dao, err, e);
+  json_t *key = NULL, *found = NULL;
+  if ((e = extract_pk(dao->schema, pk, false, &key))) return finish(dao, err, e);
+  e = CALL(dao, find, dao->schema, key, &found);
+  json_decref(key);
+  if (e) return finish(dao, err, e);
+  if (row)
+    *row = found;
+  else
+    json_decref(found);
+  return KDAO_OK;
+}
+
+int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows, kdao_error **err) {
+  if (rows) *rows = NULL;
+  json_t *typed = NULL, *found = NULL;
+  kdao_error *e = filter_arg(dao, "find_all", filter, &typed);
+  if (e) return dao ? finish(dao, err, e) : kdao__fail(err, e);
+  e = CALL(dao, find_all, dao->schema, typed, &found);
+  json_decref(typed);
+  if (e) return finish(dao, err, e);
+  if (rows)
+    *rows = found;
+  else
+    json_decref(found);
+  return KDAO_OK;
+}
+
+int kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset, size_t size,
+                       json_t **rows, char **next, kdao_error **err) {
+  if (rows) *rows = NULL;
+  if (next) *next = NULL;
+  json_t *typed = NULL, *found = NULL;
+  char *nx = NULL;
+  kdao_error *e = filter_arg(dao, "find_page", filter, &typed);
+  if (e) return dao ? finish(dao, err, e) : kdao__fail(err, e);
+  e = CALL(dao, find_page, dao->schema, typed, offset, size ? size : 100, &found, &nx);
+  json_decref(typed);
+  if (e) return finish(dao, err, e);
+  if (rows)
+    *rows = found;
+  else
+    json_decref(found);
+  if (next)
+    *next = nx;
+  else
+    free(nx);
+  return KDAO_OK;
+}
+
+int kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count, kdao_error **err) {
+  if (count) *count = 0;
+  json_t *typed = NULL;
+  long long n = 0;
+  kdao_error *e = filter_arg(dao, "count", filter, &typed);
+  if (e) return dao ? finish(dao, err, e) : kdao__fail(err, e);
+  e = CALL(dao, count, dao->schema, typed, &n);
+  json_decref(typed);
+  if (e) return finish(dao, err, e);
+  if (count) *count = n;
+  return KDAO_OK;
+}
+
+/* ---- update ---- */
+
+/*
+ * Resolves absent non-id key fields (plugins are addressed by id alone in Kong's update):
+ * the row must be unique by the key fields that are present.
+ */
+static kdao_error *complete_pk(kdao_dao *dao, json_t *pk, bool *found) {
+  *found = true;
+  if (json_object_size(pk) == dao->schema->npk) return NULL;
+  if (json_object_size(pk) == 0) return kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field");
+  json_t *rows = NULL;
+  kdao_error *e = CALL(dao, find_all, dao->schema, pk, &rows);
+  if (e) return e;
+  if (json_array_size(rows) == 0) *found = false;
+  else if (json_array_size(rows) > 1) e = kdao_error_new(KDAO_ERR_DB, "bad rows result");
+  else {
+    json_t *r = json_array_get(rows, 0);
+    for (size_t i = 0; i < dao->schema->npk; i++) {
+      const char *k = dao->schema->fields[dao->schema->pk[i]].name;
+      json_object_set(pk, k, json_object_get(r, k));
+    }
+  }
+  json_decref(rows);
+  return e;
+}
+
+/* The nested schema of field `f` for `entity` (static, or chosen by its callback). */
+static const kdao_schema *nested_schema(kdao_dao *dao, const kdao__field *f, json_t *entity) {
+  if (f->nested) return f->nested;
+  if (!f->schema_fn) return NULL;
+  char *msg = NULL;
+  const kdao_schema *s = f->schema_fn(dao, entity, &msg, f->ud);
+  free(msg);
+  return s;
+}
+
+/*
+ * Kong's `fix`: in a partial update a nested table (plugin config) keeps the stored values
+ * of sub-fields it does not mention. Flexible tables are replaced wholesale, as in Kong.
+ */
+static void merge_nested(kdao_dao *dao, const kdao_schema *s, json_t *old, json_t *values) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = &s->fields[i];
+    json_t *ov = json_object_get(old, f->name), *nv = json_object_get(values, f->name);
+    if (!json_is_object(ov) || !json_is_object(nv)) continue;
+    const kdao_schema *sub = nested_schema(dao, f, old);
+    if (sub == NULL || (sub->flags & KDAO_SCHEMA_FLEXIBLE)) continue;
+    for (size_t j = 0; j < sub->nfields; j++) {
+      const char *k = sub->fields[j].name;
+      json_t *stored = json_object_get(ov, k);
+      if (stored && !json_object_get(nv, k)) json_object_set(nv, k, stored);
+    }
+    merge_nested(dao, sub, ov, nv);
+  }
+}
+
+/*
+ * `immutable` is enforced against the stored row — Kong 0.10 declared it but never passed
+ * the old row to its validator. Kong's exemption of required fields is kept (created_at is
+ * both, and a full update must resend it).
+ */
+static kdao_error *check_immutable(const kdao_schema *s, const json_t *old, const json_t *values) {
+  json_t *errors = NULL;
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = &s->fields[i];
+    if (!(f->flags & KDAO_FIELD_IMMUTABLE) || (f->flags & KDAO_FIELD_REQUIRED)) continue;
+    json_t *ov = json_object_get(old, f->name), *nv = json_object_get(values, f->name);
+    if (ov && nv && !json_equal(ov, nv)) {
+      char *m = kdao__asprintf("%s cannot be updated", f->name);
+      kdao__add_error(&errors, f->name, m ? m : "cannot be updated");
+      free(m);
+    }
+  }
+  return errors ? kdao__error_schema_new(errors) : NULL;
+}
+
+/* Splits a validated entity into the columns to set and, for a full update, to null. */
+static kdao_error *split_values(const kdao_schema *s, const json_t *entity, bool full,
+                                json_t **values, json_t **nulls) {
+  *values = json_object();
+  *nulls = json_array();
+  if (*values == NULL || *nulls == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < s->nfields; i++) {
+    bool is_pk = false;
+    for (size_t k = 0; k < s->npk; k++) is_pk |= s->pk[k] == i;
+    if (is_pk) continue;
+    const char *name = s->fields[i].name;
+    json_t *v = json_object_get(entity, name);
+    if (v && !json_is_null(v))
+      json_object_set(*values, name, v);
+    else if (full)
+      json_array_append_new(*nulls, json_string(name));
+  }
+  return NULL;
+}
+
+typedef struct update_ctx {
+  json_t *entity, *pk, *old, *values, *nulls, *row;
+} update_ctx;
+
+static void update_ctx_free(update_ctx *u) {
+  json_decref(u->entity);
+  json_decref(u->pk);
+  json_decref(u->old);
+  json_decref(u->values);
+  json_decref(u->nulls);
+  json_decref(u->row);
+}
+
+static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys,
+                             int ttl, bool full, update_ctx *u) {
+  kdao_error *e;
+  if ((e = check_table(1, "update", values, true))) return e;
+  if (filter_keys && (e = check_table(2, "update", filter_keys, true))) return e;
+  if (ttl < 0) return kdao_error_new(KDAO_ERR_MISUSE, "ttl must be >= 0");
+  if ((u->entity = json_deep_copy(values)) == NULL)
+    return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)filter_keys, k, v) {
+    if (!json_object_get(u->entity, k)) json_object_set(u->entity, k, v);
+  }
+  if (kdao_validate(dao->schema, u->entity, full ? KDAO_MODE_FULL_UPDATE : KDAO_MODE_UPDATE,
+                    dao, &e) != KDAO_OK)
+    return e;
+  bool found = true;
+  if ((e = extract_pk(dao->schema, u->entity, true, &u->pk))) return e;
+  if ((e = complete_pk(dao, u->pk, &found)) || !found) return e;
+  if ((e = CALL(dao, find, dao->schema, u->pk, &u->old)) || u->old == NULL) return e;
+  if ((e = check_immutable(dao->schema, u->old, u->entity))) return e;
+  if (!full) merge_nested(dao, dao->schema, u->old, u->entity);
+  if ((e = split_values(dao->schema, u->entity, full, &u->values, &u->nulls))) return e;
+  if ((e = check_foreign(dao, u->values))) return e;
+  return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
+}
+
+int kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys, int ttl,
+                    unsigned flags, json_t **row, kdao_error **err) {
+  if (row) *row = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  update_ctx u = {0};
+  e = do_update(dao, values, filter_keys, ttl, flags & KDAO_FULL, &u);
+  if (e == NULL && u.row && !(flags & KDAO_QUIET))
+    publish(dao, KDAO_EVENT_UPDATED, u.row, u.old);
+  if (e == NULL && row) {
+    *row = u.row;
+    u.row = NULL;
+  }
+  update_ctx_free(&u);
+  return finish(dao, err, e);
+}
+
+/* ---- delete with cascade ---- */
+
+typedef struct doomed {
+  kdao_dao *dao;
+  json_t *row;
+} doomed;
+
+typedef struct doomed_list {
+  doomed *items;
+  size_t n, cap;
+} doomed_list;
+
+static void doomed_free(doomed_list *l) {
+  for (size_t i = 0; i < l->n; i++) json_decref(l->items[i].row);
+  free(l->items);
+}
+
+static kdao_error *doomed_push(doomed_list *l, kdao_dao *dao, json_t *row) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 8;
+    doomed *g = realloc(l->items, cap * sizeof *g);
+    if (g == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+    l->items = g;
+    l->cap = cap;
+  }
+  l->items[l->n++] = (doomed){dao, json_incref(row)};
+  return NULL;
+}
+
+/*
+ * Collects, parent first, every row that references `row` through a foreign field, at any
+ * depth (Kong's Cassandra cascade stopped at one level, and its events likewise). Depth is
+ * bounded by the schema graph; a cycle would need a self-referencing entity chain, which
+ * the `seen` guard on (dao,row) pairs keeps finite.
+ */
+static kdao_error *collect_cascade(kdao_dao *dao, const json_t *row, doomed_list *l, int depth) {
+  if (depth > 32) return kdao_error_new(KDAO_ERR_DB, "cascade too deep");
+  for (size_t i = 0; i < dao->ncascade; i++) {
+    const kdao__cascade *c = &dao->cascade[i];
+    json_t *pv = json_object_get(row, dao->schema->fields[c->parent_field].name);
+    if (pv == NULL || json_is_null(pv)) continue;
+    json_t *flt = json_pack("{sO}", c->child->schema->fields[c->child_field].name, pv);
+    json_t *rows = NULL;
+    kdao_error *e = CALL(c->child, find_all, c->child->schema, flt, &rows);
+    json_decref(flt);
+    if (e) return e;
+    size_t k;
+    json_t *child;
+    json_array_foreach(rows, k, child) {
+      if ((e = doomed_push(l, c->child, child)) ||
+          (e = collect_cascade(c->child, child, l, depth + 1))) {
+        json_decref(rows);
+        return e;
+      }
+    }
+    json_decref(rows);
+  }
+  return NULL;
+}
+
+/* Deletes collected children deepest first, for backends without ON DELETE CASCADE. */
+static kdao_error *delete_children(doomed_list *l) {
+  for (size_t i = l->n; i-- > 0;) {
+    json_t *pk = NULL, *gone = NULL;
+    kdao_error *e = extract_pk(l->items[i].dao->schema, l->items[i].row, false, &pk);
+    if (!e) e = CALL(l->items[i].dao, delete, l->items[i].dao->schema, pk, &gone);
+    json_decref(pk);
+    json_decref(gone);
+    if (e) return e;
+  }
+  return NULL;
+}
+
+static kdao_error *do_delete(kdao_dao *dao, const json_t *pk, json_t **deleted,
+                             doomed_list *children) {
+  json_t *key = NULL, *row = NULL;
+  kdao_error *e = extract_pk(dao->schema, pk, false, &key);
+  if (e) return e;
+  if ((e = CALL(dao, find, dao->schema, key, &row)) || row == NULL) goto done;
+  if (dao->ncascade && (e = collect_cascade(dao, row, children, 0))) goto done;
+  if (!(OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE) && (e = delete_children(children))) goto done;
+  e = CALL(dao, delete, dao->schema, key, deleted);
+done:
+  json_decref(key);
+  json_decref(row);
+  return e;
+}
+
+int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
+                    kdao_error **err) {
+  if (row) *row = NULL;
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  if ((e = check_table(1, "delete", pk, false))) return finish(dao, err, e);
+  json_t *deleted = NULL;
+  doomed_list children = {0};
+  /*
+   * The children are read and the parent deleted in one transaction, so the events name
+   * exactly the rows that went (Kong read them outside any transaction).
+   */
+  if (OPS(dao)->begin(BACKEND(dao), &e) != KDAO_OK) return finish(dao, err, e);
+  e = do_delete(dao, pk, &deleted, &children);
+  if (e == NULL) {
+    OPS(dao)->commit(BACKEND(dao), &e);
+  } else {
+    OPS(dao)->rollback(BACKEND(dao));
+  }
+  if (e == NULL && deleted && !(flags & KDAO_QUIET)) {
+    publish(dao, KDAO_EVENT_DELETED, deleted, NULL);
+    for (size_t i = 0; i < children.n; i++)
+      publish(children.items[i].dao, KDAO_EVENT_DELETED, children.items[i].row, NULL);
+  }
+  doomed_free(&children);
+  if (e == NULL && row)
+    *row = deleted;
+  else
+    json_decref(deleted);
+  return finish(dao, err, e);
+}
+
+int kdao_dao_truncate(kdao_dao *dao, kdao_error **err) {
+  kdao_error *e = need_dao(dao);
+  if (e) return kdao__fail(err, e);
+  return finish(dao, err, CALL(dao, truncate, dao->schema));
+}
+
+/* ---- accessors ---- */
+
+const char *kdao_dao_name(const kdao_dao *dao) { return dao ? dao->schema->name : NULL; }
+const char *kdao_dao_table(const kdao_dao *dao) { return dao ? dao->schema->table : NULL; }
+const kdao_schema *kdao_dao_schema(const kdao_dao *dao) { return dao ? dao->schema : NULL; }
+kdao_factory *kdao_dao_factory(const kdao_dao *dao) { return dao ? dao->factory : NULL; }

@@ -1,0 +1,661 @@
+/*
+ * factory.c — the DAO factory: registration of entities and plugins, the constraint graph,
+ * the backend connection and migrations.
+ *
+ * The factory is built in two phases, like Kong's: first every schema is registered (core,
+ * built-in plugins, plugin directory, caller's own), then kdao_factory_connect() links the
+ * foreign/cascade graph once and opens the backend. Linking once means no DAO operation
+ * ever searches the schema set at run time.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "factory.h"
+
+static const kdao__backend_ops *backend_by_name(const char *name) {
+  if (name == NULL || strcmp(name, "sqlite") == 0) return &kdao__sqlite_ops;
+#ifdef KDAO_HAVE_POSTGRES
+  if (strcmp(name, "postgres") == 0) return &kdao__postgres_ops;
+#endif
+#ifdef KDAO_HAVE_CASSANDRA
+  if (strcmp(name, "cassandra") == 0) return &kdao__cassandra_ops;
+#endif
+  return NULL;
+}
+
+/* A complete vtable is checked once here, so no operation finds a hole at run time. */
+static bool ops_complete(const kdao__backend_ops *o) {
+  return o->version == KDAO__BACKEND_OPS_VERSION && o->name && o->open && o->close &&
+         o->infos && o->insert && o->insert_many && o->find && o->find_all && o->find_page &&
+         o->count && o->update && o->delete && o->truncate && o->begin && o->commit &&
+         o->rollback && o->migrations_current && o->migration_apply && o->schema_ddl &&
+         o->drop_schema && o->purge_expired;
+}
+
+/* The config is copied through its public API so the caller may free theirs at once. */
+static int config_clone(const kdao_config *src, kdao_config **out, kdao_error **err) {
+  kdao_config *c = NULL;
+  int rc = kdao_config_new(&c, err);
+  if (rc != KDAO_OK) return rc;
+  json_t *dump = kdao_config_dump(src);
+  const char *key;
+  json_t *unused;
+  json_object_foreach(dump, key, unused) {
+    const char *v = kdao_config_get(src, key);
+    if (v != NULL && (rc = kdao_config_set(c, key, v, err)) != KDAO_OK) break;
+  }
+  json_decref(dump);
+  if (rc != KDAO_OK) {
+    kdao_config_free(c);
+    return rc;
+  }
+  *out = c;
+  return KDAO_OK;
+}
+
+/* ---- DAO set (sorted by name for bsearch) ---- */
+
+static int dao_cmp(const void *a, const void *b) {
+  return strcmp((*(kdao_dao *const *)a)->schema->name, (*(kdao_dao *const *)b)->schema->name);
+}
+
+static void dao_free(kdao_dao *d) {
+  if (d == NULL) return;
+  kdao_schema_free(d->schema);
+  free(d->plugin);
+  free(d->foreign);
+  free(d->cascade);
+  free(d);
+}
+
+kdao_dao *kdao_factory_dao(kdao_factory *f, const char *name) {
+  if (f == NULL || name == NULL) return NULL;
+  size_t lo = 0, hi = f->ndaos;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(name, f->daos[mid]->schema->name);
+    if (c == 0) return f->daos[mid];
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return NULL;
+}
+
+const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name) {
+  kdao_dao *d = kdao_factory_dao((kdao_factory *)f, name);
+  return d ? d->schema : NULL;
+}
+
+static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const char *plugin) {
+  if (f->connected) return kdao_error_new(KDAO_ERR_MISUSE, "factory already connected");
+  if (def == NULL || def->name == NULL)
+    return kdao_error_new(KDAO_ERR_MISUSE, "entity schema needs a name");
+  kdao_error *e = NULL;
+  kdao_schema *s = NULL;
+  if (kdao_schema_compile(def, &s, &e) != KDAO_OK) return e;
+  if (s->npk == 0) {
+    kdao_schema_free(s);
+    return kdao__error_fmt(KDAO_ERR_MISUSE, "entity '%s' has no primary key", def->name);
+  }
+  kdao_dao *d = calloc(1, sizeof *d);
+  char *pname = plugin ? kdao__strdup(plugin) : NULL;
+  if (d == NULL || (plugin && pname == NULL)) goto oom;
+  d->factory = f;
+  d->schema = s;
+  d->plugin = pname;
+  kdao_dao *old = kdao_factory_dao(f, def->name);
+  if (old != NULL) { /* a plugin entity replaces one of the same name, as in Kong */
+    for (size_t i = 0; i < f->ndaos; i++)
+      if (f->daos[i] == old) f->daos[i] = d;
+    dao_free(old);
+    return NULL;
+  }
+  kdao_dao **grown = realloc(f->daos, (f->ndaos + 1) * sizeof *grown);
+  if (grown == NULL) goto oom;
+  f->daos = grown;
+  f->daos[f->ndaos++] = d;
+  qsort(f->daos, f->ndaos, sizeof *f->daos, dao_cmp);
+  return NULL;
+oom:
+  kdao_schema_free(s);
+  free(pname);
+  free(d);
+  return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+}
+
+int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
+                                 kdao_error **err) {
+  if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
+  kdao_error *e = add_dao(f, def, NULL);
+  return e ? kdao__fail(err, e) : KDAO_OK;
+}
+
+/* ---- plugins ---- */
+
+static int plugin_cmp(const void *a, const void *b) {
+  return strcmp(((const kdao__plugin *)a)->name, ((const kdao__plugin *)b)->name);
+}
+
+static kdao__plugin *find_plugin(const kdao_factory *f, const char *name) {
+  if (f == NULL || name == NULL) return NULL;
+  kdao__plugin key = {.name = (char *)name};
+  return bsearch(&key, f->plugins, f->nplugins, sizeof *f->plugins, plugin_cmp);
+}
+
+static void migrations_free(kdao_migration_def *m) {
+  if (m == NULL) return;
+  for (kdao_migration_def *p = m; p->name; p++) {
+    free((char *)p->name);
+    free((char *)p->up);
+  }
+  free(m);
+}
+
+static kdao_migration_def *migrations_copy(const kdao_migration_def *src) {
+  size_t n = 0;
+  while (src[n].name) n++;
+  kdao_migration_def *m = calloc(n + 1, sizeof *m);
+  if (m == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    m[i].name = kdao__strdup(src[i].name);
+    m[i].up = kdao__strdup(src[i].up ? src[i].up : "");
+    if (m[i].name == NULL || m[i].up == NULL) {
+      free((char *)m[i].name); /* the pair is not yet terminated by a NULL name */
+      free((char *)m[i].up);
+      m[i].name = NULL;
+      migrations_free(m);
+      return NULL;
+    }
+  }
+  return m;
+}
+
+static void plugin_clear(kdao__plugin *p) {
+  free(p->name);
+  kdao_schema_free(p->config);
+  for (int b = 0; b < KDAO_BACKEND_COUNT; b++) migrations_free(p->migrations[b]);
+  for (size_t i = 0; i < p->nentities; i++) free(p->entities[i]);
+  free(p->entities);
+  memset(p, 0, sizeof *p);
+}
+
+static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def) {
+  kdao_error *e = NULL;
+  p->name = kdao__strdup(def->name);
+  if (p->name == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  if (def->config && kdao_schema_compile(def->config, &p->config, &e) != KDAO_OK) return e;
+  for (int b = 0; b < KDAO_BACKEND_COUNT; b++) {
+    if (def->migrations[b] == NULL) continue;
+    if ((p->migrations[b] = migrations_copy(def->migrations[b])) == NULL)
+      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  }
+  size_t n = 0;
+  while (def->entities && def->entities[n]) n++;
+  if (n > 0 && (p->entities = calloc(n, sizeof *p->entities)) == NULL)
+    return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    if ((p->entities[i] = kdao__strdup(def->entities[i]->name)) == NULL)
+      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+    p->nentities++;
+  }
+  return NULL;
+}
+
+int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
+                                 kdao_error **err) {
+  if (f == NULL || def == NULL || def->name == NULL)
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "plugin definition needs a name"));
+  if (f->connected)
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory already connected"));
+  if (def->version != KDAO_DEF_VERSION)
+    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
+                                           "plugin '%s': unsupported definition version %u",
+                                           def->name, def->version));
+  kdao__plugin p = {0};
+  kdao_error *e = plugin_fill(&p, def);
+  for (size_t i = 0; e == NULL && def->entities && def->entities[i]; i++)
+    e = add_dao(f, def->entities[i], def->name);
+  if (e != NULL) {
+    plugin_clear(&p);
+    return kdao__fail(err, e);
+  }
+  kdao__plugin *old = find_plugin(f, def->name);
+  if (old != NULL) {
+    plugin_clear(old);
+    *old = p;
+    return KDAO_OK;
+  }
+  kdao__plugin *grown = realloc(f->plugins, (f->nplugins + 1) * sizeof *grown);
+  if (grown == NULL) {
+    plugin_clear(&p);
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
+  }
+  f->plugins = grown;
+  f->plugins[f->nplugins++] = p;
+  qsort(f->plugins, f->nplugins, sizeof *f->plugins, plugin_cmp);
+  return KDAO_OK;
+}
+
+const kdao_schema *kdao_factory_plugin_schema(const kdao_factory *f, const char *name) {
+  kdao__plugin *p = find_plugin(f, name);
+  return p ? p->config : NULL;
+}
+
+json_t *kdao_factory_plugin_names(const kdao_factory *f) {
+  json_t *a = json_array();
+  for (size_t i = 0; f && a && i < f->nplugins; i++)
+    json_array_append_new(a, json_string(f->plugins[i].name));
+  return a;
+}
+
+json_t *kdao_factory_dao_names(const kdao_factory *f) {
+  json_t *a = json_array();
+  for (size_t i = 0; f && a && i < f->ndaos; i++)
+    json_array_append_new(a, json_string(f->daos[i]->schema->name));
+  return a;
+}
+
+int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err) {
+  if (f == NULL || dir == NULL)
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory and dir are required"));
+  struct dirent **names = NULL;
+  int n = scandir(dir, &names, NULL, alphasort);
+  if (n < 0)
+    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "cannot read plugins_dir '%s'", dir));
+  int rc = KDAO_OK;
+  for (int i = 0; i < n; i++) {
+    const char *nm = names[i]->d_name;
+    size_t len = strlen(nm);
+    if (rc == KDAO_OK && len > 5 && strcmp(nm + len - 5, ".json") == 0) {
+      char *path = kdao__asprintf("%s/%s", dir, nm);
+      json_error_t jerr;
+      json_t *desc = path ? json_load_file(path, 0, &jerr) : NULL;
+      if (path == NULL)
+        rc = kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
+      else if (desc == NULL)
+        rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "%s:%d: %s", path, jerr.line,
+                                             jerr.text));
+      else
+        rc = kdao__plugin_register_json(f, desc, path, err);
+      json_decref(desc);
+      free(path);
+    }
+    free(names[i]);
+  }
+  free(names);
+  return rc;
+}
+
+/* ---- life cycle ---- */
+
+static int register_builtins(kdao_factory *f, kdao_error **err) {
+  const kdao_schema_def *core[] = {&kdao__schema_apis,
+                                   &kdao__schema_consumers,
+                                   &kdao__schema_plugins,
+                                   &kdao__schema_upstreams,
+                                   &kdao__schema_targets,
+                                   &kdao__schema_ssl_certificates,
+                                   &kdao__schema_ssl_servers_names};
+  for (size_t i = 0; i < sizeof core / sizeof *core; i++) {
+    kdao_error *e = add_dao(f, core[i], NULL);
+    if (e) return kdao__fail(err, e);
+  }
+  const kdao_plugin_def *plugins[] = {&kdao__plugin_acl, &kdao__plugin_basic_auth,
+                                      &kdao__plugin_key_auth};
+  for (size_t i = 0; i < sizeof plugins / sizeof *plugins; i++) {
+    int rc = kdao_factory_register_plugin(f, plugins[i], err);
+    if (rc != KDAO_OK) return rc;
+  }
+  return KDAO_OK;
+}
+
+int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
+  if (out) *out = NULL;
+  if (out == NULL)
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument: out is NULL"));
+  kdao_factory *f = calloc(1, sizeof *f);
+  if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
+  int rc = cfg ? config_clone(cfg, &f->cfg, err) : kdao_config_new(&f->cfg, err);
+  if (rc != KDAO_OK) goto fail;
+  const char *db = kdao_config_get(f->cfg, "database");
+  f->ops = backend_by_name(db);
+  if (f->ops == NULL) {
+    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
+                                         "database '%s' is not available in this build", db));
+    goto fail;
+  }
+  if (!ops_complete(f->ops)) {
+    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "backend '%s' is incomplete",
+                                         f->ops->name));
+    goto fail;
+  }
+  if ((rc = register_builtins(f, err)) != KDAO_OK) goto fail;
+  const char *dir = kdao_config_get(f->cfg, "plugins_dir");
+  if (dir && (rc = kdao_factory_load_plugin_dir(f, dir, err)) != KDAO_OK) goto fail;
+  *out = f;
+  return KDAO_OK;
+fail:
+  kdao_factory_close(f);
+  return rc;
+}
+
+/* Links every `foreign` field to its parent DAO and records the reverse cascade edge. */
+static kdao_error *link_edge(kdao_factory *f, kdao_dao *child, size_t fi) {
+  const kdao__field *fld = &child->schema->fields[fi];
+  kdao_dao *parent = kdao_factory_dao(f, fld->foreign_entity);
+  if (parent == NULL)
+    return kdao__error_fmt(KDAO_ERR_MISUSE, "%s.%s references unknown entity '%s'",
+                           child->schema->name, fld->name, fld->foreign_entity);
+  int pf = kdao__schema_field_index(parent->schema, fld->foreign_field);
+  if (pf < 0)
+    return kdao__error_fmt(KDAO_ERR_MISUSE, "%s.%s references unknown field '%s.%s'",
+                           child->schema->name, fld->name, fld->foreign_entity,
+                           fld->foreign_field);
+  kdao__foreign *fg = realloc(child->foreign, (child->nforeign + 1) * sizeof *fg);
+  if (fg == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  child->foreign = fg;
+  fg[child->nforeign++] = (kdao__foreign){fi, parent, (size_t)pf};
+  kdao__cascade *cs = realloc(parent->cascade, (parent->ncascade + 1) * sizeof *cs);
+  if (cs == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  parent->cascade = cs;
+  cs[parent->ncascade++] = (kdao__cascade){child, fi, (size_t)pf};
+  return NULL;
+}
+
+static kdao_error *link_graph(kdao_factory *f) {
+  for (size_t d = 0; d < f->ndaos; d++) {
+    kdao_dao *dao = f->daos[d];
+    for (size_t i = 0; i < dao->schema->nfields; i++) {
+      if (dao->schema->fields[i].foreign_entity == NULL) continue;
+      kdao_error *e = link_edge(f, dao, i);
+      if (e) return e;
+    }
+  }
+  return NULL;
+}
+
+int kdao_factory_connect(kdao_factory *f, kdao_error **err) {
+  if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
+  if (f->connected) return KDAO_OK;
+  kdao_error *e = link_graph(f);
+  if (e) return kdao__fail(err, e);
+  int rc = f->ops->open(f, f->cfg, &f->backend, &e);
+  if (rc != KDAO_OK) {
+    kdao__error_set_db(e, f->ops->name);
+    return kdao__fail(err, e);
+  }
+  f->backend->ops = f->ops;
+  f->backend->factory = f;
+  f->connected = true;
+  return KDAO_OK;
+}
+
+int kdao_factory_open(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
+  int rc = kdao_factory_new(cfg, out, err);
+  if (rc != KDAO_OK) return rc;
+  rc = kdao_factory_connect(*out, err);
+  if (rc != KDAO_OK) {
+    kdao_factory_close(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+void kdao_factory_close(kdao_factory *f) {
+  if (f == NULL) return;
+  if (f->backend) f->ops->close(f->backend);
+  for (size_t i = 0; i < f->ndaos; i++) dao_free(f->daos[i]);
+  free(f->daos);
+  for (size_t i = 0; i < f->nplugins; i++) plugin_clear(&f->plugins[i]);
+  free(f->plugins);
+  kdao_config_free(f->cfg);
+  free(f);
+}
+
+const char *kdao_factory_db_name(const kdao_factory *f) {
+  return f && f->ops ? f->ops->name : NULL;
+}
+
+json_t *kdao_factory_infos(const kdao_factory *f) {
+  if (f == NULL || f->backend == NULL) return NULL;
+  return f->ops->infos(f->backend);
+}
+
+void kdao_factory_on_event(kdao_factory *f, kdao_event_fn fn, void *ud) {
+  if (f == NULL) return;
+  f->on_event = fn;
+  f->on_event_ud = ud;
+}
+
+const char *kdao_event_type_name(kdao_event_type type) {
+  switch (type) {
+  case KDAO_EVENT_CREATED: return "ENTITY_CREATED";
+  case KDAO_EVENT_UPDATED: return "ENTITY_UPDATED";
+  case KDAO_EVENT_DELETED: return "ENTITY_DELETED";
+  }
+  return "ENTITY_UNKNOWN";
+}
+
+/* ---- migrations ---- */
+
+/* Errors leaving the factory carry the backend name, as Kong's "[postgres error] ...". */
+static int fail_db(kdao_factory *f, kdao_error **err, kdao_error *e) {
+  if (e) kdao__error_set_db(e, f->ops->name);
+  return kdao__fail(err, e);
+}
+
+static int need_connected(kdao_factory *f, kdao_error **err) {
+  if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
+  if (!f->connected)
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is not connected"));
+  return KDAO_OK;
+}
+
+/*
+ * One identifier's migrations: a static list from a plugin or the core, or, for entities
+ * that came without migrations for this backend, one generated "<table>_init" each.
+ */
+typedef struct mig_list {
+  char *identifier;
+  kdao_migration_def *defs; /* owned when generated */
+  bool owned;
+} mig_list;
+
+static void mig_lists_free(mig_list *l, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(l[i].identifier);
+    if (l[i].owned) migrations_free(l[i].defs);
+  }
+  free(l);
+}
+
+static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names,
+                                                size_t n) {
+  kdao_migration_def *m = calloc(n + 1, sizeof *m);
+  if (m == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    kdao_dao *d = kdao_factory_dao(f, names[i]);
+    if (d == NULL) continue; /* replaced by another plugin's entity of the same name */
+    char *ddl = f->ops->schema_ddl(f->backend, d->schema);
+    char *nm = kdao__asprintf("%s_init", d->schema->table);
+    if (ddl == NULL || nm == NULL) {
+      free(ddl);
+      free(nm);
+      migrations_free(m);
+      return NULL;
+    }
+    size_t k = 0;
+    while (m[k].name) k++;
+    m[k].name = nm;
+    m[k].up = ddl;
+  }
+  return m;
+}
+
+static const kdao_migration_def *core_migrations(kdao_backend_id id) {
+  switch (id) {
+  case KDAO_BACKEND_SQLITE: return kdao__core_migrations_sqlite;
+  case KDAO_BACKEND_POSTGRES: return kdao__core_migrations_postgres;
+  case KDAO_BACKEND_CASSANDRA: return kdao__core_migrations_cassandra;
+  default: return NULL;
+  }
+}
+
+static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *nout) {
+  /* core + every plugin + every entity registered outside a plugin */
+  size_t cap = 1 + f->nplugins + f->ndaos, n = 0;
+  mig_list *l = calloc(cap, sizeof *l);
+  if (l == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  l[n].identifier = kdao__strdup("core");
+  l[n++].defs = (kdao_migration_def *)core_migrations(f->ops->id);
+  for (size_t i = 0; i < f->nplugins; i++) {
+    kdao__plugin *p = &f->plugins[i];
+    mig_list *m = &l[n++];
+    m->identifier = kdao__strdup(p->name);
+    if (p->migrations[f->ops->id]) {
+      m->defs = p->migrations[f->ops->id];
+    } else if (p->nentities > 0) {
+      m->owned = true;
+      m->defs = generated_migrations(f, p->entities, p->nentities);
+      if (m->defs == NULL) goto oom;
+    } else {
+      n--; /* a plugin with neither entities nor migrations has nothing to run */
+      free(m->identifier);
+      m->identifier = NULL;
+    }
+  }
+  /* Entities registered directly (not core, not from a plugin) get generated tables. */
+  const char *core[] = {"apis", "consumers", "plugins", "upstreams", "targets",
+                        "ssl_certificates", "ssl_servers_names"};
+  for (size_t i = 0; i < f->ndaos; i++) {
+    kdao_dao *d = f->daos[i];
+    bool is_core = false;
+    for (size_t c = 0; c < sizeof core / sizeof *core; c++)
+      is_core |= strcmp(d->schema->name, core[c]) == 0 && d->plugin == NULL;
+    if (is_core || d->plugin) continue;
+    mig_list *m = &l[n++];
+    m->identifier = kdao__strdup(d->schema->name);
+    m->owned = true;
+    m->defs = generated_migrations(f, &d->schema->name, 1);
+    if (m->defs == NULL || m->identifier == NULL) goto oom;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (l[i].identifier == NULL) goto oom;
+  *out = l;
+  *nout = n;
+  return NULL;
+oom:
+  mig_lists_free(l, n);
+  return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+}
+
+static bool recorded(const json_t *current, const char *identifier, const char *name) {
+  json_t *names = json_object_get(current, identifier);
+  size_t i;
+  json_t *v;
+  json_array_foreach(names, i, v) {
+    if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
+  }
+  return false;
+}
+
+/* Walks every pending migration; with `apply` false it only counts them. */
+static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progress, void *ud,
+                           int *count, kdao_error **err) {
+  *count = 0;
+  json_t *current = NULL;
+  kdao_error *e = NULL;
+  if (f->ops->migrations_current(f->backend, &current, &e) != KDAO_OK) {
+    kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "could not get current migrations: %s",
+                                    kdao_error_message(e));
+    kdao_error_free(e);
+    return fail_db(f, err, w);
+  }
+  mig_list *lists = NULL;
+  size_t n = 0;
+  if ((e = collect_migrations(f, &lists, &n)) != NULL) {
+    json_decref(current);
+    return fail_db(f, err, e);
+  }
+  int rc = KDAO_OK;
+  for (size_t i = 0; rc == KDAO_OK && i < n; i++) {
+    for (const kdao_migration_def *m = lists[i].defs; m && m->name; m++) {
+      if (recorded(current, lists[i].identifier, m->name)) continue;
+      (*count)++;
+      if (!apply) continue;
+      kdao_error *me = NULL;
+      if (f->ops->migration_apply(f->backend, lists[i].identifier, m->name, m->up, &me) !=
+          KDAO_OK) {
+        kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "Error during migration %s: %s",
+                                        m->name, kdao_error_message(me));
+        if (w && kdao_error_code(me)) kdao__error_set_code(w, kdao_error_code(me));
+        kdao_error_free(me);
+        rc = fail_db(f, err, w);
+        break;
+      }
+      if (progress) progress(lists[i].identifier, m->name, ud);
+    }
+  }
+  mig_lists_free(lists, n);
+  json_decref(current);
+  return rc;
+}
+
+int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, int *ran,
+                         kdao_error **err) {
+  int count = 0;
+  if (ran) *ran = 0;
+  int rc = need_connected(f, err);
+  if (rc == KDAO_OK) rc = walk_migrations(f, true, progress, ud, &count, err);
+  if (ran) *ran = count;
+  return rc;
+}
+
+int kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **err) {
+  int count = 0;
+  int rc = need_connected(f, err);
+  if (rc == KDAO_OK) rc = walk_migrations(f, false, NULL, NULL, &count, err);
+  if (pending) *pending = count;
+  return rc;
+}
+
+int kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err) {
+  if (out) *out = NULL;
+  int rc = need_connected(f, err);
+  if (rc != KDAO_OK) return rc;
+  kdao_error *e = NULL;
+  if (f->ops->migrations_current(f->backend, out, &e) != KDAO_OK) return fail_db(f, err, e);
+  return KDAO_OK;
+}
+
+int kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
+  int rc = need_connected(f, err);
+  if (rc != KDAO_OK) return rc;
+  const char **tables = calloc(f->ndaos + 1, sizeof *tables);
+  if (tables == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
+  for (size_t i = 0; i < f->ndaos; i++) tables[i] = f->daos[i]->schema->table;
+  kdao_error *e = NULL;
+  rc = f->ops->drop_schema(f->backend, tables, f->ndaos, &e);
+  free(tables);
+  return rc == KDAO_OK ? KDAO_OK : fail_db(f, err, e);
+}
+
+int kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err) {
+  int rc = need_connected(f, err);
+  for (size_t i = 0; rc == KDAO_OK && i < f->ndaos; i++) rc = kdao_dao_truncate(f->daos[i], err);
+  return rc;
+}
+
+int kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_error **err) {
+  long long n = 0;
+  int rc = need_connected(f, err);
+  if (rc == KDAO_OK) {
+    kdao_error *e = NULL;
+    if (f->ops->purge_expired(f->backend, &n, &e) != KDAO_OK) rc = fail_db(f, err, e);
+  }
+  if (purged) *purged = n;
+  return rc;
+}
