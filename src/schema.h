@@ -7,6 +7,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdarg.h>
 
 #include "kdao.h"
 
@@ -78,15 +79,45 @@ int kdao__fail(kdao_error **err, kdao_error *e);
 /* Kong's utils.add_error: first message under a key is a string, more make an array. */
 int kdao__add_error(json_t **errors, const char *key, const char *message);
 
+/*
+ * Same with a JSON message (STOLEN): a string, or an array of strings (re-keyed nested
+ * errors); an array added under a key that already has messages is flattened into its list.
+ * Creates *errors when NULL. Returns 0, or -1 when out of memory.
+ */
+int kdao__add_error_value(json_t **errors, const char *key, json_t *value);
+
 /* Kong's printable form of a field map ("k=v k2=v2", keys sorted, arrays joined by ","). */
 char *kdao__printable(const json_t *fields);
 
 /* ---- small helpers ---- */
 char *kdao__strdup(const char *s);
 char *kdao__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kdao__vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/*
+ * A value as Lua's tostring() prints it in Kong's messages: strings as they are, numbers
+ * with "%.14g" (integers without ".0"), true/false, "nil" for NULL/null, other values as
+ * compact JSON. malloc()ed; NULL when out of memory.
+ */
+char *kdao__value_text(const json_t *v);
+char *kdao__number_text(double d);
 /* A random UUID v4 into out[37]. */
 void kdao__uuid_v4(char out[37]);
 /* Milliseconds since the epoch (UTC). */
 long long kdao__now_ms(void);
+
+/* ---- validation internals ---- */
+
+/*
+ * kdao_validate with Kong's `old_t`: when `old` (an object, borrowed) is given and `mode`
+ * is an update, fields flagged immutable (and not required) whose new value differs from
+ * the old one collect "<f> cannot be updated". kdao_validate() is this with old == NULL.
+ */
+int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
+                   const json_t *old, kdao_dao *dao, kdao_error **err);
+
+/* True when `v` is an array in Kong's sense (utils.is_array): a JSON array, or an object
+ * whose keys are exactly "1".."n" (an empty object included). */
+bool kdao__is_array(const json_t *v);
 
 #endif
