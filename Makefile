@@ -1,0 +1,33 @@
+# kdao — the two commands of the README, plus a few conveniences. The real build is CMake
+# (build/ and, for the sanitizer run, build-asan/); this file only sequences it.
+.PHONY: all deps build run test test-quick test-cluster bench clean
+
+JOBS ?= 2
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j$(JOBS)
+
+# The seed's example through the CLI on the embedded default (SQLite, a fresh kdao.db in
+# build/run/), then the admin API on it when it is built.
+run: build
+	@bash scripts/run.sh
+
+# Every suite on every backend (SQLite, PostgreSQL, Cassandra), then again under ASan+UBSan.
+test: deps
+	@bash scripts/test.sh
+
+# Only the normal build, only the backends named (e.g. make test-quick BACKENDS=sqlite).
+test-quick: deps
+	@KDAO_TEST_ASAN=0 KDAO_TEST_BACKENDS="$(or $(BACKENDS),sqlite)" bash scripts/test.sh
+
+bench: build
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what kdao needs to build and test, from Debian's packages. Idempotent: does
+# nothing when every package is already installed (so `make` stays fast on a warm machine).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libjansson-dev libpcre2-dev libsqlite3-dev sqlite3 libssl-dev libcmocka-dev
+  libpq-dev postgresql
+  libluajit-5.1-dev luajit lua-busted
+  libmicrohttpd-dev libcurl4-openssl-dev curl wrk jq
+  clang
+  openjdk-17-jdk-headless maven
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A JDK from elsewhere (e.g. /usr/lib/jvm/*17*) and mvn already on PATH satisfy the Java needs.
+if command -v mvn >/dev/null && ls -d /usr/lib/jvm/*17* >/dev/null 2>&1; then
+  missing=("${missing[@]/openjdk-17-jdk-headless/}")
+  missing=("${missing[@]/maven/}")
+fi
+todo=()
+for p in "${missing[@]}"; do [ -n "$p" ] && todo+=("$p"); done
+[ ${#todo[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "kdao: installing ${todo[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${todo[@]}" >&2
