@@ -1,0 +1,445 @@
+/*
+ * http_server.c — libmicrohttpd glue for the admin API: reads each request (headers,
+ * query, body as JSON, urlencoded or multipart form), enforces the limits, hands the parsed
+ * request to http_api.c and writes its JSON answer.
+ */
+#ifdef KDAO_HAVE_HTTP
+
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "http_params.h"
+
+#define SERVER_HEADER "kdao/" KDAO_VERSION_STRING
+#define POST_BUFFER 8192
+
+struct kdao__http_server {
+  struct MHD_Daemon *daemon;
+  kdao__http_api *api;
+  kdao__http_limits limits;
+  char *default_base; /* base URL when a request has no Host header (HTTP/1.0) */
+  unsigned port;
+};
+
+typedef enum body_kind {
+  BODY_IGNORED, /* a method without body (GET, DELETE): whatever comes is discarded */
+  BODY_JSON,
+  BODY_URLENCODED,
+  BODY_MULTIPART
+} body_kind;
+
+/* One request being read. Lives from the first call of the handler to its completion. */
+typedef struct request {
+  body_kind kind;
+  char *buf; /* raw JSON or urlencoded body */
+  size_t len, cap;
+  size_t received;
+  struct MHD_PostProcessor *pp;
+  json_t *form; /* multipart fields: flat object */
+  char *last_key; /* multipart field being streamed in pieces */
+  bool failed;    /* the body could not be kept (out of memory, NUL in a field) */
+  bool responded; /* a response was queued before the body ended */
+} request;
+
+static void request_free(request *r) {
+  if (!r)
+    return;
+  if (r->pp)
+    MHD_destroy_post_processor(r->pp);
+  json_decref(r->form);
+  free(r->last_key);
+  free(r->buf);
+  free(r);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Responses
+ * ---------------------------------------------------------------------------------------- */
+
+/* Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. */
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
+  char *text = NULL;
+  size_t len = 0;
+  if (body) {
+    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    text = n ? malloc(n + 1) : NULL;
+    if (text) {
+      json_dumpb(body, text, n, JSON_COMPACT);
+      text[n] = '\n';
+      len = n + 1;
+    } else {
+      status = 500;
+    }
+    json_decref(body);
+  }
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      len, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (!resp) {
+    free(text);
+    return MHD_NO;
+  }
+  if (len)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, SERVER_HEADER);
+  enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return rc;
+}
+
+static enum MHD_Result send_message(struct MHD_Connection *conn, int status, const char *msg) {
+  return send_json(conn, status, kdao__http_message(msg));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Reading the body
+ * ---------------------------------------------------------------------------------------- */
+
+static bool needs_body(const char *method) {
+  return !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
+}
+
+static bool content_type_is(const char *ct, const char *type) {
+  return ct && strncasecmp(ct, type, strlen(type)) == 0;
+}
+
+static int buffer_append(request *r, const char *data, size_t size) {
+  if (r->len + size + 1 > r->cap) {
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap < r->len + size + 1)
+      cap *= 2;
+    char *p = realloc(r->buf, cap);
+    if (!p)
+      return -1;
+    r->buf = p;
+    r->cap = cap;
+  }
+  memcpy(r->buf + r->len, data, size);
+  r->len += size;
+  r->buf[r->len] = '\0';
+  return 0;
+}
+
+/*
+ * MHD hands a multipart field in pieces (`off` > 0 continues the previous one); a file
+ * part counts as its content, as Kong's parse_value does.
+ */
+static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *filename, const char *content_type,
+                                     const char *transfer_encoding, const char *data,
+                                     uint64_t off, size_t size) {
+  (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+  request *r = cls;
+  if (off > 0 && r->last_key && !strcmp(r->last_key, key)) {
+    json_t *prev = json_object_get(r->form, key);
+    json_t *tail = json_is_array(prev) ? json_array_get(prev, json_array_size(prev) - 1) : prev;
+    size_t n = json_string_length(tail);
+    char *joined = malloc(n + size);
+    if (!joined || memchr(data, '\0', size)) {
+      free(joined);
+      r->failed = true;
+      return MHD_NO;
+    }
+    memcpy(joined, json_string_value(tail), n);
+    memcpy(joined + n, data, size);
+    int rc = json_string_setn_nocheck(tail, joined, n + size);
+    free(joined);
+    return rc == 0 ? MHD_YES : MHD_NO;
+  }
+  free(r->last_key);
+  r->last_key = strdup(key);
+  if (!r->last_key || kdao__http_form_add(r->form, key, data ? data : "", size) != 0) {
+    r->failed = true;
+    return MHD_NO;
+  }
+  return MHD_YES;
+}
+
+/*
+ * First call for a request: decides how its body will be read, or answers at once —
+ * 415 for a write without a usable Content-Type (Kong's before_filter), 413 for a declared
+ * length over the limit, so the client learns before sending it.
+ */
+static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection *conn,
+                                     const char *method, request **out) {
+  const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  request *r = calloc(1, sizeof *r);
+  if (!r)
+    return MHD_NO;
+  *out = r;
+  if (!needs_body(method))
+    return MHD_YES;
+  /* Kong reads JSON wherever the type mentions it (its find() on the lowered header). */
+  if (ct && strcasestr(ct, "application/json"))
+    r->kind = BODY_JSON;
+  else if (content_type_is(ct, "application/x-www-form-urlencoded"))
+    r->kind = BODY_URLENCODED;
+  else if (content_type_is(ct, "multipart/form-data"))
+    r->kind = BODY_MULTIPART;
+  else {
+    r->responded = true;
+    return send_message(conn, 415, "Unsupported Content-Type. Use application/json, "
+                                   "application/x-www-form-urlencoded or multipart/form-data");
+  }
+  if (cl && strtoull(cl, NULL, 10) > s->limits.max_body) {
+    r->responded = true;
+    return send_message(conn, 413, "Request body too large");
+  }
+  if (r->kind == BODY_MULTIPART) {
+    r->form = json_object();
+    r->pp = r->form ? MHD_create_post_processor(conn, POST_BUFFER, on_form_field, r) : NULL;
+    if (!r->pp) {
+      r->responded = true;
+      return send_message(conn, 400, "Cannot parse multipart body");
+    }
+  }
+  return MHD_YES;
+}
+
+/* One chunk of body. Past the limit the connection is answered 413 (or dropped). */
+static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection *conn,
+                                    request *r, const char *data, size_t size) {
+  if (r->responded || r->kind == BODY_IGNORED)
+    return MHD_YES;
+  r->received += size;
+  if (r->received > s->limits.max_body) {
+    r->responded = true;
+    return send_message(conn, 413, "Request body too large");
+  }
+  if (r->failed)
+    return MHD_YES;
+  if (r->kind == BODY_MULTIPART) {
+    if (MHD_post_process(r->pp, data, size) != MHD_YES)
+      r->failed = true;
+  } else if (buffer_append(r, data, size) != 0) {
+    r->failed = true;
+  }
+  return MHD_YES;
+}
+
+/* The body's parameters, nested keys normalised; NULL with a response sent on failure. */
+static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_Result *rc) {
+  json_t *flat = NULL;
+  const char *bad = "Cannot parse form body";
+  switch (r->kind) {
+  case BODY_JSON: {
+    flat = r->len ? json_loadb(r->buf, r->len, 0, NULL) : json_object();
+    bad = "Cannot parse JSON body";
+    if (flat && !json_is_object(flat)) {
+      json_decref(flat);
+      flat = NULL;
+    }
+    break;
+  }
+  case BODY_URLENCODED:
+    flat = kdao__http_parse_urlencoded(r->buf);
+    break;
+  case BODY_MULTIPART:
+    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES)
+      flat = json_incref(r->form);
+    r->pp = NULL;
+    break;
+  case BODY_IGNORED:
+    return NULL;
+  }
+  json_t *params = flat ? kdao__http_normalize(flat) : NULL;
+  json_decref(flat);
+  if (!params)
+    *rc = send_message(conn, 400, bad);
+  return params;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Request handling
+ * ---------------------------------------------------------------------------------------- */
+
+/* Collects the query arguments, which MHD left percent-encoded (see no_unescape). */
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  (void)kind;
+  json_t *query = cls;
+  char *k = strdup(key), *v = strdup(value ? value : "");
+  bool ok = k && v && kdao__http_decode(k, true) && kdao__http_decode(v, true) && k[0] &&
+            kdao__http_form_add(query, k, v, strlen(v)) == 0;
+  free(k);
+  free(v);
+  if (!ok)
+    json_object_set_new(query, "", json_true()); /* marks the query as unusable */
+  return MHD_YES;
+}
+
+static char *base_url(kdao__http_server *s, struct MHD_Connection *conn) {
+  const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+  if (!host || !*host || strpbrk(host, "/?#@ \"<>\\"))
+    return strdup(s->default_base);
+  size_t n = strlen(host) + sizeof "http://";
+  char *url = malloc(n);
+  if (url)
+    snprintf(url, n, "http://%s", host);
+  return url;
+}
+
+static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *conn,
+                                   const char *url, const char *method, request *r) {
+  enum MHD_Result rc = MHD_YES;
+  json_t *body = NULL;
+  if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc)))
+    return rc;
+  json_t *query = json_object();
+  char *base = base_url(s, conn);
+  if (!query || !base) {
+    rc = send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR);
+    goto cleanup;
+  }
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, query);
+  if (json_object_get(query, "")) {
+    rc = send_message(conn, 400, "Cannot parse query string");
+    goto cleanup;
+  }
+  kdao__http_request req = {
+      .method = method, .path = url, .query = query, .body = body, .base_url = base};
+  json_t *out = NULL;
+  int status = kdao__http_handle(s->api, &req, &out);
+  rc = send_json(conn, status, out);
+cleanup:
+  free(base);
+  json_decref(query);
+  json_decref(body);
+  return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  kdao__http_server *s = cls;
+  request *r = *con_cls;
+  if (!r)
+    return request_begin(s, conn, method, (request **)con_cls);
+  if (*upload_data_size) {
+    enum MHD_Result rc = request_data(s, conn, r, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return rc;
+  }
+  if (r->responded)
+    return MHD_YES;
+  r->responded = true;
+  if (r->failed)
+    return send_message(conn, 400, r->kind == BODY_MULTIPART ? "Cannot parse multipart body"
+                                                             : "Cannot read request body");
+  return request_end(s, conn, url, method, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls, (void)conn, (void)toe;
+  request_free(*con_cls);
+  *con_cls = NULL;
+}
+
+/*
+ * MHD would decode the path before we see it, turning "%2F" inside a consumer's username
+ * into a separator. Keeping it encoded lets the router split first and decode each segment
+ * (Kong's ngx.unescape_uri on the capture); query arguments are decoded in on_query_arg.
+ */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls, (void)conn;
+  return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  fputs("kdao serve: ", stderr);
+  vfprintf(stderr, fmt, ap);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Life cycle
+ * ---------------------------------------------------------------------------------------- */
+
+/* Resolves host:port to one socket address (numeric hosts and names alike). */
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, char *errbuf,
+                   size_t errlen) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE};
+  struct addrinfo *res = NULL;
+  char service[8];
+  snprintf(service, sizeof service, "%u", port);
+  int rc = getaddrinfo(*host ? host : NULL, service, &hints, &res);
+  if (rc != 0) {
+    snprintf(errbuf, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+    return -1;
+  }
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return 0;
+}
+
+int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
+                            const kdao__http_limits *limits, kdao__http_server **out,
+                            char *errbuf, size_t errlen) {
+  *out = NULL;
+  struct sockaddr_storage ss = {0};
+  if (resolve(host, port, &ss, errbuf, errlen) != 0)
+    return -1;
+  kdao__http_server *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(errbuf, errlen, "out of memory");
+    return -1;
+  }
+  s->api = api;
+  s->limits = *limits;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  if (ss.ss_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  s->daemon = MHD_start_daemon(
+      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_CONNECTION_LIMIT, limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+  if (!s->daemon) {
+    snprintf(errbuf, errlen, "cannot listen on %s:%u", host, port);
+    free(s);
+    return -1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  s->port = info ? info->port : port;
+  size_t n = strlen(host) + 32;
+  s->default_base = malloc(n);
+  if (!s->default_base) {
+    kdao__http_server_stop(s);
+    snprintf(errbuf, errlen, "out of memory");
+    return -1;
+  }
+  snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u",
+           host, s->port);
+  *out = s;
+  return 0;
+}
+
+unsigned kdao__http_server_port(const kdao__http_server *s) {
+  return s->port;
+}
+
+void kdao__http_server_stop(kdao__http_server *s) {
+  if (!s)
+    return;
+  if (s->daemon)
+    MHD_stop_daemon(s->daemon);
+  free(s->default_base);
+  free(s);
+}
+
+#endif /* KDAO_HAVE_HTTP */
