@@ -1,0 +1,1758 @@
+/*
+ * backends/sqlite.c — the embedded backend (the default).
+ *
+ * One connection per factory, opened in WAL mode with synchronous=NORMAL (a commit is a
+ * WAL append, no fsync; durable across process crashes, not power loss) and a busy timeout,
+ * with PRAGMA foreign_keys on: UNIQUE and ON DELETE CASCADE constraints are real, so writes
+ * need no read-before-write and cascades are complete and atomic.
+ *
+ * Statements. The SQL of each statement shape — (schema, operation, set of filter or SET
+ * fields) — is built once, prepared with SQLITE_PREPARE_PERSISTENT and kept in a small open
+ * addressing table; a call only binds, steps and resets. Field sets are bitmasks over the
+ * schema's (name-sorted) fields, so schemas are limited to 64 fields.
+ *
+ * Columns are listed explicitly in schema field order (never `*`): column i of a result is
+ * field i, so a row is read back with the schema typing each column, and a table may carry
+ * extra columns.
+ *
+ * Expiry. The `ttls` table holds (key, table, expire_at); every read (find, find_all, pages,
+ * count) and the lookups of update and delete skip rows with an expired ttls entry, so an
+ * expired row is gone the moment it expires. Rows are purged by purge_expired, before writes
+ * at most once a minute, and at once when an expired row is what makes an insert collide
+ * with a unique value. The key of a composite primary key is json_array(k1, k2, ...) of its
+ * values, computed by SQLite on both sides so both spellings agree. A table gets an AFTER
+ * DELETE trigger removing its ttls entries the first time a TTL is written to it, so deletes,
+ * cascades and truncates never leave an entry behind for a re-used key to inherit.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "factory.h"
+
+#define SQ_DEFAULT_PATH "kdao.db"
+#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_PURGE_INTERVAL_MS 60000LL
+#define SQ_MAX_FIELDS 64
+#define SQ_TTLS "ttls"
+
+/* ---- SQL text builder: sticky out-of-memory, checked once at the end ---- */
+
+typedef struct sb {
+  char *buf;
+  size_t len, cap;
+  bool oom;
+} sb;
+
+static void sb_add(sb *b, const char *text, size_t n) {
+  if (b->oom)
+    return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    char *p = realloc(b->buf, cap);
+    if (!p) {
+      b->oom = true;
+      return;
+    }
+    b->buf = p;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->len, text, n);
+  b->len += n;
+  b->buf[b->len] = '\0';
+}
+
+static void sb_puts(sb *b, const char *text) { sb_add(b, text, strlen(text)); }
+
+static void sb_printf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sb *b, const char *fmt, ...) {
+  char tmp[64];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof tmp) {
+    b->oom = true; /* only used for short numbers */
+    return;
+  }
+  sb_add(b, tmp, (size_t)n);
+}
+
+/* A quoted identifier. Schema names are [a-z_][a-z0-9_]*; quotes are doubled regardless. */
+static void sb_quote(sb *b, char quote, const char *text, const char *suffix) {
+  sb_add(b, &quote, 1);
+  for (int part = 0; part < 2; part++) {
+    for (const char *p = part ? suffix : text; p && *p; p++) {
+      if (*p == quote)
+        sb_add(b, &quote, 1);
+      sb_add(b, p, 1);
+    }
+  }
+  sb_add(b, &quote, 1);
+}
+
+static void sb_ident(sb *b, const char *name) { sb_quote(b, '"', name, NULL); }
+
+/* The identifier "<name><suffix>", for names derived from a table's. */
+static void sb_ident_suffix(sb *b, const char *name, const char *suffix) {
+  sb_quote(b, '"', name, suffix);
+}
+
+/* Hands the text over (NULL when out of memory). */
+static char *sb_take(sb *b) {
+  if (b->oom || !b->buf) {
+    free(b->buf);
+    b->buf = NULL;
+    return NULL;
+  }
+  char *text = b->buf;
+  b->buf = NULL;
+  return text;
+}
+
+/* ---- the backend state and its statement cache ---- */
+
+typedef enum sq_op {
+  SQ_INSERT = 1,
+  SQ_FIND,
+  SQ_FIND_ALL,   /* a: filter fields */
+  SQ_PAGE_FIRST, /* a: filter fields */
+  SQ_PAGE_NEXT,  /* a: filter fields */
+  SQ_COUNT,      /* a: filter fields */
+  SQ_UPDATE,     /* a: SET fields, b: fields set to NULL */
+  SQ_DELETE,
+  SQ_TRUNCATE,
+  SQ_TTL_SET,
+  SQ_TTL_TRIGGER,
+  SQ_TTL_CLEAR,
+  SQ_PURGE,
+  SQ_PARENT_EXISTS, /* a: the foreign field probed (FK failure diagnosis) */
+  SQ_TX,            /* a: which transaction statement (sq_tx_stmt) */
+} sq_op;
+
+typedef enum sq_tx_stmt {
+  TX_BEGIN,
+  TX_COMMIT,
+  TX_ROLLBACK,
+  TX_SAVEPOINT,
+  TX_RELEASE,
+  TX_ROLLBACK_TO,
+  TX_COUNT
+} sq_tx_stmt;
+
+static const char *const tx_sql[TX_COUNT] = {
+    [TX_BEGIN] = "BEGIN IMMEDIATE",
+    [TX_COMMIT] = "COMMIT",
+    [TX_ROLLBACK] = "ROLLBACK",
+    [TX_SAVEPOINT] = "SAVEPOINT kdao",
+    [TX_RELEASE] = "RELEASE kdao",
+    [TX_ROLLBACK_TO] = "ROLLBACK TO kdao",
+};
+
+typedef struct sq_key {
+  const kdao_schema *s;
+  unsigned op;
+  uint64_t a, b;
+} sq_key;
+
+typedef struct sq_slot {
+  sq_key key;
+  sqlite3_stmt *stmt; /* NULL: empty slot */
+} sq_slot;
+
+typedef struct sq_backend {
+  kdao__backend base;
+  sqlite3 *db;
+  char *path;
+  sq_slot *slots; /* open addressing, linear probing, power-of-two size */
+  size_t nslots, used;
+  int depth;              /* transaction nesting: 0 outside, 1 in BEGIN, >1 in savepoints */
+  long long last_purge_ms;
+} sq_backend;
+
+/* Parameters ?1 and ?2 of every statement that filters expired rows. */
+#define P_TABLE 1
+#define P_NOW 2
+#define P_FIRST 3
+
+static uint64_t key_hash(const sq_key *k) {
+  uint64_t h = (uint64_t)(uintptr_t)k->s * 0x9e3779b97f4a7c15ull;
+  h ^= (uint64_t)k->op + 0x632be59bd9b4e019ull + (h << 6) + (h >> 2);
+  h ^= k->a * 0xff51afd7ed558ccdull + (h << 6) + (h >> 2);
+  h ^= k->b * 0xc4ceb9fe1a85ec53ull + (h << 6) + (h >> 2);
+  return h ^ (h >> 29);
+}
+
+static bool key_eq(const sq_key *x, const sq_key *y) {
+  return x->s == y->s && x->op == y->op && x->a == y->a && x->b == y->b;
+}
+
+static sq_slot *cache_find(sq_backend *b, const sq_key *k) {
+  if (!b->nslots)
+    return NULL;
+  size_t mask = b->nslots - 1;
+  for (size_t i = key_hash(k) & mask;; i = (i + 1) & mask) {
+    sq_slot *slot = &b->slots[i];
+    if (!slot->stmt || key_eq(&slot->key, k))
+      return slot;
+  }
+}
+
+static bool cache_grow(sq_backend *b) {
+  size_t n = b->nslots ? b->nslots * 2 : 64;
+  sq_slot *old = b->slots;
+  size_t old_n = b->nslots;
+  b->slots = calloc(n, sizeof *b->slots);
+  if (!b->slots) {
+    b->slots = old;
+    return false;
+  }
+  b->nslots = n;
+  for (size_t i = 0; i < old_n; i++)
+    if (old[i].stmt)
+      *cache_find(b, &old[i].key) = old[i];
+  free(old);
+  return true;
+}
+
+static void cache_clear(sq_backend *b) {
+  for (size_t i = 0; i < b->nslots; i++)
+    sqlite3_finalize(b->slots[i].stmt);
+  free(b->slots);
+  b->slots = NULL;
+  b->nslots = b->used = 0;
+}
+
+/* ---- errors ---- */
+
+static int sq_nomem(kdao_error **err) { return kdao__fail(err, NULL); }
+
+/* A db error carrying SQLite's message and extended result code. */
+static int sq_db_error(sq_backend *b, const char *message, int code, kdao_error **err) {
+  kdao_error *e = kdao_error_new(KDAO_ERR_DB, message ? message : sqlite3_errstr(code));
+  if (e) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", code);
+    kdao__error_set_code(e, num);
+    kdao__error_set_db(e, b->base.ops->name);
+  }
+  return kdao__fail(err, e);
+}
+
+static int sq_fail(sq_backend *b, kdao_error **err) {
+  return sq_db_error(b, sqlite3_errmsg(b->db), sqlite3_extended_errcode(b->db), err);
+}
+
+/* ---- SQL of each statement shape ---- */
+
+static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->fields[i]; }
+
+static void sql_columns(sb *q, const kdao_schema *s) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    if (i)
+      sb_puts(q, ", ");
+    sb_ident(q, fld(s, i)->name);
+  }
+}
+
+/* The ttls key of a row: its pk column, or json_array of its pk columns. */
+static void sql_key_expr(sb *q, const kdao_schema *s, const char *qualifier) {
+  if (s->npk > 1)
+    sb_puts(q, "json_array(");
+  for (size_t i = 0; i < s->npk; i++) {
+    if (i)
+      sb_puts(q, ", ");
+    sb_puts(q, qualifier);
+    sb_puts(q, ".");
+    sb_ident(q, fld(s, s->pk[i])->name);
+  }
+  if (s->npk > 1)
+    sb_puts(q, ")");
+}
+
+/* The same key from bound parameters ?first .. ?first+npk-1. */
+static void sql_key_params(sb *q, const kdao_schema *s, int first) {
+  if (s->npk > 1)
+    sb_puts(q, "json_array(");
+  for (size_t i = 0; i < s->npk; i++)
+    sb_printf(q, "%s?%d", i ? ", " : "", first + (int)i);
+  if (s->npk > 1)
+    sb_puts(q, ")");
+}
+
+/* The quoted name, for qualifying key expressions inside statements on that table. */
+static char *quoted(const char *name) {
+  sb q = {0};
+  sb_ident(&q, name);
+  return sb_take(&q);
+}
+
+static void sql_alive_on(sb *q, const kdao_schema *s, const char *qtable) {
+  sb_puts(q, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
+             " AND \"primary_key_value\" = ");
+  sql_key_expr(q, s, qtable);
+  sb_puts(q, " AND \"expire_at\" <= ?2)");
+}
+
+/* `"f" IS ?n` for each field of mask, in field order; returns the next parameter number. */
+static int sql_filter(sb *q, const kdao_schema *s, uint64_t mask, int param) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    if (!(mask >> i & 1))
+      continue;
+    sb_ident(q, fld(s, i)->name);
+    sb_printf(q, " IS ?%d AND ", param++);
+  }
+  return param;
+}
+
+static int sql_pk_equal(sb *q, const kdao_schema *s, int param) {
+  for (size_t i = 0; i < s->npk; i++) {
+    sb_ident(q, fld(s, s->pk[i])->name);
+    sb_printf(q, " = ?%d AND ", param++);
+  }
+  return param;
+}
+
+static void sql_order(sb *q, const kdao_schema *s) {
+  sb_puts(q, " ORDER BY ");
+  for (size_t i = 0; i < s->npk; i++) {
+    if (i)
+      sb_puts(q, ", ");
+    sb_ident(q, fld(s, s->pk[i])->name);
+  }
+}
+
+static void sql_select_head(sb *q, const kdao_schema *s, bool count) {
+  sb_puts(q, "SELECT ");
+  if (count)
+    sb_puts(q, "count(*)");
+  else
+    sql_columns(q, s);
+  sb_puts(q, " FROM ");
+  sb_ident(q, s->table);
+  sb_puts(q, " WHERE ");
+}
+
+static void sql_returning(sb *q, const kdao_schema *s) {
+  sb_puts(q, " RETURNING ");
+  sql_columns(q, s);
+}
+
+static void build_insert(sb *q, const kdao_schema *s) {
+  sb_puts(q, "INSERT INTO ");
+  sb_ident(q, s->table);
+  sb_puts(q, " (");
+  sql_columns(q, s);
+  sb_puts(q, ") VALUES (");
+  for (size_t i = 0; i < s->nfields; i++)
+    sb_printf(q, "%s?%zu", i ? ", " : "", i + 1);
+  sb_puts(q, ")");
+  sql_returning(q, s);
+}
+
+static void build_read(sb *q, const kdao_schema *s, const char *qt, sq_op op, uint64_t mask) {
+  sql_select_head(q, s, op == SQ_COUNT);
+  int param = P_FIRST;
+  if (op == SQ_FIND)
+    param = sql_pk_equal(q, s, param);
+  else
+    param = sql_filter(q, s, mask, param);
+  if (op == SQ_PAGE_NEXT) {
+    sb_puts(q, "(");
+    for (size_t i = 0; i < s->npk; i++) {
+      if (i)
+        sb_puts(q, ", ");
+      sb_ident(q, fld(s, s->pk[i])->name);
+    }
+    sb_puts(q, ") > (");
+    for (size_t i = 0; i < s->npk; i++)
+      sb_printf(q, "%s?%d", i ? ", " : "", param++);
+    sb_puts(q, ") AND ");
+  }
+  sql_alive_on(q, s, qt);
+  if (op == SQ_FIND_ALL || op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
+    sql_order(q, s);
+  if (op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
+    sb_printf(q, " LIMIT ?%d", param);
+}
+
+static void build_update(sb *q, const kdao_schema *s, const char *qt, uint64_t set,
+                         uint64_t nulls) {
+  sb_puts(q, "UPDATE ");
+  sb_ident(q, s->table);
+  sb_puts(q, " SET ");
+  int param = P_FIRST;
+  bool any = false;
+  for (size_t i = 0; i < s->nfields; i++) {
+    if (!((set | nulls) >> i & 1))
+      continue;
+    if (any)
+      sb_puts(q, ", ");
+    any = true;
+    sb_ident(q, fld(s, i)->name);
+    if (set >> i & 1)
+      sb_printf(q, " = ?%d", param++);
+    else
+      sb_puts(q, " = NULL");
+  }
+  if (!any) { /* nothing to change: a no-op SET still returns the (unexpired) row */
+    sb_ident(q, fld(s, s->pk[0])->name);
+    sb_puts(q, " = ");
+    sb_ident(q, fld(s, s->pk[0])->name);
+  }
+  sb_puts(q, " WHERE ");
+  sql_pk_equal(q, s, param);
+  sql_alive_on(q, s, qt);
+  sql_returning(q, s);
+}
+
+static void build_delete(sb *q, const kdao_schema *s, const char *qt) {
+  sb_puts(q, "DELETE FROM ");
+  sb_ident(q, s->table);
+  sb_puts(q, " WHERE ");
+  sql_pk_equal(q, s, P_FIRST);
+  sql_alive_on(q, s, qt);
+  sql_returning(q, s);
+}
+
+static void build_ttl(sb *q, const kdao_schema *s, const char *qt, sq_op op) {
+  switch (op) {
+  case SQ_TTL_SET:
+    sb_puts(q, "INSERT INTO \"" SQ_TTLS "\" (\"primary_key_value\", \"table_name\","
+               " \"expire_at\") VALUES (");
+    sql_key_params(q, s, P_FIRST);
+    sb_puts(q, ", ?1, ?2) ON CONFLICT (\"primary_key_value\", \"table_name\")"
+               " DO UPDATE SET \"expire_at\" = excluded.\"expire_at\"");
+    break;
+  case SQ_TTL_TRIGGER:
+    /* Identifiers only (schema names): a trigger body cannot hold bound parameters. */
+    sb_puts(q, "CREATE TRIGGER IF NOT EXISTS ");
+    sb_ident_suffix(q, s->table, "_kdao_ttl");
+    sb_puts(q, " AFTER DELETE ON ");
+    sb_puts(q, qt);
+    sb_puts(q, " BEGIN DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ");
+    sb_quote(q, '\'', s->table, NULL);
+    sb_puts(q, " AND \"primary_key_value\" = ");
+    sql_key_expr(q, s, "old");
+    sb_puts(q, "; END");
+    break;
+  case SQ_TTL_CLEAR:
+    sb_puts(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1");
+    break;
+  case SQ_PURGE:
+    sb_puts(q, "DELETE FROM ");
+    sb_puts(q, qt);
+    sb_puts(q, " WHERE ");
+    sql_key_expr(q, s, qt);
+    sb_puts(q, " IN (SELECT \"primary_key_value\" FROM \"" SQ_TTLS "\""
+               " WHERE \"table_name\" = ?1 AND \"expire_at\" <= ?2)");
+    break;
+  default:
+    break;
+  }
+}
+
+static char *build_sql(const sq_key *k) {
+  if (k->op == SQ_TX)
+    return kdao__strdup(tx_sql[k->a]);
+  const kdao_schema *s = k->s;
+  char *qt = quoted(s->table);
+  if (!qt)
+    return NULL;
+  sb q = {0};
+  switch ((sq_op)k->op) {
+  case SQ_INSERT:
+    build_insert(&q, s);
+    break;
+  case SQ_FIND:
+  case SQ_FIND_ALL:
+  case SQ_PAGE_FIRST:
+  case SQ_PAGE_NEXT:
+  case SQ_COUNT:
+    build_read(&q, s, qt, (sq_op)k->op, k->a);
+    break;
+  case SQ_UPDATE:
+    build_update(&q, s, qt, k->a, k->b);
+    break;
+  case SQ_DELETE:
+    build_delete(&q, s, qt);
+    break;
+  case SQ_TRUNCATE:
+    sb_puts(&q, "DELETE FROM ");
+    sb_puts(&q, qt);
+    break;
+  case SQ_TTL_SET:
+  case SQ_TTL_TRIGGER:
+  case SQ_TTL_CLEAR:
+  case SQ_PURGE:
+    build_ttl(&q, s, qt, (sq_op)k->op);
+    break;
+  case SQ_PARENT_EXISTS:
+    sb_puts(&q, "SELECT 1 FROM ");
+    sb_puts(&q, qt);
+    sb_puts(&q, " WHERE ");
+    sb_ident(&q, fld(s, (size_t)k->a)->name);
+    sb_puts(&q, " = ?1 LIMIT 1");
+    break;
+  case SQ_TX:
+    break;
+  }
+  free(qt);
+  return sb_take(&q);
+}
+
+/*
+ * The prepared statement of a shape, built and prepared on first use. The statement stays
+ * owned by the cache; callers reset it when done (sq_done).
+ */
+static int sq_stmt(sq_backend *b, const kdao_schema *s, sq_op op, uint64_t a, uint64_t bits,
+                   sqlite3_stmt **out, kdao_error **err) {
+  sq_key k = {s, op, a, bits};
+  sq_slot *slot = cache_find(b, &k);
+  if (slot && slot->stmt) {
+    *out = slot->stmt;
+    return KDAO_OK;
+  }
+  if ((b->used + 1) * 4 > b->nslots * 3) {
+    if (!cache_grow(b))
+      return sq_nomem(err);
+    slot = cache_find(b, &k);
+  }
+  char *sql = build_sql(&k);
+  if (!sql)
+    return sq_nomem(err);
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  free(sql);
+  if (rc != SQLITE_OK)
+    return sq_fail(b, err);
+  slot->key = k;
+  slot->stmt = st;
+  b->used++;
+  *out = st;
+  return KDAO_OK;
+}
+
+static void sq_done(sqlite3_stmt *st) {
+  if (st)
+    sqlite3_reset(st);
+}
+
+/* ---- binding values and reading rows ---- */
+
+static int bind_text_lower(sqlite3_stmt *st, int i, const char *v) {
+  char buf[40];
+  size_t n = strlen(v);
+  if (n >= sizeof buf)
+    return sqlite3_bind_text(st, i, v, (int)n, SQLITE_TRANSIENT);
+  for (size_t j = 0; j <= n; j++)
+    buf[j] = (char)(v[j] >= 'A' && v[j] <= 'Z' ? v[j] + 32 : v[j]);
+  return sqlite3_bind_text(st, i, buf, (int)n, SQLITE_TRANSIENT);
+}
+
+/*
+ * Binds one JSON value as its storage class. Strings of id fields are stored lower-case
+ * (one spelling per uuid); booleans as 0/1; arrays and tables as compact JSON with sorted
+ * keys, so equal values have equal text and compare equal in filters.
+ */
+static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    if (f && f->type == KDAO_TYPE_ID)
+      return bind_text_lower(st, i, json_string_value(v));
+    return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
+                             SQLITE_STATIC);
+  case JSON_INTEGER:
+    return sqlite3_bind_int64(st, i, json_integer_value(v));
+  case JSON_REAL:
+    if (f && f->type == KDAO_TYPE_TIMESTAMP)
+      return sqlite3_bind_int64(st, i, (sqlite3_int64)json_real_value(v));
+    return sqlite3_bind_double(st, i, json_real_value(v));
+  case JSON_TRUE:
+    return sqlite3_bind_int(st, i, 1);
+  case JSON_FALSE:
+    return sqlite3_bind_int(st, i, 0);
+  case JSON_NULL:
+    return sqlite3_bind_null(st, i);
+  case JSON_ARRAY:
+  case JSON_OBJECT: {
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+      return SQLITE_NOMEM;
+    int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+    free(text);
+    return rc;
+  }
+  }
+  return SQLITE_MISUSE;
+}
+
+static int bind_opt(sqlite3_stmt *st, int i, const kdao__field *f, const json_t *v) {
+  return v ? bind_value(st, i, f, v) : sqlite3_bind_null(st, i);
+}
+
+static int bind_alive(sqlite3_stmt *st, const kdao_schema *s, long long now) {
+  int rc = sqlite3_bind_text(st, P_TABLE, s->table, -1, SQLITE_STATIC);
+  return rc ? rc : sqlite3_bind_int64(st, P_NOW, now);
+}
+
+/* Binds the pk fields of `obj` from ?first; a missing one is a misuse. */
+static int bind_pk(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const json_t *obj,
+                   int first, kdao_error **err) {
+  for (size_t i = 0; i < s->npk; i++) {
+    const kdao__field *f = fld(s, s->pk[i]);
+    json_t *v = json_object_get(obj, f->name);
+    if (!v)
+      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
+    if (bind_value(st, first + (int)i, f, v) != SQLITE_OK)
+      return sq_fail(b, err);
+  }
+  return KDAO_OK;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i, const kdao__field *f) {
+  int type = sqlite3_column_type(st, i);
+  switch (f->type) {
+  case KDAO_TYPE_BOOLEAN:
+    return json_boolean(sqlite3_column_int(st, i) != 0);
+  case KDAO_TYPE_TIMESTAMP:
+    return json_integer(sqlite3_column_int64(st, i));
+  case KDAO_TYPE_NUMBER:
+    if (type == SQLITE_INTEGER)
+      return json_integer(sqlite3_column_int64(st, i));
+    return json_real(sqlite3_column_double(st, i));
+  case KDAO_TYPE_ARRAY:
+  case KDAO_TYPE_TABLE: {
+    const char *text = (const char *)sqlite3_column_text(st, i);
+    if (!text)
+      return NULL;
+    json_t *v = json_loadb(text, (size_t)sqlite3_column_bytes(st, i), JSON_DECODE_ANY, NULL);
+    if (v)
+      return v;
+    break; /* not JSON (written by hand): hand back the text */
+  }
+  default:
+    break;
+  }
+  const char *text = (const char *)sqlite3_column_text(st, i);
+  return text ? json_stringn(text, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* The current result row as an entity: column i is field i; NULL columns are absent. */
+static int read_row(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_t **out,
+                    kdao_error **err) {
+  json_t *row = json_object();
+  if (!row)
+    return sq_nomem(err);
+  for (size_t i = 0; i < s->nfields; i++) {
+    if (sqlite3_column_type(st, (int)i) == SQLITE_NULL)
+      continue;
+    json_t *v = column_json(st, (int)i, fld(s, i));
+    if (!v) {
+      json_decref(row);
+      if (sqlite3_errcode(b->db) == SQLITE_NOMEM)
+        return sq_nomem(err);
+      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_DB, "column %s of %s is not valid UTF-8",
+                                             fld(s, i)->name, s->table));
+    }
+    if (json_object_set_new_nocheck(row, fld(s, i)->name, v) != 0) {
+      json_decref(row);
+      return sq_nomem(err);
+    }
+  }
+  *out = row;
+  return KDAO_OK;
+}
+
+/* Steps a statement returning at most one row: *out = the row or NULL. */
+static int step_one(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_t **out,
+                    kdao_error **err) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    *out = NULL;
+    return KDAO_OK;
+  }
+  if (rc != SQLITE_ROW)
+    return -rc; /* the caller classifies (constraint failures) before the reset */
+  return read_row(b, st, s, out, err);
+}
+
+/* Appends up to `limit` rows (0: all) to `rows`; *more = a row beyond the limit exists. */
+static int step_rows(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, size_t limit,
+                     json_t *rows, bool *more, kdao_error **err) {
+  size_t n = 0;
+  for (;;) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+      return KDAO_OK;
+    if (rc != SQLITE_ROW)
+      return sq_fail(b, err);
+    if (limit && n == limit) {
+      *more = true;
+      return KDAO_OK;
+    }
+    json_t *row = NULL;
+    int kind = read_row(b, st, s, &row, err);
+    if (kind)
+      return kind;
+    if (json_array_append_new(rows, row) != 0)
+      return sq_nomem(err);
+    n++;
+  }
+}
+
+/* ---- filters ---- */
+
+static int filter_mask(const kdao_schema *s, const json_t *filter, uint64_t *mask,
+                       kdao_error **err) {
+  *mask = 0;
+  if (!filter)
+    return KDAO_OK;
+  const char *name;
+  json_t *v;
+  json_object_foreach((json_t *)filter, name, v) {
+    int i = kdao__schema_field_index(s, name);
+    if (i < 0) {
+      json_t *fields = json_pack("{s:s}", name, "unknown field");
+      return kdao__fail(err, fields ? kdao__error_schema_new(fields) : NULL);
+    }
+    *mask |= 1ull << i;
+  }
+  return KDAO_OK;
+}
+
+static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, uint64_t mask,
+                       const json_t *filter, int *param, kdao_error **err) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    if (!(mask >> i & 1))
+      continue;
+    const kdao__field *f = fld(s, i);
+    if (bind_value(st, (*param)++, f, json_object_get(filter, f->name)) != SQLITE_OK)
+      return sq_fail(b, err);
+  }
+  return KDAO_OK;
+}
+
+/* ---- transactions: BEGIN IMMEDIATE outside, SAVEPOINTs inside ---- */
+
+static int tx_exec(sq_backend *b, sq_tx_stmt which, kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, NULL, SQ_TX, which, 0, &st, err);
+  if (kind)
+    return kind;
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sq_done(st);
+  return kind;
+}
+
+static int tx_begin(sq_backend *b, kdao_error **err) {
+  int kind = tx_exec(b, b->depth ? TX_SAVEPOINT : TX_BEGIN, err);
+  if (!kind)
+    b->depth++;
+  return kind;
+}
+
+static int tx_commit(sq_backend *b, kdao_error **err) {
+  if (b->depth == 0)
+    return KDAO_OK;
+  int kind = tx_exec(b, b->depth > 1 ? TX_RELEASE : TX_COMMIT, err);
+  if (kind && b->depth == 1) { /* a failed COMMIT leaves the transaction open: end it */
+    tx_exec(b, TX_ROLLBACK, NULL);
+  }
+  b->depth--;
+  return kind;
+}
+
+static void tx_rollback(sq_backend *b) {
+  if (b->depth == 0)
+    return;
+  if (b->depth > 1) {
+    tx_exec(b, TX_ROLLBACK_TO, NULL);
+    tx_exec(b, TX_RELEASE, NULL);
+  } else if (!sqlite3_get_autocommit(b->db)) { /* SQLite may have rolled back already */
+    tx_exec(b, TX_ROLLBACK, NULL);
+  }
+  b->depth--;
+}
+
+/* ---- expiry ---- */
+
+static int ttl_set(sq_backend *b, const kdao_schema *s, const json_t *row, int ttl,
+                   kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, s, SQ_TTL_TRIGGER, 0, 0, &st, err);
+  if (kind)
+    return kind;
+  int rc = sqlite3_step(st);
+  sq_done(st);
+  if (rc != SQLITE_DONE)
+    return sq_fail(b, err);
+  if ((kind = sq_stmt(b, s, SQ_TTL_SET, 0, 0, &st, err)))
+    return kind;
+  long long expire = kdao__now_ms() + (long long)ttl * 1000;
+  if (bind_alive(st, s, expire) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  else if (!(kind = bind_pk(b, st, s, row, P_FIRST, err)) && sqlite3_step(st) != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sq_done(st);
+  return kind;
+}
+
+static const kdao_schema *schema_of_table(sq_backend *b, const char *table) {
+  const kdao_factory *f = b->base.factory;
+  for (size_t i = 0; f && i < f->ndaos; i++)
+    if (strcmp(f->daos[i]->schema->table, table) == 0)
+      return f->daos[i]->schema;
+  return NULL;
+}
+
+/* Deletes the expired rows of one table, then its ttls entries whose row is gone. */
+static int purge_table(sq_backend *b, const kdao_schema *s, long long now, long long *purged,
+                       kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, s, SQ_PURGE, 0, 0, &st, err);
+  if (kind)
+    return kind;
+  if (bind_alive(st, s, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  else
+    *purged += sqlite3_changes(b->db);
+  sq_done(st);
+  return kind;
+}
+
+static bool table_exists(sq_backend *b, const char *table) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db,
+                         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
+                         &st, NULL) != SQLITE_OK)
+    return false;
+  sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Runs `sql` with ?1 = `now`, appending the text of its first column to `names`. */
+static int query_names(sq_backend *b, const char *sql, long long now, json_t *names,
+                       kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return sq_fail(b, err);
+  sqlite3_bind_int64(st, 1, now);
+  int kind = KDAO_OK, rc;
+  while (!kind && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (json_array_append_new(names, json_string((const char *)sqlite3_column_text(st, 0))))
+      kind = sq_nomem(err);
+  if (!kind && rc != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sqlite3_finalize(st);
+  return kind;
+}
+
+static int purge_all(sq_backend *b, const json_t *tables, long long now, long long *purged,
+                     kdao_error **err) {
+  size_t i;
+  json_t *name;
+  json_array_foreach(tables, i, name) {
+    const kdao_schema *s = schema_of_table(b, json_string_value(name));
+    int kind = s ? purge_table(b, s, now, purged, err) : KDAO_OK;
+    if (kind)
+      return kind;
+  }
+  /* Entries whose row is already gone, or of tables no schema names: nothing to hide. */
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db, "DELETE FROM \"" SQ_TTLS "\" WHERE \"expire_at\" <= ?1", -1,
+                         &st, NULL) != SQLITE_OK)
+    return sq_fail(b, err);
+  sqlite3_bind_int64(st, 1, now);
+  int kind = sqlite3_step(st) == SQLITE_DONE ? KDAO_OK : sq_fail(b, err);
+  sqlite3_finalize(st);
+  return kind;
+}
+
+/*
+ * Deletes expired rows table by table (no events, like Kong's purge; cascades apply). The
+ * table names are read first: the deletes change ttls, which a live SELECT must not see.
+ */
+static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
+  *purged = 0;
+  long long now = kdao__now_ms();
+  b->last_purge_ms = now;
+  if (!table_exists(b, SQ_TTLS))
+    return KDAO_OK; /* not migrated yet: nothing can have expired */
+  json_t *tables = json_array();
+  if (!tables)
+    return sq_nomem(err);
+  int kind = query_names(b,
+                         "SELECT DISTINCT \"table_name\" FROM \"" SQ_TTLS
+                         "\" WHERE \"expire_at\" <= ?1",
+                         now, tables, err);
+  if (!kind && json_array_size(tables) > 0 && !(kind = tx_begin(b, err))) {
+    kind = purge_all(b, tables, now, purged, err);
+    kind = kind ? kind : tx_commit(b, err);
+    if (kind)
+      tx_rollback(b);
+  }
+  json_decref(tables);
+  return kind;
+}
+
+/* Before writes, outside explicit transactions: purge at most once per interval. */
+static void maybe_purge(sq_backend *b) {
+  if (b->depth || kdao__now_ms() - b->last_purge_ms < SQ_PURGE_INTERVAL_MS)
+    return;
+  long long purged;
+  kdao_error *ignored = NULL;
+  sq_purge(b, &purged, &ignored); /* best effort: the write reports its own errors */
+  kdao_error_free(ignored);
+}
+
+/* ---- constraint failures → Kong's unique / foreign errors ---- */
+
+static json_t *value_of(const char *field, const json_t *row, const json_t *alt) {
+  json_t *v = json_object_get(row, field);
+  return v ? v : json_object_get(alt, field);
+}
+
+/* Columns named by an index (expression parts have no name): "a, b". */
+static char *index_columns(sq_backend *b, const char *index) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db, "SELECT name FROM pragma_index_info(?1) WHERE name NOT NULL",
+                         -1, &st, NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+  sb cols = {0};
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (cols.len)
+      sb_puts(&cols, ", ");
+    sb_puts(&cols, (const char *)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  return sb_take(&cols);
+}
+
+/*
+ * "UNIQUE constraint failed: t.a, t.b" → "a, b"; "... index 'x'" → the named columns of
+ * index x. Kong keys a composite violation "a, b" with the value "va, vb".
+ */
+static char *unique_columns(sq_backend *b, const char *message) {
+  const char *p = strstr(message, "constraint failed: ");
+  if (!p)
+    return NULL;
+  p += strlen("constraint failed: ");
+  if (strncmp(p, "index '", 7) == 0) {
+    char *index = kdao__strdup(p + 7);
+    if (!index)
+      return NULL;
+    char *end = strchr(index, '\'');
+    if (end)
+      *end = '\0';
+    char *cols = index_columns(b, index);
+    free(index);
+    return cols;
+  }
+  sb cols = {0};
+  while (*p) {
+    const char *dot = strchr(p, '.');
+    if (!dot)
+      break;
+    const char *end = strstr(dot, ", ");
+    size_t n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
+    if (cols.len)
+      sb_puts(&cols, ", ");
+    sb_add(&cols, dot + 1, n);
+    if (!end)
+      break;
+    p = end + 2;
+  }
+  return sb_take(&cols);
+}
+
+static json_t *unique_fields(const char *cols, const json_t *row, const json_t *alt) {
+  if (!strstr(cols, ", ")) {
+    json_t *v = value_of(cols, row, alt);
+    return json_pack("{s:O}", cols, v ? v : json_null());
+  }
+  sb joined = {0};
+  char *names = kdao__strdup(cols);
+  if (!names)
+    return NULL;
+  char *save = NULL;
+  for (char *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+    json_t *v = value_of(name, row, alt);
+    char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (joined.len)
+      sb_puts(&joined, ", ");
+    sb_puts(&joined, json_is_string(v) ? json_string_value(v) : text ? text : "nil");
+    free(text);
+  }
+  free(names);
+  char *value = sb_take(&joined);
+  json_t *fields = value ? json_pack("{s:s}", cols, value) : NULL;
+  free(value);
+  return fields;
+}
+
+/* True when the parent row a foreign field points at exists. */
+static bool parent_exists(sq_backend *b, const kdao__field *f, const json_t *v) {
+  const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
+  int pf = ps ? kdao__schema_field_index(ps, f->foreign_field) : -1;
+  if (pf < 0)
+    return true; /* unknown parent: cannot be the culprit we can name */
+  sqlite3_stmt *st = NULL;
+  if (sq_stmt(b, ps, SQ_PARENT_EXISTS, (uint64_t)pf, 0, &st, NULL) != KDAO_OK)
+    return true;
+  bool found = bind_value(st, 1, fld(ps, (size_t)pf), v) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW;
+  sq_done(st);
+  return found;
+}
+
+/* SQLite does not say which foreign key failed: probe each parent, only on failure. */
+static json_t *foreign_fields(sq_backend *b, const kdao_schema *s, const json_t *row,
+                              const json_t *alt) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = fld(s, i);
+    if (!f->foreign_entity)
+      continue;
+    json_t *v = value_of(f->name, row, alt);
+    if (!v || json_is_null(v) || parent_exists(b, f, v))
+      continue;
+    return json_pack("{s:O}", f->name, v);
+  }
+  return NULL;
+}
+
+/*
+ * A write failed with `rc` (the statement not yet reset, so the message is still there).
+ * `row` holds the values written, `alt` further values (the pk of an update).
+ */
+static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row,
+                       const json_t *alt, kdao_error **err) {
+  int code = sqlite3_extended_errcode(b->db);
+  char *message = kdao__strdup(sqlite3_errmsg(b->db));
+  if (!message)
+    return sq_nomem(err);
+  json_t *fields = NULL;
+  int kind = KDAO_ERR_DB;
+  if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    char *cols = unique_columns(b, message);
+    fields = cols ? unique_fields(cols, row, alt) : NULL;
+    free(cols);
+    kind = KDAO_ERR_UNIQUE;
+  } else if (code == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    fields = foreign_fields(b, s, row, alt);
+    kind = KDAO_ERR_FOREIGN;
+  }
+  int result;
+  if (fields) {
+    kdao_error *e = kdao_error_new_fields(kind, fields);
+    if (e) {
+      char num[16];
+      snprintf(num, sizeof num, "%d", code);
+      kdao__error_set_code(e, num);
+    }
+    result = kdao__fail(err, e);
+  } else {
+    result = sq_db_error(b, message, code, err);
+  }
+  json_decref(fields);
+  free(message);
+  return result;
+}
+
+static bool is_unique_failure(sq_backend *b) {
+  int code = sqlite3_extended_errcode(b->db);
+  return code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+/* An expired row still holds its unique values until purged: purge, say if it helped. */
+static bool purge_helped(sq_backend *b) {
+  long long purged = 0;
+  kdao_error *ignored = NULL;
+  sq_purge(b, &purged, &ignored);
+  kdao_error_free(ignored);
+  return purged > 0;
+}
+
+/* ---- the operations ---- */
+
+static int check_schema(const kdao_schema *s, kdao_error **err) {
+  if (s->nfields > SQ_MAX_FIELDS || s->npk == 0 || !s->table)
+    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
+                                           "sqlite backend: entity %s needs a primary key "
+                                           "and at most %d fields",
+                                           s->name ? s->name : "?", SQ_MAX_FIELDS));
+  return KDAO_OK;
+}
+
+static int insert_once(sq_backend *b, const kdao_schema *s, const json_t *row, json_t **out,
+                       bool *retry, kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, s, SQ_INSERT, 0, 0, &st, err);
+  if (kind)
+    return kind;
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = fld(s, i);
+    if (bind_opt(st, (int)i + 1, f, json_object_get(row, f->name)) != SQLITE_OK) {
+      kind = sq_fail(b, err);
+      goto cleanup;
+    }
+  }
+  kind = step_one(b, st, s, out, err);
+  if (kind < 0) {
+    if (retry && is_unique_failure(b)) {
+      sq_done(st);
+      st = NULL;
+      if (purge_helped(b)) {
+        *retry = true;
+        return KDAO_OK;
+      }
+      /* the purge overwrote the message: re-run the insert to classify its failure */
+      return insert_once(b, s, row, out, NULL, err);
+    }
+    kind = write_error(b, s, row, NULL, err);
+  }
+cleanup:
+  sq_done(st);
+  return kind;
+}
+
+static int sq_insert_row(sq_backend *b, const kdao_schema *s, const json_t *row, json_t **out,
+                         kdao_error **err) {
+  bool retry = false;
+  int kind = insert_once(b, s, row, out, &retry, err);
+  if (!kind && retry)
+    kind = insert_once(b, s, row, out, NULL, err);
+  return kind;
+}
+
+static int sq_insert(kdao__backend *base, const kdao_schema *s, const json_t *row, int ttl,
+                     json_t **out, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  int kind = check_schema(s, err);
+  if (kind)
+    return kind;
+  maybe_purge(b);
+  if (ttl <= 0)
+    return sq_insert_row(b, s, row, out, err);
+  if ((kind = tx_begin(b, err)))
+    return kind;
+  if (!(kind = sq_insert_row(b, s, row, out, err)) && !(kind = ttl_set(b, s, *out, ttl, err)))
+    kind = tx_commit(b, err);
+  if (kind) {
+    tx_rollback(b);
+    json_decref(*out);
+    *out = NULL;
+  }
+  return kind;
+}
+
+static int sq_insert_many(kdao__backend *base, const kdao_schema *s, const json_t *rows,
+                          json_t **out, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  int kind = check_schema(s, err);
+  if (kind)
+    return kind;
+  json_t *stored = json_array();
+  if (!stored)
+    return sq_nomem(err);
+  maybe_purge(b);
+  if ((kind = tx_begin(b, err)))
+    goto cleanup;
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    json_t *one = NULL;
+    if ((kind = sq_insert_row(b, s, row, &one, err)))
+      break;
+    if (json_array_append_new(stored, one) != 0) {
+      kind = sq_nomem(err);
+      break;
+    }
+  }
+  kind = kind ? kind : tx_commit(b, err);
+  if (kind)
+    tx_rollback(b);
+cleanup:
+  if (kind)
+    json_decref(stored);
+  else
+    *out = stored;
+  return kind;
+}
+
+static int sq_find(kdao__backend *base, const kdao_schema *s, const json_t *pk, json_t **out,
+                   kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  sqlite3_stmt *st = NULL;
+  int kind = check_schema(s, err);
+  if (kind || (kind = sq_stmt(b, s, SQ_FIND, 0, 0, &st, err)))
+    return kind;
+  if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
+           (kind = step_one(b, st, s, out, err)) < 0)
+    kind = sq_fail(b, err);
+  sq_done(st);
+  return kind;
+}
+
+/* Prepares a filtered read: binds ?1 ?2 and the filter; *param = the next parameter. */
+static int read_prepare(sq_backend *b, const kdao_schema *s, sq_op op, const json_t *filter,
+                        sqlite3_stmt **st, int *param, kdao_error **err) {
+  uint64_t mask;
+  int kind = check_schema(s, err);
+  if (kind || (kind = filter_mask(s, filter, &mask, err)) ||
+      (kind = sq_stmt(b, s, op, mask, 0, st, err)))
+    return kind;
+  *param = P_FIRST;
+  if (bind_alive(*st, s, kdao__now_ms()) != SQLITE_OK)
+    return sq_fail(b, err);
+  return bind_filter(b, *st, s, mask, filter, param, err);
+}
+
+static int sq_find_all(kdao__backend *base, const kdao_schema *s, const json_t *filter,
+                       json_t **out, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  sqlite3_stmt *st = NULL;
+  int param;
+  int kind = read_prepare(b, s, SQ_FIND_ALL, filter, &st, &param, err);
+  json_t *rows = kind ? NULL : json_array();
+  if (!kind && !rows)
+    kind = sq_nomem(err);
+  bool more = false;
+  if (!kind)
+    kind = step_rows(b, st, s, 0, rows, &more, err);
+  sq_done(st);
+  if (kind)
+    json_decref(rows);
+  else
+    *out = rows;
+  return kind;
+}
+
+static int invalid_offset(kdao_error **err) {
+  json_t *fields = json_pack("{s:s}", "offset", "invalid offset");
+  return kdao__fail(err, fields ? kdao__error_schema_new(fields) : NULL);
+}
+
+static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s,
+                       const char *offset, int *param, kdao_error **err) {
+  json_t *keys = kdao__keyset_decode(offset, s->npk);
+  if (!keys)
+    return invalid_offset(err);
+  int kind = KDAO_OK;
+  for (size_t i = 0; i < s->npk && !kind; i++)
+    if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(keys, i)) != SQLITE_OK)
+      kind = sq_fail(b, err);
+  json_decref(keys);
+  return kind;
+}
+
+/*
+ * One page by keyset: rows after the last key of the previous page, in key order, LIMIT
+ * size+1 so the extra row says whether a next page exists without a COUNT.
+ */
+static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t *filter,
+                        const char *offset, size_t size, json_t **out, char **next,
+                        kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  *next = NULL;
+  if (size == 0)
+    size = 100;
+  sqlite3_stmt *st = NULL;
+  int param;
+  json_t *rows = NULL;
+  int kind = read_prepare(b, s, offset ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param,
+                          err);
+  if (!kind && offset)
+    kind = bind_keyset(b, st, s, offset, &param, err);
+  if (!kind && sqlite3_bind_int64(st, param, (sqlite3_int64)size + 1) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  if (!kind && !(rows = json_array()))
+    kind = sq_nomem(err);
+  bool more = false;
+  if (!kind)
+    kind = step_rows(b, st, s, size, rows, &more, err);
+  sq_done(st);
+  if (!kind && more && !(*next = kdao__keyset_encode(s, json_array_get(rows, size - 1))))
+    kind = sq_nomem(err);
+  if (kind)
+    json_decref(rows);
+  else
+    *out = rows;
+  return kind;
+}
+
+static int sq_count(kdao__backend *base, const kdao_schema *s, const json_t *filter,
+                    long long *out, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = 0;
+  sqlite3_stmt *st = NULL;
+  int param;
+  int kind = read_prepare(b, s, SQ_COUNT, filter, &st, &param, err);
+  if (!kind) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      *out = sqlite3_column_int64(st, 0);
+    else
+      kind = sq_fail(b, err);
+  }
+  sq_done(st);
+  return kind;
+}
+
+/* SET fields (values minus the key: the row is addressed by it) and NULL fields. */
+static int update_masks(const kdao_schema *s, const json_t *values, const json_t *nulls,
+                        uint64_t *set, uint64_t *null_mask, kdao_error **err) {
+  int kind = filter_mask(s, values, set, err);
+  if (kind)
+    return kind;
+  for (size_t i = 0; i < s->npk; i++)
+    *set &= ~(1ull << s->pk[i]);
+  *null_mask = 0;
+  size_t i;
+  json_t *name;
+  json_array_foreach(nulls, i, name) {
+    int f = json_is_string(name) ? kdao__schema_field_index(s, json_string_value(name)) : -1;
+    if (f < 0)
+      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "update: nulls[%zu] names no "
+                                             "field of %s", i, s->name ? s->name : s->table));
+    *null_mask |= 1ull << f;
+  }
+  *null_mask &= ~*set;
+  for (size_t k = 0; k < s->npk; k++)
+    *null_mask &= ~(1ull << s->pk[k]);
+  return KDAO_OK;
+}
+
+static int update_once(sq_backend *b, const kdao_schema *s, const json_t *pk,
+                       const json_t *values, uint64_t set, uint64_t nulls, json_t **out,
+                       bool *retry, kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, s, SQ_UPDATE, set, nulls, &st, err);
+  if (kind)
+    return kind;
+  int param = P_FIRST;
+  if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK) {
+    kind = sq_fail(b, err);
+    goto cleanup;
+  }
+  if ((kind = bind_filter(b, st, s, set, values, &param, err)) ||
+      (kind = bind_pk(b, st, s, pk, param, err)))
+    goto cleanup;
+  kind = step_one(b, st, s, out, err);
+  if (kind < 0) {
+    if (retry && is_unique_failure(b)) {
+      sq_done(st);
+      if (purge_helped(b)) {
+        *retry = true;
+        return KDAO_OK;
+      }
+      return update_once(b, s, pk, values, set, nulls, out, NULL, err);
+    }
+    kind = write_error(b, s, values, pk, err);
+  }
+cleanup:
+  sq_done(st);
+  return kind;
+}
+
+static int update_row(sq_backend *b, const kdao_schema *s, const json_t *pk,
+                      const json_t *values, uint64_t set, uint64_t nulls, json_t **out,
+                      kdao_error **err) {
+  bool retry = false;
+  int kind = update_once(b, s, pk, values, set, nulls, out, &retry, err);
+  if (!kind && retry)
+    kind = update_once(b, s, pk, values, set, nulls, out, NULL, err);
+  return kind;
+}
+
+static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk,
+                     const json_t *values, const json_t *nulls, int ttl, json_t **out,
+                     kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  uint64_t set, null_mask;
+  int kind = check_schema(s, err);
+  if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err)))
+    return kind;
+  maybe_purge(b);
+  if (ttl <= 0)
+    return update_row(b, s, pk, values, set, null_mask, out, err);
+  if ((kind = tx_begin(b, err)))
+    return kind;
+  kind = update_row(b, s, pk, values, set, null_mask, out, err);
+  if (!kind && *out)
+    kind = ttl_set(b, s, *out, ttl, err);
+  kind = kind ? kind : tx_commit(b, err);
+  if (kind) {
+    tx_rollback(b);
+    json_decref(*out);
+    *out = NULL;
+  }
+  return kind;
+}
+
+static int sq_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk, json_t **out,
+                     kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  sqlite3_stmt *st = NULL;
+  int kind = check_schema(s, err);
+  if (kind)
+    return kind;
+  maybe_purge(b);
+  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err)))
+    return kind;
+  if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
+           (kind = step_one(b, st, s, out, err)) < 0)
+    kind = write_error(b, s, pk, NULL, err);
+  sq_done(st);
+  return kind;
+}
+
+static int run_simple(sq_backend *b, const kdao_schema *s, sq_op op, kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  int kind = sq_stmt(b, s, op, 0, 0, &st, err);
+  if (kind)
+    return kind;
+  if (sqlite3_bind_parameter_count(st) >= P_TABLE &&
+      sqlite3_bind_text(st, P_TABLE, s->table, -1, SQLITE_STATIC) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  else if (sqlite3_step(st) != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sq_done(st);
+  return kind;
+}
+
+/* Kong's PostgreSQL truncate cascades; here the foreign keys do. */
+static int sq_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  int kind = check_schema(s, err);
+  if (kind || (kind = tx_begin(b, err)))
+    return kind;
+  if (!(kind = run_simple(b, s, SQ_TRUNCATE, err)) &&
+      !(kind = run_simple(b, s, SQ_TTL_CLEAR, err)))
+    kind = tx_commit(b, err);
+  if (kind)
+    tx_rollback(b);
+  return kind;
+}
+
+static int sq_begin(kdao__backend *base, kdao_error **err) {
+  return tx_begin((sq_backend *)base, err);
+}
+
+static int sq_commit(kdao__backend *base, kdao_error **err) {
+  return tx_commit((sq_backend *)base, err);
+}
+
+static int sq_rollback(kdao__backend *base) {
+  tx_rollback((sq_backend *)base);
+  return KDAO_OK;
+}
+
+/* ---- migrations ---- */
+
+#define SQ_MIGRATIONS_DDL                                                                    \
+  "CREATE TABLE IF NOT EXISTS \"schema_migrations\" (\"id\" TEXT PRIMARY KEY,"              \
+  " \"migrations\" TEXT /* JSON array of names, in the order run */)"
+
+static int sq_migrations_current(kdao__backend *base, json_t **out, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  *out = NULL;
+  json_t *all = json_object();
+  if (!all)
+    return sq_nomem(err);
+  if (!table_exists(b, "schema_migrations")) {
+    *out = all;
+    return KDAO_OK;
+  }
+  sqlite3_stmt *st = NULL;
+  int kind = KDAO_OK, rc;
+  if (sqlite3_prepare_v2(b->db, "SELECT \"id\", \"migrations\" FROM \"schema_migrations\"",
+                         -1, &st, NULL) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  while (!kind && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *text = (const char *)sqlite3_column_text(st, 1);
+    json_t *names = text ? json_loads(text, 0, NULL) : json_array();
+    if (!json_is_array(names)) {
+      json_decref(names);
+      kind = kdao__fail(err, kdao__error_fmt(KDAO_ERR_DB,
+                                             "schema_migrations: migrations of %s is not a "
+                                             "JSON array",
+                                             (const char *)sqlite3_column_text(st, 0)));
+    } else if (json_object_set_new(all, (const char *)sqlite3_column_text(st, 0), names)) {
+      kind = sq_nomem(err);
+    }
+  }
+  if (!kind && rc != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sqlite3_finalize(st);
+  if (kind)
+    json_decref(all);
+  else
+    *out = all;
+  return kind;
+}
+
+static int record_migration(sq_backend *b, const char *identifier, const char *name,
+                            kdao_error **err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db,
+                         "INSERT INTO \"schema_migrations\" (\"id\", \"migrations\")"
+                         " VALUES (?1, json_array(?2)) ON CONFLICT (\"id\") DO UPDATE"
+                         " SET \"migrations\" = json_insert(\"migrations\", '$[#]', ?2)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return sq_fail(b, err);
+  sqlite3_bind_text(st, 1, identifier, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  int kind = sqlite3_step(st) == SQLITE_DONE ? KDAO_OK : sq_fail(b, err);
+  sqlite3_finalize(st);
+  return kind;
+}
+
+static int exec_sql(sq_backend *b, const char *sql, kdao_error **err) {
+  char *message = NULL;
+  int rc = sqlite3_exec(b->db, sql, NULL, NULL, &message);
+  if (rc == SQLITE_OK)
+    return KDAO_OK;
+  int kind = sq_db_error(b, message, sqlite3_extended_errcode(b->db), err);
+  sqlite3_free(message);
+  return kind;
+}
+
+/* The migration and its record commit together or not at all. */
+static int sq_migration_apply(kdao__backend *base, const char *identifier, const char *name,
+                              const char *up, kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  int kind = tx_begin(b, err);
+  if (kind)
+    return kind;
+  if (!(kind = exec_sql(b, SQ_MIGRATIONS_DDL, err)) && !(kind = exec_sql(b, up, err)) &&
+      !(kind = record_migration(b, identifier, name, err)))
+    kind = tx_commit(b, err);
+  if (kind)
+    tx_rollback(b);
+  return kind;
+}
+
+static const char *column_type(kdao_type t) {
+  switch (t) {
+  case KDAO_TYPE_NUMBER:
+    return "NUMERIC"; /* integers stay integers, reals stay reals */
+  case KDAO_TYPE_BOOLEAN:
+  case KDAO_TYPE_TIMESTAMP:
+    return "INTEGER";
+  default:
+    return "TEXT";
+  }
+}
+
+static void ddl_column(sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
+  const kdao__field *f = fld(s, i);
+  sb_ident(q, f->name);
+  sb_puts(q, " ");
+  sb_puts(q, column_type(f->type));
+  if (s->npk == 1 && s->pk[0] == i)
+    sb_puts(q, " NOT NULL PRIMARY KEY");
+  else if (f->flags & KDAO_FIELD_UNIQUE)
+    sb_puts(q, " UNIQUE");
+  if (f->foreign_entity) {
+    const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
+    sb_puts(q, " REFERENCES ");
+    sb_ident(q, ps ? ps->table : f->foreign_entity);
+    sb_puts(q, " (");
+    sb_ident(q, f->foreign_field);
+    sb_puts(q, ") ON DELETE CASCADE");
+  }
+}
+
+/* CREATE TABLE for any schema, plus an index on each foreign field (cascades, filters). */
+static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
+  sq_backend *b = (sq_backend *)base;
+  if (!s || !s->table || s->npk == 0)
+    return NULL;
+  sb q = {0};
+  sb_puts(&q, "CREATE TABLE IF NOT EXISTS ");
+  sb_ident(&q, s->table);
+  sb_puts(&q, " (");
+  for (size_t i = 0; i < s->nfields; i++) {
+    sb_puts(&q, i ? ", " : "");
+    ddl_column(&q, b, s, i);
+  }
+  if (s->npk > 1) {
+    sb_puts(&q, ", PRIMARY KEY (");
+    for (size_t i = 0; i < s->npk; i++) {
+      sb_puts(&q, i ? ", " : "");
+      sb_ident(&q, fld(s, s->pk[i])->name);
+    }
+    sb_puts(&q, ")");
+  }
+  sb_puts(&q, ")");
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *f = fld(s, i);
+    if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i))
+      continue;
+    char *index = kdao__asprintf("%s_%s_idx", s->table, f->name);
+    if (!index)
+      q.oom = true;
+    sb_puts(&q, "; CREATE INDEX IF NOT EXISTS ");
+    sb_ident(&q, index ? index : "");
+    free(index);
+    sb_puts(&q, " ON ");
+    sb_ident(&q, s->table);
+    sb_puts(&q, " (");
+    sb_ident(&q, f->name);
+    sb_puts(&q, ")");
+  }
+  return sb_take(&q);
+}
+
+static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
+  sb q = {0};
+  sb_puts(&q, "DROP TABLE IF EXISTS ");
+  sb_ident(&q, table);
+  char *sql = sb_take(&q);
+  if (!sql)
+    return sq_nomem(err);
+  int kind = exec_sql(b, sql, err);
+  free(sql);
+  return kind;
+}
+
+/* Foreign keys off while dropping: parents and children go in any order. */
+static int sq_drop_schema(kdao__backend *base, const char *const *tables, size_t n,
+                          kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  cache_clear(b); /* prepared statements would hold the tables (and the trigger memo) */
+  int kind = exec_sql(b, "PRAGMA foreign_keys = OFF", err);
+  if (kind)
+    return kind;
+  if (!(kind = tx_begin(b, err))) {
+    for (size_t i = 0; i < n && !kind; i++)
+      kind = drop_table(b, tables[i], err);
+    if (!kind && !(kind = drop_table(b, SQ_TTLS, err)) &&
+        !(kind = drop_table(b, "schema_migrations", err)))
+      kind = tx_commit(b, err);
+    if (kind)
+      tx_rollback(b);
+  }
+  kdao_error *ignored = NULL;
+  exec_sql(b, "PRAGMA foreign_keys = ON", &ignored);
+  kdao_error_free(ignored);
+  return kind;
+}
+
+static int sq_purge_expired(kdao__backend *base, long long *purged, kdao_error **err) {
+  long long n = 0;
+  int kind = sq_purge((sq_backend *)base, &n, err);
+  if (purged)
+    *purged = kind ? 0 : n;
+  return kind;
+}
+
+/* ---- connection ---- */
+
+static int sq_setup(sq_backend *b, kdao_error **err) {
+  sqlite3_busy_timeout(b->db, SQ_BUSY_TIMEOUT_MS);
+  sqlite3_extended_result_codes(b->db, 1);
+  /* journal_mode answers "memory" for :memory: databases: not an error. */
+  int kind = exec_sql(b, "PRAGMA journal_mode = WAL", err);
+  if (!kind)
+    kind = exec_sql(b, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err);
+  return kind;
+}
+
+static void sq_close(kdao__backend *base) {
+  sq_backend *b = (sq_backend *)base;
+  if (!b)
+    return;
+  cache_clear(b);
+  sqlite3_close_v2(b->db);
+  free(b->path);
+  free(b);
+}
+
+static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
+                   kdao_error **err) {
+  *out = NULL;
+  sq_backend *b = calloc(1, sizeof *b);
+  if (!b)
+    return sq_nomem(err);
+  b->base.ops = &kdao__sqlite_ops;
+  b->base.factory = f;
+  const char *path = cfg ? kdao__config_str(cfg, "sqlite_path") : NULL;
+  b->path = kdao__strdup(path && *path ? path : SQ_DEFAULT_PATH);
+  if (!b->path) {
+    free(b);
+    return sq_nomem(err);
+  }
+  int rc = sqlite3_open_v2(b->path, &b->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                               SQLITE_OPEN_EXRESCODE,
+                           NULL);
+  int kind;
+  if (rc != SQLITE_OK) {
+    kind = b->db ? sq_fail(b, err) : sq_nomem(err);
+  } else {
+    kind = sq_setup(b, err);
+  }
+  if (kind) {
+    sq_close(&b->base);
+    return kind;
+  }
+  *out = &b->base;
+  return KDAO_OK;
+}
+
+static json_t *sq_infos(kdao__backend *base) {
+  sq_backend *b = (sq_backend *)base;
+  return json_pack("{s:s, s:s}", "desc", "file", "name", b->path);
+}
+
+const kdao__backend_ops kdao__sqlite_ops = {
+    .version = KDAO__BACKEND_OPS_VERSION,
+    .name = "sqlite",
+    .id = KDAO_BACKEND_SQLITE,
+    .caps = KDAO__CAP_NATIVE_CASCADE | KDAO__CAP_NATIVE_FOREIGN | KDAO__CAP_TRANSACTIONS,
+    .open = sq_open,
+    .close = sq_close,
+    .infos = sq_infos,
+    .insert = sq_insert,
+    .insert_many = sq_insert_many,
+    .find = sq_find,
+    .find_all = sq_find_all,
+    .find_page = sq_find_page,
+    .count = sq_count,
+    .update = sq_update,
+    .delete = sq_delete,
+    .truncate = sq_truncate,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .migrations_current = sq_migrations_current,
+    .migration_apply = sq_migration_apply,
+    .schema_ddl = sq_schema_ddl,
+    .drop_schema = sq_drop_schema,
+    .purge_expired = sq_purge_expired,
+};
