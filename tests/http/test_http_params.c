@@ -1,0 +1,142 @@
+/*
+ * test_http_params.c — the admin API's parameter helpers (cli/http_params.c), on strings.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http_params.h"
+
+/* Asserts that `value` serialises (sorted keys, compact) to `expected`. */
+static void assert_json(const json_t *value, const char *expected) {
+  assert_non_null(value);
+  char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+  assert_non_null(text);
+  assert_string_equal(text, expected);
+  free(text);
+}
+
+static void decode_percent_and_plus(void **state) {
+  (void)state;
+  char a[] = "a%20b+c%2Fd";
+  assert_true(kdao__http_decode(a, true));
+  assert_string_equal(a, "a b c/d");
+  char b[] = "a+b%2B";
+  assert_true(kdao__http_decode(b, false));
+  assert_string_equal(b, "a+b+");
+}
+
+static void decode_keeps_malformed_escapes(void **state) {
+  (void)state;
+  char s[] = "100%-%4";
+  assert_true(kdao__http_decode(s, true));
+  assert_string_equal(s, "100%-%4");
+  char utf8[] = "caf%C3%A9";
+  assert_true(kdao__http_decode(utf8, false));
+  assert_string_equal(utf8, "caf\xc3\xa9");
+}
+
+static void decode_refuses_nul(void **state) {
+  (void)state;
+  char s[] = "a%00b";
+  assert_false(kdao__http_decode(s, true));
+}
+
+static void urlencoded_flat_fields(void **state) {
+  (void)state;
+  json_t *flat = kdao__http_parse_urlencoded("name=mockbin&hosts=a.com,b.com&empty=&bare");
+  assert_json(flat, "{\"bare\":\"\",\"empty\":\"\",\"hosts\":\"a.com,b.com\",\"name\":\"mockbin\"}");
+  json_decref(flat);
+}
+
+static void urlencoded_repeated_keys_make_arrays(void **state) {
+  (void)state;
+  json_t *flat = kdao__http_parse_urlencoded("m=GET&m=POST&&m=PUT&=ignored");
+  assert_json(flat, "{\"m\":[\"GET\",\"POST\",\"PUT\"]}");
+  json_decref(flat);
+}
+
+static void urlencoded_decodes_keys_and_values(void **state) {
+  (void)state;
+  json_t *flat = kdao__http_parse_urlencoded("config.key%5Fnames=api+key%2Cx");
+  assert_json(flat, "{\"config.key_names\":\"api key,x\"}");
+  json_decref(flat);
+  assert_null(kdao__http_parse_urlencoded("a=%00"));
+  flat = kdao__http_parse_urlencoded(NULL);
+  assert_json(flat, "{}");
+  json_decref(flat);
+}
+
+static void normalize_dotted_keys(void **state) {
+  (void)state;
+  json_t *flat = json_pack("{sssssss{ss}}", "name", "key-auth", "config.key_names", "apikey",
+                           "config.hide_credentials", "true", "nested", "a.b", "c");
+  json_t *out = kdao__http_normalize(flat);
+  assert_json(out, "{\"config\":{\"hide_credentials\":\"true\",\"key_names\":\"apikey\"},"
+                   "\"name\":\"key-auth\",\"nested\":{\"a\":{\"b\":\"c\"}}}");
+  json_decref(out);
+  json_decref(flat);
+}
+
+static void normalize_bracketed_keys_append(void **state) {
+  (void)state;
+  json_t *flat = json_pack("{sssss[ss]}", "hosts[1]", "a.com", "hosts[2]", "b.com",
+                           "config.list[]", "x", "y");
+  json_t *out = kdao__http_normalize(flat);
+  /* Object order decides array order: jansson keeps insertion order. */
+  assert_json(out, "{\"config\":{\"list\":[\"x\",\"y\"]},\"hosts\":[\"a.com\",\"b.com\"]}");
+  json_decref(out);
+  json_decref(flat);
+}
+
+static void normalize_deeper_key_wins_over_scalar(void **state) {
+  (void)state;
+  json_t *flat = json_pack("{ssss}", "config", "x", "config.a", "1");
+  json_t *out = kdao__http_normalize(flat);
+  assert_json(out, "{\"config\":{\"a\":\"1\"}}");
+  json_decref(out);
+  json_decref(flat);
+}
+
+static void listen_addresses(void **state) {
+  (void)state;
+  char *host;
+  unsigned port;
+  assert_int_equal(kdao__http_parse_listen("127.0.0.1:8001", &host, &port), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 8001);
+  free(host);
+  assert_int_equal(kdao__http_parse_listen("[::1]:0", &host, &port), 0);
+  assert_string_equal(host, "::1");
+  assert_int_equal(port, 0);
+  free(host);
+  assert_int_equal(kdao__http_parse_listen("localhost:65535", &host, &port), 0);
+  free(host);
+  const char *bad[] = {"8001", ":8001", "host:", "host:65536", "host:-1", "host:80x",
+                       "::1:80", "[::1:80", "[]:80", NULL};
+  for (size_t i = 0; bad[i]; i++) {
+    assert_int_equal(kdao__http_parse_listen(bad[i], &host, &port), -1);
+    assert_null(host);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(decode_percent_and_plus),
+      cmocka_unit_test(decode_keeps_malformed_escapes),
+      cmocka_unit_test(decode_refuses_nul),
+      cmocka_unit_test(urlencoded_flat_fields),
+      cmocka_unit_test(urlencoded_repeated_keys_make_arrays),
+      cmocka_unit_test(urlencoded_decodes_keys_and_values),
+      cmocka_unit_test(normalize_dotted_keys),
+      cmocka_unit_test(normalize_bracketed_keys_append),
+      cmocka_unit_test(normalize_deeper_key_wins_over_scalar),
+      cmocka_unit_test(listen_addresses),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
