@@ -1286,6 +1286,12 @@ static void pg_close(kdao__backend *base) {
   free(b);
 }
 
+/* A library prints nothing: server notices ("table does not exist, skipping") are dropped. */
+static void pg_notice_ignore(void *ud, const char *message) {
+  (void)ud;
+  (void)message;
+}
+
 static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
                    kdao_error **err) {
   *out = NULL;
@@ -1326,6 +1332,7 @@ static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
     pg_close(&b->base);
     return oom(err);
   }
+  PQsetNoticeProcessor(b->conn, pg_notice_ignore, NULL);
   if (PQstatus(b->conn) != CONNECTION_OK) {
     kdao_error *e = conn_error(b, "could not connect to");
     pg_close(&b->base);
