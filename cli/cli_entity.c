@@ -8,19 +8,25 @@
 
 /*
  * The common start of a data command: options and positional arguments (at least `min` of
- * them; the first names the entity), then a migrated database and the entity's DAO.
- * Returns CLI_OK, CLI_HELP (help printed), or the status to exit with.
+ * them; the first names the entity). Nothing is opened yet, so that a usage error never
+ * touches the database. Returns CLI_OK, CLI_HELP (help printed), or the status to exit with.
  */
 static int cli_begin(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts,
-                     char **pos, int *npos, int min, kdao_dao **dao) {
+                     char **pos, int *npos, int min) {
   int rc = cli_parse(c, cmd, argc, argv, opts, pos, npos);
   if (rc != CLI_OK)
     return rc;
   if (*npos < min)
     return cli_usage_error(cmd, *npos == 0 ? "missing ENTITY" : "missing PK");
-  if ((rc = cli_factory(c, true)) != CLI_OK)
+  return CLI_OK;
+}
+
+/* A migrated database and the DAO of entity `name`. */
+static int cli_open_dao(cli *c, const cli_command *cmd, const char *name, kdao_dao **dao) {
+  int rc = cli_factory(c, true);
+  if (rc != CLI_OK)
     return rc;
-  *dao = cli_dao(c, cmd, pos[0]);
+  *dao = cli_dao(c, cmd, name);
   return *dao != NULL ? CLI_OK : CLI_USAGE;
 }
 
@@ -49,7 +55,7 @@ int cli_cmd_insert(cli *c, const cli_command *cmd, int argc, char **argv) {
   int npos = 0;
   kdao_dao *dao = NULL;
   long long ttl = 0;
-  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
   if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 0, &ttl)) != CLI_OK)
@@ -57,6 +63,10 @@ int cli_cmd_insert(cli *c, const cli_command *cmd, int argc, char **argv) {
   json_t *entity = cli_fields_or_usage(cmd, pos + 1, npos - 1, &rc);
   if (entity == NULL)
     return rc;
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) {
+    json_decref(entity);
+    return rc;
+  }
   json_t *row = NULL;
   kdao_error *err = NULL;
   int st = kdao_dao_insert(dao, entity, (int)ttl, 0, &row, &err);
@@ -68,9 +78,11 @@ int cli_cmd_find(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc + 1];
   int npos = 0;
   kdao_dao *dao = NULL;
-  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 2, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 2);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK)
+    return rc;
   json_t *pk = NULL;
   if ((rc = cli_resolve_pk(cmd, dao, pos + 1, npos - 1, &pk)) != CLI_OK)
     return rc;
@@ -89,7 +101,7 @@ int cli_cmd_list(cli *c, const cli_command *cmd, int argc, char **argv) {
   int npos = 0;
   kdao_dao *dao = NULL;
   long long size = 100;
-  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
   if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 1, &size)) != CLI_OK)
@@ -97,6 +109,10 @@ int cli_cmd_list(cli *c, const cli_command *cmd, int argc, char **argv) {
   json_t *filter = npos > 1 ? cli_fields_or_usage(cmd, pos + 1, npos - 1, &rc) : NULL;
   if (npos > 1 && filter == NULL)
     return rc;
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) {
+    json_decref(filter);
+    return rc;
+  }
   json_t *rows = NULL;
   char *next = NULL;
   kdao_error *err = NULL;
@@ -115,12 +131,16 @@ int cli_cmd_count(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc + 1];
   int npos = 0;
   kdao_dao *dao = NULL;
-  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 1, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 1);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
   json_t *filter = npos > 1 ? cli_fields_or_usage(cmd, pos + 1, npos - 1, &rc) : NULL;
   if (npos > 1 && filter == NULL)
     return rc;
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) {
+    json_decref(filter);
+    return rc;
+  }
   long long count = 0;
   kdao_error *err = NULL;
   int st = kdao_dao_count(dao, filter, &count, &err);
@@ -136,12 +156,14 @@ int cli_cmd_update(cli *c, const cli_command *cmd, int argc, char **argv) {
   int npos = 0;
   kdao_dao *dao = NULL;
   long long ttl = 0;
-  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 2, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 2);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
   if (opts[1].value != NULL && (rc = cli_opt_int(cmd, &opts[1], 0, &ttl)) != CLI_OK)
     return rc;
   bool full = opts[0].value != NULL;
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK)
+    return rc;
   int npk = cli_pk_arg_count(dao, pos + 1, npos - 1);
   int nfields = npos - 1 - npk;
   if (nfields == 0 && !full)
@@ -166,9 +188,11 @@ int cli_cmd_delete(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc + 1];
   int npos = 0;
   kdao_dao *dao = NULL;
-  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 2, &dao);
+  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 2);
   if (rc != CLI_OK)
     return CLI_DONE(rc);
+  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK)
+    return rc;
   json_t *pk = NULL;
   if ((rc = cli_resolve_pk(cmd, dao, pos + 1, npos - 1, &pk)) != CLI_OK)
     return rc;
