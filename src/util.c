@@ -135,7 +135,12 @@ char *kdao__number_text(double d)
     return kdao__strdup(signbit(d) ? "-nan" : "nan");
   if (isinf(d))
     return kdao__strdup(d < 0 ? "-inf" : "inf");
-  return kdao__asprintf("%.14g", d);
+  char *s = kdao__asprintf("%.14g", d);
+  /* A host program's LC_NUMERIC may print a decimal comma; Lua's messages use a point. */
+  for (char *p = s; p && *p; p++)
+    if (*p == ',')
+      *p = '.';
+  return s;
 }
 
 char *kdao__value_text(const json_t *v)

@@ -8,7 +8,9 @@
  * docs/validation.md describes the algorithm and the few deliberate differences.
  */
 #include <ctype.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +104,21 @@ static bool scan_digits(const char **p, bool hex)
   return *p > start;
 }
 
+/* strtod in the C locale: a host program's setlocale() must not change what "1.5" means. */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_init(void)
+{
+  c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static double c_strtod(const char *s)
+{
+  pthread_once(&c_locale_once, c_locale_init);
+  return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
+}
+
 /*
  * Lua's tonumber() on a string (LuaJIT's lj_strscan): optional sign, decimal with optional
  * fraction and exponent, or 0x-hex with optional fraction and binary exponent. Non-finite
@@ -131,7 +148,7 @@ static bool lua_tonumber(const char *s, double *out)
   }
   if (*p != '\0')
     return false;
-  double d = strtod(s, NULL);
+  double d = c_strtod(s);
   if (!isfinite(d))
     return false;
   *out = d;
