@@ -5,6 +5,7 @@
 #   scripts/postgres.sh stop      stop the server and delete its data directory
 #   scripts/postgres.sh restart   fast-restart the running server (data kept): every client
 #                                 connection is terminated, as in a real server restart
+#   scripts/postgres.sh halt      stop the server but keep its data (`start` resumes it)
 #   scripts/postgres.sh env       print the shell exports the tests read
 #   scripts/postgres.sh status    say whether the server runs
 #
@@ -141,6 +142,11 @@ cmd_stop() {
     rm -rf "$root" "$STATE" "$ENV_FILE"
 }
 
+cmd_halt() {
+    is_running || return 0
+    as_owner "$(find_bindir)/pg_ctl" -D "$(data_root)/data" -m fast -w stop >/dev/null
+}
+
 cmd_restart() {
     is_running || die "no server running (run: $0 start)"
     local root
@@ -154,7 +160,8 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_restart ;;
+    halt) cmd_halt ;;
     env) print_env ;;
     status) if is_running; then echo "running on port $PORT ($(data_root))"; else echo "stopped"; exit 1; fi ;;
-    *) echo "usage: $0 start|stop|restart|env|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|restart|halt|env|status" >&2; exit 2 ;;
 esac
