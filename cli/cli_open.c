@@ -210,9 +210,10 @@ int cli_resolve_pk(const cli_command *cmd, kdao_dao *dao, char **args, int n, js
   json_t *v;
   json_object_foreach(given, key, v) {
     if (!cli_is_pk_field(s, key)) {
+      int rc = cli_usage_error(cmd, "'%s' is not a primary-key field of %s", key,
+                               kdao_dao_name(dao));
       json_decref(given);
-      return cli_usage_error(cmd, "'%s' is not a primary-key field of %s", key,
-                             kdao_dao_name(dao));
+      return rc;
     }
   }
   if (json_object_size(given) == s->npk) {
