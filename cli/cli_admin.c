@@ -118,6 +118,10 @@ static void cli_md_row(const json_t *row) {
   const json_t *def = json_object_get(row, "default");
   const json_t *values = json_object_get(row, "values");
   printf("| `%s` | %s", json_string_value(json_object_get(row, "key")), type);
+  if (json_is_integer(json_object_get(row, "min")))
+    printf(" (%" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT ")",
+           json_integer_value(json_object_get(row, "min")),
+           json_integer_value(json_object_get(row, "max")));
   if (json_is_true(json_object_get(row, "secret")))
     fputs(" (secret)", stdout);
   size_t i;

@@ -599,6 +599,12 @@ static json_t *conf_describe_one(const conf_option *o) {
                           conf_type_names[o->type], "default",
                           o->def != NULL ? json_string(o->def) : json_null(), "secret",
                           (o->flags & CONF_SECRET) != 0, "env", env, "description", o->doc);
+  if (row != NULL && o->type == CONF_NUMBER &&
+      (json_object_set_new(row, "min", json_integer(o->min)) != 0 ||
+       json_object_set_new(row, "max", json_integer(o->max)) != 0)) {
+    json_decref(row);
+    return NULL;
+  }
   if (row == NULL || o->allowed == NULL)
     return row;
   json_t *values = json_array();

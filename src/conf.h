@@ -22,8 +22,8 @@ int kdao__config_check(const kdao_config *cfg, kdao_error **err);
 
 /*
  * The option table as JSON, for `kdao config --keys` and the docs: an array, in table order,
- * of {"key", "type", "default" (text or null), "secret", "values" (enums), "env",
- * "description"}. New reference; NULL when out of memory.
+ * of {"key", "type", "default" (text or null), "secret", "values" (enums), "min" and "max"
+ * (numbers), "env", "description"}. New reference; NULL when out of memory.
  */
 json_t *kdao__config_describe(void);
 
