@@ -21,7 +21,7 @@
 
 /* ---- fixture schemas ---- */
 
-enum { S_TYPES, S_RULES, S_PLUGIN, S_RL, S_SELF, S_COUNT };
+enum { S_TYPES, S_RULES, S_PLUGIN, S_RL, S_SELF, S_WEIGHT, S_COUNT };
 static kdao_schema *schemas[S_COUNT];
 static kdao_schema *conf_schema, *req_schema; /* chosen by pick_schema */
 
@@ -148,8 +148,16 @@ static const kdao_field_def rules_fields[] = {
 static const kdao_schema_def rules_def = {
     .version = KDAO_DEF_VERSION, .name = "rules", .primary_key = pk_id, .fields = rules_fields};
 
+/* A default computed from the table being validated: for a nested schema, the nested one. */
+static json_t *copy_depth(json_t *entity, void *ud)
+{
+  (void)ud;
+  return json_deep_copy(json_object_get(entity, "depth"));
+}
+
 static const kdao_field_def inner_fields[] = {
     {.name = "depth", .type = KDAO_TYPE_NUMBER, .default_json = "1"},
+    {.name = "depth_copy", .default_fn = copy_depth},
     {0},
 };
 static const kdao_schema_def inner_def = {.version = KDAO_DEF_VERSION, .fields = inner_fields};
@@ -204,10 +212,19 @@ static const kdao_schema_def self_def = {.version = KDAO_DEF_VERSION,
                                          .fields = self_fields,
                                          .self_check = self_check};
 
+static const kdao_field_def weight_fields[] = {
+    {.name = "id", .type = KDAO_TYPE_ID},
+    {.name = "weight", .type = KDAO_TYPE_NUMBER, .flags = KDAO_FIELD_REQUIRED},
+    {0},
+};
+static const kdao_schema_def weight_def = {
+    .version = KDAO_DEF_VERSION, .name = "weights", .primary_key = pk_id, .fields = weight_fields};
+
 static int group_setup(void **state)
 {
   (void)state;
-  const kdao_schema_def *defs[S_COUNT] = {&types_def, &rules_def, &plugin_def, &rl_def, &self_def};
+  const kdao_schema_def *defs[S_COUNT] = {&types_def, &rules_def, &plugin_def, &rl_def,
+                                           &self_def,  &weight_def};
   for (int i = 0; i < S_COUNT; i++)
     if (kdao_schema_compile(defs[i], &schemas[i], NULL) != KDAO_OK)
       return -1;
@@ -381,8 +398,10 @@ static const vcase cases[] = {
      "name=name is required,name is required"},
     {"required_full_update_insert_value_once", S_RULES, F, "{\"name\": \"abc\"}", SCHEMA,
      "{\"id\": \"id is required\"}"},
-    {"required_after_failed_coercion", S_RULES, I, "{\"name\": \"abc\", \"level\": \"zz\"}",
-     SCHEMA, "{\"level\": \"level is not a number\"}", NULL},
+    /* a failed number coercion removes the value, so required fires as well */
+    {"required_after_failed_coercion", S_WEIGHT, I, "{\"weight\": \"zz\"}", SCHEMA,
+     "{\"weight\": [\"weight is not a number\", \"weight is required\"]}", "{}",
+     "weight=weight is not a number,weight is required"},
 
     /* [IMMUTABLE] only with an old row, never for required fields */
     {"immutable_changed", S_RULES, U, "{\"frozen\": \"b\"}", SCHEMA,
@@ -437,14 +456,13 @@ static const vcase cases[] = {
     {"nested_defaults", S_PLUGIN, I, "{\"name\": \"conf\", \"config\": {\"key\": \" k \"}}", OK,
      NULL,
      "{\"name\": \"conf\", \"config\": {\"key\": \"k\", \"mode\": \"fast\", \"inner\": {\"depth\": "
-     "1}}, \"fixed\": {\"depth\": 1}}"},
+     "1, \"depth_copy\": 1}}, \"fixed\": {\"depth\": 1, \"depth_copy\": 1}}"},
     {"nested_precreated_and_required", S_PLUGIN, I, "{\"name\": \"conf\"}", SCHEMA,
      "{\"config\": \"config.key is required\", \"config.key\": \"key is required\"}", NULL,
      "config=config.key is required config.key=key is required"},
     {"nested_required_without_defaults", S_PLUGIN, I, "{\"name\": \"req\"}", SCHEMA,
-     "{\"config\": [\"config.a is required\", \"config.b is required\"]}", "{\"name\": \"req\", "
-                                                                          "\"fixed\": {\"depth\": "
-                                                                          "1}}"},
+     "{\"config\": [\"config.a is required\", \"config.b is required\"]}",
+     "{\"name\": \"req\", \"fixed\": {\"depth\": 1, \"depth_copy\": 1}}"},
     {"nested_required_on_partial_update", S_PLUGIN, U, "{\"name\": \"req\"}", SCHEMA,
      "{\"config\": [\"config.a is required\", \"config.b is required\"]}"},
     {"nested_partial_update_no_defaults", S_PLUGIN, U,
@@ -470,7 +488,7 @@ static const vcase cases[] = {
     {"nested_empty_array_is_empty_table", S_PLUGIN, I, "{\"name\": \"conf\", \"config\": []}",
      SCHEMA, "{\"config.key\": \"key is required\"}"},
     {"nested_static_schema", S_PLUGIN, I, "{\"name\": \"none\", \"fixed\": {\"depth\": \"3\"}}", OK,
-     NULL, "{\"name\": \"none\", \"fixed\": {\"depth\": 3}}"},
+     NULL, "{\"name\": \"none\", \"fixed\": {\"depth\": 3, \"depth_copy\": \"3\"}}"},
 
     /* flexible schemas */
     {"flexible_valid", S_RL, I, "{\"limits\": {\"sms\": {\"minute\": \"10\"}}}", OK, NULL,
