@@ -354,25 +354,49 @@ static void collection_post(ctx *c) {
 }
 
 /*
- * PUT creates or replaces: without the primary key it inserts (201); with it, it replaces
- * the row (200), or — where Kong 0.10.4 answered an empty 200 — creates the row under that
- * key when there was none (201).
+ * Values the DAO generated for the stored row (id, created_at) that the replacement does
+ * not carry: a replace keeps them instead of failing "created_at is required", which is
+ * what Kong 0.10.4's full update answered to a body without them.
+ */
+static int keep_generated(const kdao_dao *dao, json_t *params, const json_t *stored) {
+  const kdao_schema *s = kdao_dao_schema(dao);
+  for (size_t i = 0; i < s->nfields; i++) {
+    const char *name = s->fields[i].name;
+    json_t *v = json_object_get(stored, name);
+    if ((s->fields[i].flags & KDAO_FIELD_INSERT_VALUE) && v && !json_object_get(params, name) &&
+        json_object_set(params, name, v) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/*
+ * PUT creates or replaces: without the primary key, or with one no row has, it inserts
+ * (201; Kong 0.10.4 answered an empty 200 to the latter); with the key of a stored row it
+ * replaces that row (200).
  */
 static void collection_put(ctx *c) {
   json_t *params = write_params(c);
-  json_t *row = NULL;
+  json_t *stored = NULL, *row = NULL;
   kdao_error *e = NULL;
   if (!params || set_scope(c, params) != 0) {
     respond_error(c, NULL);
   } else if (!has_primary_key(c->dao, params)) {
     insert_row(c, params);
+  } else if (kdao_dao_find(c->dao, params, &stored, &e) != KDAO_OK) {
+    respond_error(c, e);
+  } else if (!stored) {
+    insert_row(c, params);
+  } else if (keep_generated(c->dao, params, stored) != 0) {
+    respond_error(c, NULL);
   } else if (kdao_dao_update(c->dao, params, params, 0, KDAO_FULL, &row, &e) != KDAO_OK) {
     respond_error(c, e);
   } else if (row) {
     respond(c, 200, row);
   } else {
-    insert_row(c, params);
+    respond_message(c, 404, KDAO__HTTP_NOT_FOUND); /* deleted in between */
   }
+  json_decref(stored);
   json_decref(params);
 }
 

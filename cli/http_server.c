@@ -403,12 +403,13 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
+  /* The logger goes first: MHD reports problems with the options that follow through it. */
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_CONNECTION_LIMIT, limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-      limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+      s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+      limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
   if (!s->daemon) {
     snprintf(errbuf, errlen, "cannot listen on %s:%u", host, port);
     free(s);

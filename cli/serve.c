@@ -66,7 +66,7 @@ static int read_limits(const kdao_config *cfg, kdao__http_limits *limits) {
 static const char *listen_option(const kdao_config *cfg, int argc, char **argv, bool *help) {
   const char *listen = kdao_config_get(cfg, "admin_listen");
   *help = false;
-  for (int i = 1; i < argc; i++) {
+  for (int i = argc > 0 && !strcmp(argv[0], "serve") ? 1 : 0; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       *help = true;
       return NULL;

@@ -7,8 +7,8 @@
 #include "kdao.h"
 
 /*
- * Runs `kdao serve [--listen HOST:PORT]` until SIGINT or SIGTERM. argv[0] is the command
- * name ("serve"), options follow. `f` is an open factory (connected, migrated) used by the
+ * Runs `kdao serve [--listen HOST:PORT]` until SIGINT or SIGTERM. argv holds the options,
+ * optionally preceded by the command name "serve". `f` is an open factory (connected, migrated) used by the
  * server's one thread only; `cfg` supplies admin_listen and the limits (admin_max_*,
  * admin_timeout). Prints one line on stderr once listening. Returns the process exit code:
  * 0 after a clean stop, 1 when it cannot listen, 2 on a usage error.
