@@ -929,6 +929,12 @@ static int l_new(lua_State *L)
     return fail_string(L, err, NULL);
   if (lua_istable(L, 1) && apply_config(L, fs, 1, &err) != KDAO_OK)
     return fail_string(L, err, NULL);
+  json_t *dump = kdao_config_dump(fs->cfg);
+  lua_getfenv(L, ud);
+  kdao_lua__pushjson(L, dump); /* secrets masked */
+  lua_setfield(L, -2, "kdao_config");
+  lua_pop(L, 1);
+  json_decref(dump);
   int rc = kdao_factory_new(fs->cfg, &fs->f, &err);
   kdao_config_free(fs->cfg);
   fs->cfg = NULL;
@@ -1071,6 +1077,15 @@ static int f_infos(lua_State *L)
   json_t *infos = kdao_factory_infos(fs->f);
   kdao_lua__pushjson(L, infos);
   json_decref(infos);
+  return 1;
+}
+
+/* Names of the registered plugins (built-in, JSON and Lua), sorted. */
+static int f_plugin_names(lua_State *L)
+{
+  json_t *names = kdao_factory_plugin_names(check_factory(L)->f);
+  kdao_lua__pushjson(L, names);
+  json_decref(names);
   return 1;
 }
 
@@ -1254,6 +1269,7 @@ static const luaL_Reg factory_methods[] = {
     {"connect", f_connect},
     {"close", f_close},
     {"db_name", f_db_name},
+    {"plugin_names", f_plugin_names},
     {"infos", f_infos},
     {"init", f_true},
     {"init_worker", f_true},
