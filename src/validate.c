@@ -11,6 +11,8 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -303,12 +305,14 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
     return V_NOMEM;
   int rc = V_OK;
   double d;
+  /* JSON strings may hold NUL bytes; no boolean or number literal does. */
+  bool whole = strlen(str) == len;
   switch (f->type) {
   case KDAO_TYPE_BOOLEAN:
     for (char *p = str; *p; p++)
       *p = (char)tolower((unsigned char)*p);
-    *valid = strcmp(str, "true") == 0 || strcmp(str, "false") == 0;
-    rc = put(t, f->name, json_boolean(strcmp(str, "true") == 0));
+    *valid = whole && (strcmp(str, "true") == 0 || strcmp(str, "false") == 0);
+    rc = put(t, f->name, json_boolean(whole && strcmp(str, "true") == 0));
     break;
   case KDAO_TYPE_ARRAY:
     *valid = true;
@@ -316,7 +320,7 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
     break;
   case KDAO_TYPE_NUMBER:
   case KDAO_TYPE_TIMESTAMP:
-    if (lua_tonumber(str, &d)) {
+    if (whole && lua_tonumber(str, &d)) {
       *valid = f->type == KDAO_TYPE_NUMBER || d > 0;
       rc = put(t, f->name, number_value(d));
     } else {
@@ -647,9 +651,47 @@ static int validate_table(const vopts *o, const kdao_schema *s, json_t *t, const
   return rc;
 }
 
-static int cmp_cstr(const void *a, const void *b)
+/* One member of a flexible map, captured before validation changes the map. */
+typedef struct member {
+  char *key;
+  json_t *value; /* own reference */
+} member;
+
+static int cmp_member(const void *a, const void *b)
 {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+  return strcmp(((const member *)a)->key, ((const member *)b)->key);
+}
+
+static void members_free(member *ms, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(ms[i].key);
+    json_decref(ms[i].value);
+  }
+  free(ms);
+}
+
+/* The non-nil members of `tbl`, sorted by key; NULL when out of memory. */
+static member *members_of(const json_t *tbl, size_t *count)
+{
+  size_t n = json_object_size(tbl), m = 0;
+  member *ms = calloc(n ? n : 1, sizeof *ms);
+  if (!ms)
+    return NULL;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)tbl, k, v) {
+    if (json_is_null(v))
+      continue;
+    if (!(ms[m].key = kdao__strdup(k))) {
+      members_free(ms, m);
+      return NULL;
+    }
+    ms[m++].value = json_incref(v);
+  }
+  qsort(ms, m, sizeof *ms, cmp_member);
+  *count = m;
+  return ms;
 }
 
 /* Flexible schemas: the map itself, then each member (keys sorted) as its own entry. */
@@ -657,60 +699,29 @@ static int validate_flexible(const vopts *o, const kdao_schema *s, json_t *tbl, 
                              kdao_error **self_err)
 {
   /* The work list is taken before validation changes the table, as Kong does. */
-  size_t n = json_object_size(tbl), m = 0;
-  char **keys = calloc(n ? n : 1, sizeof *keys);
-  json_t **vals = calloc(n ? n : 1, sizeof *vals);
-  int rc = (keys && vals) ? V_OK : V_NOMEM;
-  const char *k;
-  json_t *v;
-  json_object_foreach(tbl, k, v) {
-    if (rc != V_OK || json_is_null(v))
-      continue;
-    if (!(keys[m] = kdao__strdup(k))) {
-      rc = V_NOMEM;
-      continue;
-    }
-    vals[m++] = json_incref(v);
-  }
-  if (rc == V_OK)
-    rc = validate_table(o, s, tbl, "", errors, self_err);
-
-  /* Sort keys with their values: sort an index by key. */
-  for (size_t i = 1; i < m; i++)
-    for (size_t j = i; j > 0 && cmp_cstr(&keys[j - 1], &keys[j]) > 0; j--) {
-      char *tk = keys[j];
-      keys[j] = keys[j - 1];
-      keys[j - 1] = tk;
-      json_t *tv = vals[j];
-      vals[j] = vals[j - 1];
-      vals[j - 1] = tv;
-    }
-
-  for (size_t i = 0; rc == V_OK && !*self_err && i < m; i++) {
-    json_t *entry = vals[i];
-    if (json_is_array(entry)) {
-      json_t *obj = array_to_object(entry);
-      if (put(tbl, keys[i], obj ? json_incref(obj) : NULL) != V_OK) {
+  size_t n = 0;
+  member *ms = members_of(tbl, &n);
+  if (!ms)
+    return V_NOMEM;
+  int rc = validate_table(o, s, tbl, "", errors, self_err);
+  for (size_t i = 0; rc == V_OK && !*self_err && i < n; i++) {
+    if (json_is_array(ms[i].value)) {
+      json_t *obj = array_to_object(ms[i].value);
+      if (put(tbl, ms[i].key, json_incref(obj)) != V_OK) {
         json_decref(obj);
         rc = V_NOMEM;
         break;
       }
-      json_decref(entry);
-      vals[i] = entry = obj;
+      json_decref(ms[i].value);
+      ms[i].value = obj;
     }
-    if (!json_is_object(entry)) {
-      rc = add_errorf(errors, "", keys[i], "%s is not a table", keys[i]);
+    if (!json_is_object(ms[i].value)) {
+      rc = add_errorf(errors, "", ms[i].key, "%s is not a table", ms[i].key);
       break;
     }
-    rc = validate_table(o, s, entry, keys[i], errors, self_err);
+    rc = validate_table(o, s, ms[i].value, ms[i].key, errors, self_err);
   }
-
-  for (size_t i = 0; i < m; i++) {
-    free(keys[i]);
-    json_decref(vals[i]);
-  }
-  free(keys);
-  free(vals);
+  members_free(ms, n);
   return rc;
 }
 

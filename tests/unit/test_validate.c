@@ -296,12 +296,16 @@ static const vcase cases[] = {
      "{\"n\": \"n is not a number\"}"},
     {"number_overflow_refused", S_TYPES, I, "{\"n\": \"1e999\"}", SCHEMA,
      "{\"n\": \"n is not a number\"}"},
+    {"number_embedded_nul", S_TYPES, I, "{\"n\": \"1\\u0000\"}", SCHEMA,
+     "{\"n\": \"n is not a number\"}"},
     {"number_boolean", S_TYPES, I, "{\"n\": true}", SCHEMA, "{\"n\": \"n is not a number\"}",
      "{\"n\": true}"},
     /* [TYPE] boolean */
     {"boolean_true_any_case", S_TYPES, I, "{\"b\": \"TrUe\"}", OK, NULL, "{\"b\": true}"},
     {"boolean_false_trimmed", S_TYPES, I, "{\"b\": \" false \"}", OK, NULL, "{\"b\": false}"},
     {"boolean_invalid_stored_false", S_TYPES, I, "{\"b\": \"ciao\"}", SCHEMA,
+     "{\"b\": \"b is not a boolean\"}", "{\"b\": false}"},
+    {"boolean_embedded_nul", S_TYPES, I, "{\"b\": \"true\\u0000\"}", SCHEMA,
      "{\"b\": \"b is not a boolean\"}", "{\"b\": false}"},
     {"boolean_number", S_TYPES, I, "{\"b\": 1}", SCHEMA, "{\"b\": \"b is not a boolean\"}"},
     {"boolean_json", S_TYPES, I, "{\"b\": false}", OK, NULL, "{\"b\": false}"},
@@ -523,7 +527,7 @@ static void run_case(void **state)
 {
   const vcase *c = *state;
   json_error_t jerr;
-  json_t *entity = json_loads(c->input, 0, &jerr);
+  json_t *entity = json_loads(c->input, JSON_ALLOW_NUL, &jerr);
   assert_non_null(entity);
   json_t *old = c->old ? json_loads(c->old, 0, &jerr) : NULL;
   kdao_error *err = NULL;
