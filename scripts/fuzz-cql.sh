@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-60}"
 BUILD="${KDAO_FUZZ_BUILD:-build-fuzz}"
-command -v clang >/dev/null || { echo "fuzz-cql.sh: clang not found (apt-get install clang)" >&2; exit 2; }
+command -v clang >/dev/null || { echo "fuzz-cql.sh: clang not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 cmake -S src/cql -B "$BUILD" -DCMAKE_C_COMPILER=clang -DKDAO_FUZZ=ON -DKDAO_CQL_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" --target fuzz_cql_frame -j"$(nproc)" >/dev/null

@@ -176,6 +176,28 @@ static void test_events_schema_change(void **state)
     cql_conn_close(ev);
 }
 
+/* With PasswordAuthenticator on (KDAO_CASSANDRA_AUTH=password scripts/cassandra.sh start):
+ * a wrong password is the server's BAD_CREDENTIALS, no credentials a client-side AUTH error. */
+static void test_auth_failures(void **state)
+{
+    (void)state;
+    if (!getenv("KDAO_CASSANDRA_USER"))
+        skip();
+    cql_conn_options o = conn_opts(NULL);
+    o.password = "wrong-password";
+    cql_error err = {0};
+    assert_null(cql_conn_open(&o, &err));
+    assert_int_equal(err.kind, CQL_ERR_SERVER);
+    assert_int_equal(err.code, CQL_SERVER_BAD_CREDENTIALS);
+    assert_true(strncmp(cql_error_message(&err), "[Bad credentials] ", 18) == 0);
+    assert_null(strstr(cql_error_message(&err), "wrong-password"));
+    o.username = o.password = NULL;
+    assert_null(cql_conn_open(&o, &err));
+    assert_int_equal(err.kind, CQL_ERR_AUTH);
+    assert_non_null(strstr(cql_error_message(&err), "PasswordAuthenticator"));
+    cql_error_clear(&err);
+}
+
 /* ---- values round trip ------------------------------------------------------------------- */
 
 static void test_types_round_trip(void **state)
@@ -566,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_conn_streams_in_flight),
         cmocka_unit_test(test_errors_decoded),
         cmocka_unit_test(test_events_schema_change),
+        cmocka_unit_test(test_auth_failures),
         cmocka_unit_test(test_types_round_trip),
         cmocka_unit_test(test_counter),
         cmocka_unit_test(test_paging_each_row_once),
