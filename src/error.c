@@ -8,8 +8,7 @@
 
 #include "schema.h"
 
-const char *kdao_error_kind_name(int kind)
-{
+const char *kdao_error_kind_name(int kind) {
   switch (kind) {
   case KDAO_OK:
     return "ok";
@@ -23,40 +22,33 @@ const char *kdao_error_kind_name(int kind)
   }
 }
 
-int kdao_error_kind(const kdao_error *err)
-{
+int kdao_error_kind(const kdao_error *err) {
   return err ? err->kind : KDAO_OK;
 }
 
-const char *kdao_error_message(const kdao_error *err)
-{
+const char *kdao_error_message(const kdao_error *err) {
   return err && err->message ? err->message : "";
 }
 
-const json_t *kdao_error_fields(const kdao_error *err)
-{
+const json_t *kdao_error_fields(const kdao_error *err) {
   return err ? err->fields : NULL;
 }
 
-const char *kdao_error_db_name(const kdao_error *err)
-{
+const char *kdao_error_db_name(const kdao_error *err) {
   return err ? err->db_name : NULL;
 }
 
-const char *kdao_error_string(const kdao_error *err)
-{
+const char *kdao_error_string(const kdao_error *err) {
   if (!err)
     return "";
   return err->string ? err->string : kdao_error_message(err);
 }
 
-const char *kdao_error_code(const kdao_error *err)
-{
+const char *kdao_error_code(const kdao_error *err) {
   return err ? err->code : NULL;
 }
 
-void kdao_error_free(kdao_error *err)
-{
+void kdao_error_free(kdao_error *err) {
   if (!err)
     return;
   free(err->message);
@@ -67,14 +59,12 @@ void kdao_error_free(kdao_error *err)
   free(err);
 }
 
-void kdao_free(void *ptr)
-{
+void kdao_free(void *ptr) {
   free(ptr);
 }
 
 /* An error that owns `message` (freed on failure). */
-static kdao_error *error_take(int kind, char *message)
-{
+static kdao_error *error_take(int kind, char *message) {
   if (!message)
     return NULL;
   kdao_error *e = calloc(1, sizeof *e);
@@ -87,13 +77,11 @@ static kdao_error *error_take(int kind, char *message)
   return e;
 }
 
-kdao_error *kdao_error_new(int kind, const char *message)
-{
+kdao_error *kdao_error_new(int kind, const char *message) {
   return error_take(kind, kdao__strdup(message ? message : ""));
 }
 
-kdao_error *kdao__error_fmt(int kind, const char *fmt, ...)
-{
+kdao_error *kdao__error_fmt(int kind, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *message = kdao__vasprintf(fmt, ap);
@@ -110,8 +98,7 @@ typedef struct strbuf {
   bool broken;
 } strbuf;
 
-static void sb_append(strbuf *sb, const char *s, size_t n)
-{
+static void sb_append(strbuf *sb, const char *s, size_t n) {
   if (sb->broken)
     return;
   if (sb->len + n + 1 > sb->cap) {
@@ -131,14 +118,12 @@ static void sb_append(strbuf *sb, const char *s, size_t n)
   sb->data[sb->len] = '\0';
 }
 
-static void sb_puts(strbuf *sb, const char *s)
-{
+static void sb_puts(strbuf *sb, const char *s) {
   sb_append(sb, s, strlen(s));
 }
 
 /* Appends `v` as Lua's tostring() would print it (strings as they are). */
-static void sb_value(strbuf *sb, const json_t *v)
-{
+static void sb_value(strbuf *sb, const json_t *v) {
   char *text = kdao__value_text(v);
   if (!text) {
     sb->broken = true;
@@ -148,14 +133,12 @@ static void sb_value(strbuf *sb, const json_t *v)
   free(text);
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
+static int cmp_cstr(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The object's keys in lexicographic order; NULL when out of memory (or empty: *n == 0). */
-static const char **sorted_keys(const json_t *obj, size_t *n)
-{
+static const char **sorted_keys(const json_t *obj, size_t *n) {
   *n = json_object_size(obj);
   if (*n == 0)
     return NULL;
@@ -175,8 +158,7 @@ static const char **sorted_keys(const json_t *obj, size_t *n)
 
 static void sb_printable(strbuf *sb, const json_t *fields);
 
-static void sb_item(strbuf *sb, const json_t *v)
-{
+static void sb_item(strbuf *sb, const json_t *v) {
   if (json_is_array(v)) {
     /* table.concat(v, ","). */
     size_t i;
@@ -193,8 +175,7 @@ static void sb_item(strbuf *sb, const json_t *v)
   }
 }
 
-static void sb_printable(strbuf *sb, const json_t *fields)
-{
+static void sb_printable(strbuf *sb, const json_t *fields) {
   size_t n;
   const char **keys = sorted_keys(fields, &n);
   if (n > 0 && !keys) {
@@ -211,8 +192,7 @@ static void sb_printable(strbuf *sb, const json_t *fields)
   free(keys);
 }
 
-char *kdao__printable(const json_t *fields)
-{
+char *kdao__printable(const json_t *fields) {
   strbuf sb = {0};
   sb_puts(&sb, "");
   if (json_is_object(fields))
@@ -228,8 +208,7 @@ char *kdao__printable(const json_t *fields)
 
 /* ---- field-level errors ---- */
 
-kdao_error *kdao__error_schema_new(json_t *fields)
-{
+kdao_error *kdao__error_schema_new(json_t *fields) {
   if (!fields)
     return NULL;
   char *message = kdao__printable(fields);
@@ -243,8 +222,7 @@ kdao_error *kdao__error_schema_new(json_t *fields)
 }
 
 /* Kong's serializers for unique/foreign: field → "<prefix> '<value>'". */
-static json_t *serialize_values(const json_t *values, const char *prefix)
-{
+static json_t *serialize_values(const json_t *values, const char *prefix) {
   json_t *out = json_object();
   if (!out)
     return NULL;
@@ -264,8 +242,7 @@ static json_t *serialize_values(const json_t *values, const char *prefix)
   return out;
 }
 
-kdao_error *kdao_error_new_fields(int kind, const json_t *fields)
-{
+kdao_error *kdao_error_new_fields(int kind, const json_t *fields) {
   if (!json_is_object(fields)) {
     /* Kong: a non-table "tbl" is used as the message itself. */
     char *text = fields ? (json_is_string(fields) ? kdao__strdup(json_string_value(fields))
@@ -288,8 +265,7 @@ kdao_error *kdao_error_new_fields(int kind, const json_t *fields)
   return e;
 }
 
-void kdao__error_set_db(kdao_error *e, const char *db_name)
-{
+void kdao__error_set_db(kdao_error *e, const char *db_name) {
   if (!e || !db_name || e->db_name)
     return;
   char *name = kdao__strdup(db_name);
@@ -305,8 +281,7 @@ void kdao__error_set_db(kdao_error *e, const char *db_name)
   e->string = string;
 }
 
-void kdao__error_set_code(kdao_error *e, const char *code)
-{
+void kdao__error_set_code(kdao_error *e, const char *code) {
   if (!e)
     return;
   char *copy = code ? kdao__strdup(code) : NULL;
@@ -316,8 +291,7 @@ void kdao__error_set_code(kdao_error *e, const char *code)
   e->code = copy;
 }
 
-int kdao__fail(kdao_error **err, kdao_error *e)
-{
+int kdao__fail(kdao_error **err, kdao_error *e) {
   int kind = e ? e->kind : KDAO_ERR_NOMEM;
   if (err)
     *err = e;
@@ -326,8 +300,7 @@ int kdao__fail(kdao_error **err, kdao_error *e)
   return kind;
 }
 
-int kdao__add_error_value(json_t **errors, const char *key, json_t *value)
-{
+int kdao__add_error_value(json_t **errors, const char *key, json_t *value) {
   if (!value)
     return -1;
   if (!*errors && !(*errors = json_object())) {
@@ -351,8 +324,7 @@ int kdao__add_error_value(json_t **errors, const char *key, json_t *value)
   return rc;
 }
 
-int kdao__add_error(json_t **errors, const char *key, const char *message)
-{
+int kdao__add_error(json_t **errors, const char *key, const char *message) {
   /* Messages from callbacks are not guaranteed UTF-8; losing them would be worse. */
   json_t *v = json_string(message);
   if (!v && message)

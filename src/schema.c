@@ -11,8 +11,7 @@
 
 #include "schema.h"
 
-const char *kdao__type_name(kdao_type t)
-{
+const char *kdao__type_name(kdao_type t) {
   switch (t) {
   case KDAO_TYPE_ID:
     return "id";
@@ -36,8 +35,7 @@ const char *kdao__type_name(kdao_type t)
   }
 }
 
-int kdao__schema_field_index(const kdao_schema *s, const char *name)
-{
+int kdao__schema_field_index(const kdao_schema *s, const char *name) {
   if (!s || !name)
     return -1;
   size_t lo = 0, hi = s->nfields;
@@ -54,24 +52,20 @@ int kdao__schema_field_index(const kdao_schema *s, const char *name)
   return -1;
 }
 
-const kdao__field *kdao__schema_field(const kdao_schema *s, const char *name)
-{
+const kdao__field *kdao__schema_field(const kdao_schema *s, const char *name) {
   int i = kdao__schema_field_index(s, name);
   return i < 0 ? NULL : &s->fields[i];
 }
 
-const char *kdao_schema_name(const kdao_schema *schema)
-{
+const char *kdao_schema_name(const kdao_schema *schema) {
   return schema ? schema->name : NULL;
 }
 
-const char *kdao_schema_table(const kdao_schema *schema)
-{
+const char *kdao_schema_table(const kdao_schema *schema) {
   return schema ? schema->table : NULL;
 }
 
-static void field_clear(kdao__field *f)
-{
+static void field_clear(kdao__field *f) {
   free(f->name);
   json_decref(f->default_value);
   free(f->foreign_entity);
@@ -84,8 +78,7 @@ static void field_clear(kdao__field *f)
   kdao_schema_free(f->nested);
 }
 
-void kdao_schema_free(kdao_schema *schema)
-{
+void kdao_schema_free(kdao_schema *schema) {
   if (!schema)
     return;
   for (size_t i = 0; i < schema->nfields; i++)
@@ -104,8 +97,7 @@ void kdao_schema_free(kdao_schema *schema)
  * [a-z_][a-z0-9_]*. Nested (config) schemas are stored as JSON, so their keys may also use
  * upper case and '-'; '.' is never allowed because it separates re-keyed nested errors.
  */
-static bool valid_name(const char *s, bool strict)
-{
+static bool valid_name(const char *s, bool strict) {
   if (!s || !*s)
     return false;
   for (const char *p = s; *p; p++) {
@@ -130,8 +122,7 @@ typedef struct compile_ctx {
 static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema **out,
                           kdao_error **err);
 
-static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign)
-{
+static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign) {
   const char *colon = strchr(foreign, ':');
   if (colon) {
     f->foreign_entity = strndup(foreign, (size_t)(colon - foreign));
@@ -145,8 +136,7 @@ static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign
   return KDAO_OK;
 }
 
-static int compile_enum(compile_ctx *ctx, kdao__field *f, const char *const *values)
-{
+static int compile_enum(compile_ctx *ctx, kdao__field *f, const char *const *values) {
   size_t n = 0;
   while (values[n])
     n++;
@@ -161,8 +151,7 @@ static int compile_enum(compile_ctx *ctx, kdao__field *f, const char *const *val
   return KDAO_OK;
 }
 
-static int compile_regex(compile_ctx *ctx, kdao__field *f, const char *src)
-{
+static int compile_regex(compile_ctx *ctx, kdao__field *f, const char *src) {
   if (!(f->regex_src = kdao__strdup(src)))
     return kdao__fail(ctx->err, NULL);
   int code;
@@ -178,8 +167,7 @@ static int compile_regex(compile_ctx *ctx, kdao__field *f, const char *src)
                       f->name, src, (const char *)msg, (size_t)offset);
 }
 
-static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text)
-{
+static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text) {
   json_error_t jerr;
   f->default_value = json_loads(text, JSON_DECODE_ANY, &jerr);
   if (f->default_value && json_is_null(f->default_value)) {
@@ -193,8 +181,7 @@ static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text)
                       text, jerr.text);
 }
 
-static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity, kdao__field *f)
-{
+static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity, kdao__field *f) {
   if (!(f->name = kdao__strdup(d->name)))
     return kdao__fail(ctx->err, NULL);
   if (!valid_name(d->name, entity))
@@ -220,7 +207,8 @@ static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity,
     return rc;
   if (d->regex && (rc = compile_regex(ctx, f, d->regex)) != KDAO_OK)
     return rc;
-  if (d->default_json && !d->default_fn && (rc = compile_default(ctx, f, d->default_json)) != KDAO_OK)
+  bool json_default = d->default_json && !d->default_fn;
+  if (json_default && (rc = compile_default(ctx, f, d->default_json)) != KDAO_OK)
     return rc;
   if (d->schema) {
     kdao_error *sub = NULL;
@@ -239,14 +227,12 @@ static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity,
   return KDAO_OK;
 }
 
-static int cmp_field(const void *a, const void *b)
-{
+static int cmp_field(const void *a, const void *b) {
   return strcmp(((const kdao__field *)a)->name, ((const kdao__field *)b)->name);
 }
 
 static int compile_fields(compile_ctx *ctx, const kdao_schema_def *def, bool entity,
-                          kdao_schema *s)
-{
+                          kdao_schema *s) {
   size_t n = 0;
   if (def->fields)
     while (def->fields[n].name)
@@ -268,8 +254,7 @@ static int compile_fields(compile_ctx *ctx, const kdao_schema_def *def, bool ent
   return KDAO_OK;
 }
 
-static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema *s)
-{
+static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema *s) {
   size_t n = 0;
   if (def->primary_key)
     while (def->primary_key[n])
@@ -294,8 +279,7 @@ static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema 
 }
 
 static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema **out,
-                          kdao_error **err)
-{
+                          kdao_error **err) {
   *out = NULL;
   if (!def)
     return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "schema definition is NULL"));
@@ -345,8 +329,7 @@ cleanup:
   return rc;
 }
 
-int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err)
-{
+int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err) {
   if (!out)
     return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
                                            "bad argument #2 to 'schema_compile' (out is NULL)"));
@@ -356,13 +339,11 @@ int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_erro
 
 /* ---- description ---- */
 
-static int describe_set(json_t *obj, const char *key, json_t *value)
-{
+static int describe_set(json_t *obj, const char *key, json_t *value) {
   return value ? json_object_set_new(obj, key, value) : -1;
 }
 
-static json_t *describe_field(const kdao__field *f)
-{
+static json_t *describe_field(const kdao__field *f) {
   json_t *d = json_object();
   if (!d)
     return NULL;
@@ -411,8 +392,7 @@ static json_t *describe_field(const kdao__field *f)
   return d;
 }
 
-json_t *kdao_schema_describe(const kdao_schema *schema)
-{
+json_t *kdao_schema_describe(const kdao_schema *schema) {
   if (!schema)
     return NULL;
   json_t *out = json_object();

@@ -16,8 +16,7 @@
 
 #include "schema.h"
 
-char *kdao__strdup(const char *s)
-{
+char *kdao__strdup(const char *s) {
   if (!s)
     return NULL;
   size_t n = strlen(s) + 1;
@@ -27,8 +26,7 @@ char *kdao__strdup(const char *s)
   return copy;
 }
 
-static char *util_vasprintf(const char *fmt, va_list ap)
-{
+static char *util_vasprintf(const char *fmt, va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap2);
@@ -42,8 +40,7 @@ static char *util_vasprintf(const char *fmt, va_list ap)
   return buf;
 }
 
-char *kdao__asprintf(const char *fmt, ...)
-{
+char *kdao__asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *s = util_vasprintf(fmt, ap);
@@ -51,14 +48,12 @@ char *kdao__asprintf(const char *fmt, ...)
   return s;
 }
 
-char *kdao__vasprintf(const char *fmt, va_list ap)
-{
+char *kdao__vasprintf(const char *fmt, va_list ap) {
   return util_vasprintf(fmt, ap);
 }
 
 /* Fills `buf` with random bytes: the kernel first, OpenSSL's CSPRNG as the fallback. */
-static void util_random_bytes(unsigned char *buf, size_t n)
-{
+static void util_random_bytes(unsigned char *buf, size_t n) {
   size_t got = 0;
   while (got < n) {
     ssize_t r = getrandom(buf + got, n - got, 0);
@@ -78,7 +73,8 @@ static void util_random_bytes(unsigned char *buf, size_t n)
    * distinct, so mix the clock and a counter rather than returning zeros.
    */
   static unsigned long long counter;
-  unsigned long long seed = (unsigned long long)kdao__now_ms() ^ (++counter * 0x9E3779B97F4A7C15ull);
+  unsigned long long seed = (unsigned long long)kdao__now_ms();
+  seed ^= ++counter * 0x9E3779B97F4A7C15ull;
   for (size_t i = 0; i < n; i++) {
     seed ^= seed << 13;
     seed ^= seed >> 7;
@@ -87,8 +83,7 @@ static void util_random_bytes(unsigned char *buf, size_t n)
   }
 }
 
-void kdao__uuid_v4(char out[37])
-{
+void kdao__uuid_v4(char out[37]) {
   static const char hex[] = "0123456789abcdef";
   unsigned char b[16];
   util_random_bytes(b, sizeof b);
@@ -104,20 +99,17 @@ void kdao__uuid_v4(char out[37])
   *p = '\0';
 }
 
-long long kdao__now_ms(void)
-{
+long long kdao__now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int util_is_hex(char c)
-{
+static int util_is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-bool kdao_is_uuid(const char *s)
-{
+bool kdao_is_uuid(const char *s) {
   if (!s || strlen(s) != 36)
     return false;
   for (int i = 0; i < 36; i++) {
@@ -128,8 +120,7 @@ bool kdao_is_uuid(const char *s)
   return true;
 }
 
-char *kdao__number_text(double d)
-{
+char *kdao__number_text(double d) {
   /* Lua 5.1 / LuaJIT tostring(): LUAI_NUMFFORMAT "%.14g". */
   if (isnan(d))
     return kdao__strdup(signbit(d) ? "-nan" : "nan");
@@ -143,8 +134,7 @@ char *kdao__number_text(double d)
   return s;
 }
 
-char *kdao__value_text(const json_t *v)
-{
+char *kdao__value_text(const json_t *v) {
   if (!v || json_is_null(v))
     return kdao__strdup("nil");
   switch (json_typeof(v)) {

@@ -30,28 +30,24 @@ typedef struct vopts {
 enum { V_OK = 0, V_NOMEM = -1 };
 
 /* t[key] as Lua sees it: NULL for absent and for JSON null. */
-static json_t *get(const json_t *t, const char *key)
-{
+static json_t *get(const json_t *t, const char *key) {
   json_t *v = json_object_get(t, key);
   return json_is_null(v) ? NULL : v;
 }
 
-static bool is_table(const json_t *v)
-{
+static bool is_table(const json_t *v) {
   return json_is_object(v) || json_is_array(v);
 }
 
 /* ---- strings ---- */
 
 /* Lua's %s class in the C locale. */
-static bool lua_space(char c)
-{
+static bool lua_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
 /* pl.stringx.strip: the bounds of `s` without surrounding whitespace. */
-static void strip_bounds(const char *s, size_t len, size_t *start, size_t *end)
-{
+static void strip_bounds(const char *s, size_t len, size_t *start, size_t *end) {
   size_t a = 0, b = len;
   while (a < b && lua_space(s[a]))
     a++;
@@ -61,21 +57,18 @@ static void strip_bounds(const char *s, size_t len, size_t *start, size_t *end)
   *end = b;
 }
 
-static bool blank(const char *s)
-{
+static bool blank(const char *s) {
   size_t a, b;
   strip_bounds(s, strlen(s), &a, &b);
   return a == b;
 }
 
 /* The error key of `name` inside an entry: "<tk>." + name for flexible entries. */
-static char *error_key(const char *prefix, const char *name)
-{
+static char *error_key(const char *prefix, const char *name) {
   return kdao__asprintf("%s%s", prefix, name);
 }
 
-static int add_error(json_t **errors, const char *prefix, const char *column, const char *msg)
-{
+static int add_error(json_t **errors, const char *prefix, const char *column, const char *msg) {
   char *key = error_key(prefix, column);
   int rc = (key && msg) ? kdao__add_error(errors, key, msg) : -1;
   free(key);
@@ -85,8 +78,7 @@ static int add_error(json_t **errors, const char *prefix, const char *column, co
 /* add_error with a printf-formatted message. */
 __attribute__((format(printf, 4, 5))) static int add_errorf(json_t **errors, const char *prefix,
                                                             const char *column, const char *fmt,
-                                                            ...)
-{
+                                                            ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = kdao__vasprintf(fmt, ap);
@@ -98,8 +90,7 @@ __attribute__((format(printf, 4, 5))) static int add_errorf(json_t **errors, con
 
 /* ---- coercions ---- */
 
-static bool scan_digits(const char **p, bool hex)
-{
+static bool scan_digits(const char **p, bool hex) {
   const char *start = *p;
   while (hex ? isxdigit((unsigned char)**p) : isdigit((unsigned char)**p))
     (*p)++;
@@ -110,13 +101,11 @@ static bool scan_digits(const char **p, bool hex)
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 
-static void c_locale_init(void)
-{
+static void c_locale_init(void) {
   c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 }
 
-static double c_strtod(const char *s)
-{
+static double c_strtod(const char *s) {
   pthread_once(&c_locale_once, c_locale_init);
   return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
 }
@@ -126,8 +115,7 @@ static double c_strtod(const char *s)
  * fraction and exponent, or 0x-hex with optional fraction and binary exponent. Non-finite
  * results ("inf", "nan", overflow) are refused: JSON cannot hold them.
  */
-static bool lua_tonumber(const char *s, double *out)
-{
+static bool lua_tonumber(const char *s, double *out) {
   const char *p = s;
   if (*p == '+' || *p == '-')
     p++;
@@ -158,8 +146,7 @@ static bool lua_tonumber(const char *s, double *out)
 }
 
 /* A Lua number as JSON: integral values as integers (Lua 5.1 has one number type). */
-static json_t *number_value(double d)
-{
+static json_t *number_value(double d) {
   if (d == floor(d) && fabs(d) < 9.2e18)
     return json_integer((json_int_t)d);
   return json_real(d);
@@ -169,8 +156,7 @@ static json_t *number_value(double d)
  * pl.stringx.split(s, ",") with each piece stripped: every ',' separates, empty pieces are
  * kept, and (penlight's quirk) "," alone gives one empty piece, not two.
  */
-static json_t *split_list(const char *s, size_t len)
-{
+static json_t *split_list(const char *s, size_t len) {
   json_t *arr = json_array();
   if (!arr)
     return NULL;
@@ -203,8 +189,7 @@ oom:
  * ([%w][%w+-.]*:) and a non-empty host in the "//authority" part (userinfo@ and a trailing
  * :port removed). The path always defaults to "/".
  */
-static bool url_valid(const char *s, size_t len)
-{
+static bool url_valid(const char *s, size_t len) {
   if (len == 0)
     return false;
   const char *hash = memchr(s, '#', len);
@@ -234,8 +219,7 @@ static bool url_valid(const char *s, size_t len)
   return b > a;
 }
 
-bool kdao__is_array(const json_t *v)
-{
+bool kdao__is_array(const json_t *v) {
   if (json_is_array(v))
     return true;
   if (!json_is_object(v))
@@ -251,8 +235,7 @@ bool kdao__is_array(const json_t *v)
 }
 
 /* An object with keys "1".."n" as the JSON array it stands for. */
-static json_t *object_to_array(const json_t *obj)
-{
+static json_t *object_to_array(const json_t *obj) {
   json_t *arr = json_array();
   size_t n = json_object_size(obj);
   char key[32];
@@ -267,8 +250,7 @@ static json_t *object_to_array(const json_t *obj)
 }
 
 /* An array standing for a Lua table: keys "1".."n" (Kong iterates tables, not arrays). */
-static json_t *array_to_object(const json_t *arr)
-{
+static json_t *array_to_object(const json_t *arr) {
   json_t *obj = json_object();
   size_t i;
   json_t *el;
@@ -284,8 +266,7 @@ static json_t *array_to_object(const json_t *arr)
 }
 
 /* Replaces t[key] (set_new semantics: `v` is stolen); V_NOMEM when v is NULL. */
-static int put(json_t *t, const char *key, json_t *v)
-{
+static int put(json_t *t, const char *key, json_t *v) {
   return (v && json_object_set_new(t, key, v) == 0) ? V_OK : V_NOMEM;
 }
 
@@ -294,8 +275,7 @@ static int put(json_t *t, const char *key, json_t *v)
  * the result is of the field's type. A failed number conversion removes the value, a
  * failed boolean one stores false — both as Kong does.
  */
-static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid)
-{
+static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid) {
   const char *s = json_string_value(v);
   size_t a, b;
   strip_bounds(s, json_string_length(v), &a, &b);
@@ -338,8 +318,7 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
 }
 
 /* [TYPE] */
-static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_t **errors)
-{
+static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
   if (!v)
     return V_OK;
@@ -383,8 +362,7 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
 
 /* [IMMUTABLE] (only with an old row; Lua compares tables by identity, we by value). */
 static int check_immutable(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
-                           json_t **errors)
-{
+                           json_t **errors) {
   if (!(f->flags & KDAO_FIELD_IMMUTABLE) || o->mode == KDAO_MODE_INSERT || !o->old ||
       (f->flags & KDAO_FIELD_REQUIRED))
     return V_OK;
@@ -394,8 +372,7 @@ static int check_immutable(const vopts *o, json_t *t, const kdao__field *f, cons
   return add_errorf(errors, prefix, f->name, "%s cannot be updated", f->name);
 }
 
-static bool enum_contains(const kdao__field *f, const json_t *v)
-{
+static bool enum_contains(const kdao__field *f, const json_t *v) {
   if (!json_is_string(v))
     return false;
   for (size_t i = 0; i < f->n_enum; i++)
@@ -405,8 +382,7 @@ static bool enum_contains(const kdao__field *f, const json_t *v)
 }
 
 /* [ENUM] */
-static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_t **errors)
-{
+static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
   if (!v || !f->enum_values)
     return V_OK;
@@ -444,8 +420,7 @@ static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_
 }
 
 /* [REGEX] ngx.re.find(value, regex): unanchored; a match error counts as no match. */
-static int check_regex(json_t *t, const kdao__field *f, const char *prefix, json_t **errors)
-{
+static int check_regex(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
   if (!f->regex || !json_is_string(v))
     return V_OK;
@@ -463,15 +438,13 @@ static int check_regex(json_t *t, const kdao__field *f, const char *prefix, json
 static int validate_entity(const vopts *o, const kdao_schema *s, json_t *tbl, json_t **errors,
                            kdao_error **self_err);
 
-static bool has_default(const kdao__field *f)
-{
+static bool has_default(const kdao__field *f) {
   return f->default_value || f->default_fn;
 }
 
 /* Re-keys the nested errors under "<prefix><column>.<subkey>". */
 static int merge_nested_errors(json_t **errors, const char *prefix, const char *column,
-                               const json_t *sub)
-{
+                               const json_t *sub) {
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)sub, k, v) {
@@ -486,8 +459,7 @@ static int merge_nested_errors(json_t **errors, const char *prefix, const char *
 
 /* [SCHEMA] nested validation, static or chosen by schema_fn. */
 static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
-                        const char *tk, json_t **errors)
-{
+                        const char *tk, json_t **errors) {
   if (!f->nested && !f->schema_fn)
     return V_OK;
   const kdao_schema *sub = f->nested;
@@ -542,15 +514,13 @@ static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const c
   return rc;
 }
 
-static bool missing(const json_t *v)
-{
+static bool missing(const json_t *v) {
   return !v || (json_is_string(v) && json_string_length(v) == 0);
 }
 
 /* [FUNC] */
 static int check_func(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
-                      json_t **errors)
-{
+                      json_t **errors) {
   /* Kong looks for an existing error under the un-prefixed column. */
   if (!f->func || (*errors && json_object_get(*errors, f->name)))
     return V_OK;
@@ -572,8 +542,7 @@ static int check_func(const vopts *o, json_t *t, const kdao__field *f, const cha
 
 /* Step 2 for one field: every rule in Kong's order. */
 static int check_field(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
-                       const char *tk, json_t **errors)
-{
+                       const char *tk, json_t **errors) {
   int rc;
   if ((rc = check_type(t, f, prefix, errors)) != V_OK ||
       (rc = check_immutable(o, t, f, prefix, errors)) != V_OK ||
@@ -595,8 +564,7 @@ static int check_field(const vopts *o, json_t *t, const kdao__field *f, const ch
 }
 
 /* Step 1: defaults (insert and full update). */
-static int apply_defaults(const vopts *o, const kdao_schema *s, json_t *t)
-{
+static int apply_defaults(const vopts *o, const kdao_schema *s, json_t *t) {
   if (o->partial)
     return V_OK;
   for (size_t i = 0; i < s->nfields; i++) {
@@ -617,8 +585,7 @@ static int apply_defaults(const vopts *o, const kdao_schema *s, json_t *t)
 
 /* Step 3: keys that are not fields. */
 static int check_unknown(const kdao_schema *s, json_t *t, const char *tk, const char *prefix,
-                         json_t **errors)
-{
+                         json_t **errors) {
   bool flexible = s->flags & KDAO_SCHEMA_FLEXIBLE;
   if (flexible && blank(tk))
     return V_OK;
@@ -635,8 +602,7 @@ static int check_unknown(const kdao_schema *s, json_t *t, const char *tk, const 
 
 /* One entry of the work list: the table itself (tk "") or a flexible member (tk its key). */
 static int validate_table(const vopts *o, const kdao_schema *s, json_t *t, const char *tk,
-                          json_t **errors, kdao_error **self_err)
-{
+                          json_t **errors, kdao_error **self_err) {
   char *prefix = blank(tk) ? kdao__strdup("") : kdao__asprintf("%s.", tk);
   if (!prefix)
     return V_NOMEM;
@@ -657,13 +623,11 @@ typedef struct member {
   json_t *value; /* own reference */
 } member;
 
-static int cmp_member(const void *a, const void *b)
-{
+static int cmp_member(const void *a, const void *b) {
   return strcmp(((const member *)a)->key, ((const member *)b)->key);
 }
 
-static void members_free(member *ms, size_t n)
-{
+static void members_free(member *ms, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(ms[i].key);
     json_decref(ms[i].value);
@@ -672,8 +636,7 @@ static void members_free(member *ms, size_t n)
 }
 
 /* The non-nil members of `tbl`, sorted by key; NULL when out of memory. */
-static member *members_of(const json_t *tbl, size_t *count)
-{
+static member *members_of(const json_t *tbl, size_t *count) {
   size_t n = json_object_size(tbl), m = 0;
   member *ms = calloc(n ? n : 1, sizeof *ms);
   if (!ms)
@@ -696,8 +659,7 @@ static member *members_of(const json_t *tbl, size_t *count)
 
 /* Flexible schemas: the map itself, then each member (keys sorted) as its own entry. */
 static int validate_flexible(const vopts *o, const kdao_schema *s, json_t *tbl, json_t **errors,
-                             kdao_error **self_err)
-{
+                             kdao_error **self_err) {
   /* The work list is taken before validation changes the table, as Kong does. */
   size_t n = 0;
   member *ms = members_of(tbl, &n);
@@ -726,16 +688,16 @@ static int validate_flexible(const vopts *o, const kdao_schema *s, json_t *tbl, 
 }
 
 static int validate_entity(const vopts *o, const kdao_schema *s, json_t *tbl, json_t **errors,
-                           kdao_error **self_err)
-{
+                           kdao_error **self_err) {
   if (s->flags & KDAO_SCHEMA_FLEXIBLE)
     return validate_flexible(o, s, tbl, errors, self_err);
   return validate_table(o, s, tbl, "", errors, self_err);
 }
 
-/* Lua's type() of a JSON value, for argument errors. */
-static const char *lua_type_name(const json_t *v)
-{
+/* Lua's type() of a JSON value, for argument errors (a JSON array is named "array"). */
+static const char *lua_type_name(const json_t *v) {
+  if (json_is_array(v))
+    return "array";
   if (!v || json_is_null(v))
     return "nil";
   if (json_is_string(v))
@@ -747,21 +709,27 @@ static const char *lua_type_name(const json_t *v)
   return "table";
 }
 
+__attribute__((format(printf, 2, 3))) static int misuse(kdao_error **err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = kdao__vasprintf(fmt, ap);
+  va_end(ap);
+  kdao_error *e = msg ? kdao_error_new(KDAO_ERR_MISUSE, msg) : NULL;
+  free(msg);
+  return kdao__fail(err, e);
+}
+
 int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
-                   const json_t *old, kdao_dao *dao, kdao_error **err)
-{
+                   const json_t *old, kdao_dao *dao, kdao_error **err) {
   if (err)
     *err = NULL;
   if (!schema)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                           "bad argument #1 to 'validate' (schema expected, got nil)"));
+    return misuse(err, "bad argument #1 to 'validate' (schema expected, got nil)");
   if (!json_is_object(entity))
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                           "bad argument #2 to 'validate' (table expected, got %s)",
-                                           json_is_array(entity) ? "array" : lua_type_name(entity)));
+    return misuse(err, "bad argument #2 to 'validate' (table expected, got %s)",
+                  lua_type_name(entity));
   if (mode != KDAO_MODE_INSERT && mode != KDAO_MODE_UPDATE && mode != KDAO_MODE_FULL_UPDATE)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #3 to 'validate' (invalid mode %d)",
-                                           (int)mode));
+    return misuse(err, "bad argument #3 to 'validate' (invalid mode %d)", (int)mode);
   if (old && !json_is_object(old))
     old = NULL;
 
@@ -784,24 +752,20 @@ int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
 }
 
 int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kdao_dao *dao,
-                  kdao_error **err)
-{
+                  kdao_error **err) {
   return kdao__validate(schema, entity, mode, NULL, dao, err);
 }
 
-int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_error **err)
-{
+int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_error **err) {
   if (err)
     *err = NULL;
   if (!schema)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                           "bad argument #1 to 'validate_filter' (schema expected, got nil)"));
+    return misuse(err, "bad argument #1 to 'validate_filter' (schema expected, got nil)");
   if (!filter)
     return KDAO_OK;
   if (!json_is_object(filter))
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                           "bad argument #2 to 'validate_filter' (table expected, got %s)",
-                                           json_is_array(filter) ? "array" : lua_type_name(filter)));
+    return misuse(err, "bad argument #2 to 'validate_filter' (table expected, got %s)",
+                  lua_type_name(filter));
   json_t *errors = NULL;
   const char *k;
   json_t *v;
@@ -812,7 +776,7 @@ int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_e
     int rc = V_OK;
     if (!f) {
       rc = kdao__add_error(&errors, k, "unknown field") == 0 ? V_OK : V_NOMEM;
-    } else if (f->type == KDAO_TYPE_ID && !(json_is_string(v) && kdao_is_uuid(json_string_value(v)))) {
+    } else if (f->type == KDAO_TYPE_ID && !kdao_is_uuid(json_string_value(v))) {
       char *text = kdao__value_text(v);
       rc = text ? add_errorf(&errors, "", k, "%s is not a valid uuid", text) : V_NOMEM;
       free(text);

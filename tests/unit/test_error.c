@@ -14,8 +14,7 @@
 
 #include "schema.h"
 
-static json_t *load(const char *text)
-{
+static json_t *load(const char *text) {
   json_error_t jerr;
   json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
   assert_non_null(v);
@@ -23,8 +22,7 @@ static json_t *load(const char *text)
 }
 
 /* kdao__printable on `json` equals `want`. */
-static void check_printable(const char *json, const char *want)
-{
+static void check_printable(const char *json, const char *want) {
   json_t *v = load(json);
   char *s = kdao__printable(v);
   assert_non_null(s);
@@ -33,8 +31,7 @@ static void check_printable(const char *json, const char *want)
   json_decref(v);
 }
 
-static void test_printable(void **state)
-{
+static void test_printable(void **state) {
   (void)state;
   check_printable("{}", "");
   check_printable("{\"name\": \"name is required\"}", "name=name is required");
@@ -54,8 +51,7 @@ static void test_printable(void **state)
   check_printable("\"plain\"", "plain");
 }
 
-static void test_error_new(void **state)
-{
+static void test_error_new(void **state) {
   (void)state;
   kdao_error *e = kdao_error_new(KDAO_ERR_DB, "connection refused");
   assert_non_null(e);
@@ -76,8 +72,7 @@ static void test_error_new(void **state)
   kdao_error_free(e);
 }
 
-static void test_null_error(void **state)
-{
+static void test_null_error(void **state) {
   (void)state;
   assert_int_equal(kdao_error_kind(NULL), KDAO_OK);
   assert_string_equal(kdao_error_message(NULL), "");
@@ -89,8 +84,7 @@ static void test_null_error(void **state)
   kdao_free(NULL);
 }
 
-static void test_kind_names(void **state)
-{
+static void test_kind_names(void **state) {
   (void)state;
   assert_string_equal(kdao_error_kind_name(KDAO_OK), "ok");
   assert_string_equal(kdao_error_kind_name(KDAO_ERR_DB), "db");
@@ -111,8 +105,7 @@ typedef struct nfcase {
   const char *message; /* expected kdao_error_message */
 } nfcase;
 
-static void test_new_fields(void **state)
-{
+static void test_new_fields(void **state) {
   (void)state;
   static const nfcase cases[] = {
       {KDAO_ERR_UNIQUE, "{\"name\": \"foo\"}", "{\"name\": \"already exists with value 'foo'\"}",
@@ -160,8 +153,7 @@ static void test_new_fields(void **state)
   }
 }
 
-static void test_string_with_db_name(void **state)
-{
+static void test_string_with_db_name(void **state) {
   (void)state;
   json_t *in = load("{\"name\": \"foo\"}");
   kdao_error *e = kdao_error_new_fields(KDAO_ERR_UNIQUE, in);
@@ -178,8 +170,7 @@ static void test_string_with_db_name(void **state)
   kdao_error_free(e);
 }
 
-static void test_code(void **state)
-{
+static void test_code(void **state) {
   (void)state;
   kdao_error *e = kdao_error_new(KDAO_ERR_DB, "x");
   kdao__error_set_code(e, "23505");
@@ -191,8 +182,7 @@ static void test_code(void **state)
   kdao_error_free(e);
 }
 
-static void test_schema_new_steals(void **state)
-{
+static void test_schema_new_steals(void **state) {
   (void)state;
   json_t *fields = load("{\"b\": \"2\", \"a\": \"1\"}");
   kdao_error *e = kdao__error_schema_new(fields);
@@ -203,8 +193,7 @@ static void test_schema_new_steals(void **state)
   assert_null(kdao__error_schema_new(NULL));
 }
 
-static void test_fail(void **state)
-{
+static void test_fail(void **state) {
   (void)state;
   kdao_error *out = NULL;
   assert_int_equal(kdao__fail(&out, kdao_error_new(KDAO_ERR_FOREIGN, "x")), KDAO_ERR_FOREIGN);
@@ -219,8 +208,7 @@ static void test_fail(void **state)
   assert_null(out);
 }
 
-static void test_add_error(void **state)
-{
+static void test_add_error(void **state) {
   (void)state;
   json_t *errors = NULL;
   assert_int_equal(kdao__add_error(&errors, "name", "name is required"), 0);
@@ -242,8 +230,7 @@ static void test_add_error(void **state)
   json_decref(errors);
 }
 
-static void test_value_text(void **state)
-{
+static void test_value_text(void **state) {
   (void)state;
   static const struct {
     const char *json, *text;
@@ -264,8 +251,7 @@ static void test_value_text(void **state)
   free(t);
 }
 
-static void test_strings(void **state)
-{
+static void test_strings(void **state) {
   (void)state;
   assert_null(kdao__strdup(NULL));
   char *s = kdao__strdup("abc");
@@ -276,8 +262,7 @@ static void test_strings(void **state)
   kdao_free(s);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_printable),      cmocka_unit_test(test_error_new),
       cmocka_unit_test(test_null_error),     cmocka_unit_test(test_kind_names),

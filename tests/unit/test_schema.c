@@ -15,15 +15,13 @@
 #include "schema.h"
 
 static int accept_all(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
-                      json_t **new_fields, char **message, void *ud)
-{
+                      json_t **new_fields, char **message, void *ud) {
   (void)dao, (void)field, (void)value, (void)entity, (void)new_fields, (void)message, (void)ud;
   return 0;
 }
 
 static kdao_error *no_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                                 kdao_mode mode, void *ud)
-{
+                                 kdao_mode mode, void *ud) {
   (void)dao, (void)schema, (void)entity, (void)mode, (void)ud;
   return NULL;
 }
@@ -57,8 +55,7 @@ static const kdao_schema_def good_def = {.version = KDAO_DEF_VERSION,
                                          .primary_key = pk_id_name,
                                          .fields = good_fields};
 
-static void test_compile_entity(void **state)
-{
+static void test_compile_entity(void **state) {
   (void)state;
   kdao_schema *s = NULL;
   kdao_error *err = NULL;
@@ -108,8 +105,7 @@ static void test_compile_entity(void **state)
   kdao_schema_free(s);
 }
 
-static void test_explicit_table(void **state)
-{
+static void test_explicit_table(void **state) {
   (void)state;
   kdao_schema_def def = good_def;
   def.table = "thing_rows";
@@ -172,8 +168,7 @@ static const bad bads[] = {
 };
 #pragma GCC diagnostic pop
 
-static void test_definition_errors(void **state)
-{
+static void test_definition_errors(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
     const bad *b = &bads[i];
@@ -196,8 +191,7 @@ static void test_definition_errors(void **state)
   }
 }
 
-static void test_nested_names(void **state)
-{
+static void test_nested_names(void **state) {
   (void)state;
   /* Config schemas are stored as JSON: upper case and '-' are allowed there. */
   kdao_schema *s = NULL;
@@ -206,8 +200,7 @@ static void test_nested_names(void **state)
   kdao_schema_free(s);
 }
 
-static void test_misuse(void **state)
-{
+static void test_misuse(void **state) {
   (void)state;
   kdao_error *err = NULL;
   kdao_schema *s = NULL;
@@ -219,8 +212,7 @@ static void test_misuse(void **state)
   assert_int_equal(kdao_schema_compile(NULL, &s, NULL), KDAO_ERR_MISUSE);
 }
 
-static void test_describe(void **state)
-{
+static void test_describe(void **state) {
   (void)state;
   kdao_schema *s = NULL;
   assert_int_equal(kdao_schema_compile(&good_def, &s, NULL), KDAO_OK);
@@ -254,8 +246,7 @@ static void test_describe(void **state)
   kdao_schema_free(s);
 }
 
-static void test_type_names(void **state)
-{
+static void test_type_names(void **state) {
   (void)state;
   static const char *const names[] = {"any",   "id",    "string",    "number", "boolean",
                                       "array", "table", "timestamp", "url"};
@@ -263,8 +254,7 @@ static void test_type_names(void **state)
     assert_string_equal(kdao__type_name((kdao_type)t), names[t]);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_compile_entity), cmocka_unit_test(test_explicit_table),
       cmocka_unit_test(test_definition_errors), cmocka_unit_test(test_nested_names),

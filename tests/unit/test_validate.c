@@ -29,8 +29,7 @@ static int func_calls;
 static int self_calls;
 static kdao_mode self_mode;
 
-static json_t *slug_default(json_t *entity, void *ud)
-{
+static json_t *slug_default(json_t *entity, void *ud) {
   (void)ud;
   json_t *name = json_object_get(entity, "name");
   if (!json_is_string(name))
@@ -42,8 +41,7 @@ static json_t *slug_default(json_t *entity, void *ud)
 }
 
 static int check_code(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
-                      json_t **new_fields, char **message, void *ud)
-{
+                      json_t **new_fields, char **message, void *ud) {
   (void)dao, (void)entity, (void)ud;
   func_calls++;
   assert_string_equal(field, "code");
@@ -59,8 +57,7 @@ static int check_code(kdao_dao *dao, const char *field, json_t *value, json_t *e
   return 0;
 }
 
-static const kdao_schema *pick_schema(kdao_dao *dao, json_t *entity, char **message, void *ud)
-{
+static const kdao_schema *pick_schema(kdao_dao *dao, json_t *entity, char **message, void *ud) {
   (void)dao, (void)ud;
   const char *name = json_string_value(json_object_get(entity, "name"));
   if (!name)
@@ -76,8 +73,7 @@ static const kdao_schema *pick_schema(kdao_dao *dao, json_t *entity, char **mess
 }
 
 static kdao_error *conf_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                                   kdao_mode mode, void *ud)
-{
+                                   kdao_mode mode, void *ud) {
   (void)dao, (void)schema, (void)mode, (void)ud;
   const char *key = json_string_value(json_object_get(entity, "key"));
   if (key && strcmp(key, "forbidden") == 0)
@@ -86,8 +82,7 @@ static kdao_error *conf_self_check(kdao_dao *dao, const kdao_schema *schema, jso
 }
 
 static kdao_error *self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                              kdao_mode mode, void *ud)
-{
+                              kdao_mode mode, void *ud) {
   (void)dao, (void)schema, (void)ud;
   self_calls++;
   self_mode = mode;
@@ -149,8 +144,7 @@ static const kdao_schema_def rules_def = {
     .version = KDAO_DEF_VERSION, .name = "rules", .primary_key = pk_id, .fields = rules_fields};
 
 /* A default computed from the table being validated: for a nested schema, the nested one. */
-static json_t *copy_depth(json_t *entity, void *ud)
-{
+static json_t *copy_depth(json_t *entity, void *ud) {
   (void)ud;
   return json_deep_copy(json_object_get(entity, "depth"));
 }
@@ -220,8 +214,7 @@ static const kdao_field_def weight_fields[] = {
 static const kdao_schema_def weight_def = {
     .version = KDAO_DEF_VERSION, .name = "weights", .primary_key = pk_id, .fields = weight_fields};
 
-static int group_setup(void **state)
-{
+static int group_setup(void **state) {
   (void)state;
   const kdao_schema_def *defs[S_COUNT] = {&types_def, &rules_def, &plugin_def, &rl_def,
                                            &self_def,  &weight_def};
@@ -234,8 +227,7 @@ static int group_setup(void **state)
   return 0;
 }
 
-static int group_teardown(void **state)
-{
+static int group_teardown(void **state) {
   (void)state;
   for (int i = 0; i < S_COUNT; i++)
     kdao_schema_free(schemas[i]);
@@ -523,8 +515,7 @@ static const vcase cases[] = {
 };
 #pragma GCC diagnostic pop
 
-static void run_case(void **state)
-{
+static void run_case(void **state) {
   const vcase *c = *state;
   json_error_t jerr;
   json_t *entity = json_loads(c->input, JSON_ALLOW_NUL, &jerr);
@@ -568,16 +559,14 @@ static void run_case(void **state)
 
 /* ---- behaviour needing more than one call ---- */
 
-static json_t *load(const char *text)
-{
+static json_t *load(const char *text) {
   json_error_t jerr;
   json_t *v = json_loads(text, 0, &jerr);
   assert_non_null(v);
   return v;
 }
 
-static void test_default_is_deep_copied(void **state)
-{
+static void test_default_is_deep_copied(void **state) {
   (void)state;
   json_t *e1 = load("{\"name\": \"abc\"}"), *e2 = load("{\"name\": \"abc\"}");
   assert_int_equal(kdao_validate(schemas[S_RULES], e1, I, NULL, NULL), OK);
@@ -588,8 +577,7 @@ static void test_default_is_deep_copied(void **state)
   json_decref(e2);
 }
 
-static void test_func_call_rules(void **state)
-{
+static void test_func_call_rules(void **state) {
   (void)state;
   /* Called with a nil value on insert... */
   func_calls = 0;
@@ -608,8 +596,7 @@ static void test_func_call_rules(void **state)
   json_decref(e);
 }
 
-static void test_self_check_calls(void **state)
-{
+static void test_self_check_calls(void **state) {
   (void)state;
   self_calls = 0;
   json_t *e = load("{\"a\": 5}");
@@ -626,16 +613,14 @@ static void test_self_check_calls(void **state)
   json_decref(e);
 }
 
-static void test_error_is_optional(void **state)
-{
+static void test_error_is_optional(void **state) {
   (void)state;
   json_t *e = load("{\"s\": 1}");
   assert_int_equal(kdao_validate(schemas[S_TYPES], e, I, NULL, NULL), SCHEMA);
   json_decref(e);
 }
 
-static void test_misuse(void **state)
-{
+static void test_misuse(void **state) {
   (void)state;
   kdao_error *err = NULL;
   assert_int_equal(kdao_validate(schemas[S_TYPES], NULL, I, NULL, &err), KDAO_ERR_MISUSE);
@@ -669,8 +654,7 @@ typedef struct fcase {
   const char *errors; /* NULL: valid */
 } fcase;
 
-static void test_filter(void **state)
-{
+static void test_filter(void **state) {
   (void)state;
   static const fcase fcases[] = {
       {"{}", NULL},
@@ -708,8 +692,7 @@ static void test_filter(void **state)
   json_decref(arr);
 }
 
-static void test_is_uuid(void **state)
-{
+static void test_is_uuid(void **state) {
   (void)state;
   assert_true(kdao_is_uuid("0b2ab9b2-6a3c-4c2f-a3b4-2d2c6f7e8a9b"));
   assert_true(kdao_is_uuid("0B2AB9B2-6A3C-4C2F-A3B4-2D2C6F7E8A9B"));
@@ -725,8 +708,7 @@ static void test_is_uuid(void **state)
   assert_false(kdao_is_uuid("0b2ab9b2_6a3c_4c2f_a3b4_2d2c6f7e8a9b"));
 }
 
-static void test_uuid_v4_generated(void **state)
-{
+static void test_uuid_v4_generated(void **state) {
   (void)state;
   char a[37], b[37];
   kdao__uuid_v4(a);
@@ -739,8 +721,7 @@ static void test_uuid_v4_generated(void **state)
   assert_true(now > 1500000000000LL);
 }
 
-int main(void)
-{
+int main(void) {
   enum { NCASES = sizeof cases / sizeof cases[0] };
   static const struct CMUnitTest fixed[] = {
       cmocka_unit_test(test_default_is_deep_copied),
