@@ -14,6 +14,12 @@ command -v jq >/dev/null || { echo "cli_test.sh needs jq" >&2; exit 1; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
+# A PostgreSQL server to test against, when the caller exported one (`eval
+# "$(scripts/postgres.sh env)"`): the role must be allowed to create databases.
+PG_HOST=${KDAO_PG_HOST:-}
+PG_PORT=${KDAO_PG_PORT:-5432}
+PG_USER=${KDAO_PG_USER:-kong}
+PG_PASSWORD=${KDAO_PG_PASSWORD:-}
 # The caller's KDAO_* settings must not leak into what is tested here.
 while read -r var; do unset "$var"; done < <(env | sed -n 's/^\(KDAO_[A-Z0-9_]*\)=.*/\1/p')
 
@@ -354,6 +360,46 @@ expect_rc 0 "config --keys"
 TESTS=$((TESTS + 1))
 grep -q '^| `database` | enum: `sqlite`, `postgres`, `cassandra` | `sqlite` | `KDAO_DATABASE` |' <<<"$OUT" ||
   fail "config --keys prints the Markdown table"
+
+# ---- PostgreSQL: never migrated behind the user's back ----
+
+if [ -n "$PG_HOST" ] && command -v psql >/dev/null; then
+  PG_DB="kdao_cli_test_$$"
+  pg_admin() {
+    PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres \
+      -qAtc "$1" >/dev/null 2>&1
+  }
+  if pg_admin "CREATE DATABASE $PG_DB"; then
+    trap 'pg_admin "DROP DATABASE IF EXISTS $PG_DB"; rm -rf "$WORK"' EXIT
+    export KDAO_DATABASE=postgres KDAO_PG_HOST="$PG_HOST" KDAO_PG_PORT="$PG_PORT" \
+      KDAO_PG_USER="$PG_USER" KDAO_PG_PASSWORD="$PG_PASSWORD" KDAO_PG_DATABASE="$PG_DB"
+    run count apis
+    expect_rc 1 "postgres: pending migrations refused"
+    expect_err ".kind == \"db\" and .db == \"postgres\" and .message == \"database needs migrations: run 'kdao migrations up'\"" \
+      "postgres: the refusal says what to run"
+    run migrations up
+    expect_rc 0 "postgres: migrations up"
+    expect_out '.ran.core | index("2015-01-12-175310_skeleton") != null' \
+      "postgres: Kong's core migration names"
+    run insert apis name=mockbin hosts=mockbin.com upstream_url=http://mockbin.com
+    expect_rc 0 "postgres: seed insert"
+    expect_out ".id | test(\"$UUID_RE\")" "postgres: generated id"
+    run insert apis name=mockbin hosts=mockbin.com upstream_url=http://mockbin.com
+    expect_rc 1 "postgres: duplicate name"
+    expect_err ".kind == \"unique\" and .db == \"postgres\" and .fields.name == \"already exists with value 'mockbin'\"" \
+      "postgres: unique error"
+    run find apis mockbin
+    expect_rc 0 "postgres: find by name"
+    run migrations reset --yes
+    expect_rc 0 "postgres: reset"
+    expect_out ".reset.name == \"$PG_DB\"" "postgres: reset names the database"
+    unset KDAO_DATABASE KDAO_PG_HOST KDAO_PG_PORT KDAO_PG_USER KDAO_PG_PASSWORD KDAO_PG_DATABASE
+  else
+    echo "cli_test.sh: could not create a PostgreSQL database on $PG_HOST:$PG_PORT, skipping" >&2
+  fi
+else
+  echo "cli_test.sh: no KDAO_PG_HOST (scripts/postgres.sh env) or psql: PostgreSQL part skipped" >&2
+fi
 
 echo "cli_test.sh: $TESTS checks, $FAILURES failed"
 [ "$FAILURES" -eq 0 ]
