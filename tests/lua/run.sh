@@ -45,6 +45,17 @@ busted=$(command -v busted) || skip "busted is not installed"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
+# PostgreSQL: a schema of our own in the configured database, so that the C suite sharing
+# the server is not disturbed (libpq takes the search_path from PGOPTIONS).
+if [ "$backend" = postgres ] && command -v psql >/dev/null; then
+  schema=kdao_lua_spec
+  if PGPASSWORD=${KDAO_PG_PASSWORD:-} psql -qAt -h "$KDAO_PG_HOST" -p "${KDAO_PG_PORT:-5432}" \
+      -U "${KDAO_PG_USER:-kong}" -d "${KDAO_PG_DATABASE:-kong}" \
+      -c "CREATE SCHEMA IF NOT EXISTS $schema" >/dev/null 2>&1; then
+    export PGOPTIONS="-c search_path=$schema"
+  fi
+fi
+
 export KDAO_TEST_BACKEND=$backend
 export KDAO_TEST_TMPDIR=$work
 # The Kong compatibility modules, the helpers and the test plugin come from the tree.
