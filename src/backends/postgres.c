@@ -507,7 +507,10 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
     if (op == OP_PAGE) sb_addf(&q, " LIMIT $%d", ++pn);
     break;
   case OP_INSERT: {
-    sb_addf(&q, "WITH r AS (INSERT INTO \"%s\" AS t (", s->table);
+    /* the WITH wrapper only when the ttls table must be written in the same statement */
+    bool forget = t->has_ttl && pk_field(s, 0)->type != KDAO_TYPE_ID; /* names get reused */
+    bool cte = (shape & SHAPE_TTL) || forget;
+    sb_addf(&q, "%sINSERT INTO \"%s\" AS t (", cte ? "WITH r AS (" : "", s->table);
     bool first = true;
     for (size_t i = 0; i < s->nfields; i++)
       if (m1 >> i & 1) {
@@ -520,16 +523,19 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
         if (pn) sb_add(&q, ", ");
         sql_param(&q, &s->fields[i], ++pn);
       }
-    sb_addf(&q, ") RETURNING %s)", t->cols);
+    sb_addf(&q, ") RETURNING %s", t->cols);
+    if (!cte) break;
+    sb_add(&q, ")");
     if (shape & SHAPE_TTL)
       sql_ttl_upsert(&q, s, ++pn);
-    else if (t->has_ttl && pk_field(s, 0)->type != KDAO_TYPE_ID)
-      sql_ttl_forget(&q, s); /* uuid keys are fresh; names may be reused */
+    else
+      sql_ttl_forget(&q, s);
     sb_add(&q, " SELECT * FROM r");
     break;
   }
   case OP_UPDATE: {
-    sb_addf(&q, "WITH r AS (UPDATE \"%s\" AS t SET ", s->table);
+    bool cte = shape & SHAPE_TTL;
+    sb_addf(&q, "%sUPDATE \"%s\" AS t SET ", cte ? "WITH r AS (" : "", s->table);
     bool first = true;
     for (size_t i = 0; i < s->nfields; i++) {
       if (!((m1 | m2) >> i & 1)) continue;
@@ -546,8 +552,10 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
     uint64_t pkmask = 0;
     for (size_t k = 0; k < s->npk; k++) pkmask |= UINT64_C(1) << s->pk[k];
     sql_where(&q, s, pkmask, &pn);
-    sb_addf(&q, "%s RETURNING %s)", t->visible, t->cols);
-    if (shape & SHAPE_TTL) sql_ttl_upsert(&q, s, ++pn);
+    sb_addf(&q, "%s RETURNING %s", t->visible, t->cols);
+    if (!cte) break;
+    sb_add(&q, ")");
+    sql_ttl_upsert(&q, s, ++pn);
     sb_add(&q, " SELECT * FROM r");
     break;
   }
