@@ -9,6 +9,7 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
   exit 2
 fi
 KDAO=$(realpath "$1")
+SRC_DIR=$(cd "$(dirname "$0")" && pwd)
 command -v jq >/dev/null || { echo "cli_test.sh needs jq" >&2; exit 1; }
 
 WORK=$(mktemp -d)
@@ -360,6 +361,14 @@ expect_rc 0 "config --keys"
 TESTS=$((TESTS + 1))
 grep -q '^| `database` | enum: `sqlite`, `postgres`, `cassandra` | `sqlite` | `KDAO_DATABASE` |' <<<"$OUT" ||
   fail "config --keys prints the Markdown table"
+# docs/configuration.md pastes that table: it must not drift from the code.
+DOC="$SRC_DIR/../../docs/configuration.md"
+if [ -f "$DOC" ]; then
+  TESTS=$((TESTS + 1))
+  printf '%s\n' "$OUT" >keys.md
+  [ "$(tail -n "$(wc -l <keys.md)" "$DOC")" = "$OUT" ] ||
+    fail "docs/configuration.md ends with the output of 'kdao config --keys' (regenerate it)"
+fi
 
 # ---- PostgreSQL: never migrated behind the user's back ----
 
