@@ -560,7 +560,8 @@ static json_t *target_history(ctx *c, kdao_error **e) {
   }
   for (size_t i = 0; i < n; i++)
     v[i] = json_array_get(rows, i);
-  qsort(v, n, sizeof *v, target_newest_first);
+  if (n > 1)
+    qsort(v, n, sizeof *v, target_newest_first);
   for (size_t i = 0; i < n; i++)
     json_array_append(sorted, v[i]);
   free(v);
