@@ -160,11 +160,10 @@ static json_t *cb_default(json_t *entity, void *ud)
   } else {
     cb_writeback(L, fr, t, entity);
     if (!lua_isnil(L, -1)) {
-      static json_t *empty_array;
       const char *why = NULL;
-      if (!empty_array)
-        empty_array = json_array();
-      out = kdao_lua__tojson(L, -1, cb->is_array ? empty_array : NULL, false, &why);
+      json_t *shape = cb->is_array ? json_array() : NULL; /* an empty default is [] */
+      out = kdao_lua__tojson(L, -1, shape, false, &why);
+      json_decref(shape);
       if (!out) {
         lua_pushfstring(L, "kdao: cannot convert a default value: %s", why);
         kdao_lua__frame_raise(L, fr);
