@@ -25,7 +25,7 @@ static kdao_error *upstream_check_name(const json_t *name)
     return kdao__schema_error("Invalid name; must be a valid hostname");
   kdao__host h;
   int rc = kdao__normalize_ip(json_string_value(name), &h);
-  kdao__host_clear(&h);
+  kdao__host_clear(&h); /* only the type and port matter here */
   if (rc == KDAO_ERR_NOMEM)
     return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   if (rc != KDAO_OK)
