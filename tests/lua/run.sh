@@ -3,7 +3,8 @@
 #
 #   tests/lua/run.sh sqlite|postgres|cassandra [busted args...]
 #
-# KDAO_LUA_CPATH names the directory holding kdao.so (CTest sets it; default: build/lua).
+# KDAO_LUA_CPATH names the directory holding kdao.so (CTest sets it; default: build/lua);
+# KDAO_LUA_INTERP the interpreter it was built for (default: luajit).
 # PostgreSQL and Cassandra read the C suite's settings (KDAO_PG_HOST, KDAO_PG_PORT,
 # KDAO_PG_USER, KDAO_PG_DATABASE, KDAO_PG_PASSWORD; KDAO_CASSANDRA_HOST or
 # KDAO_CASSANDRA_CONTACT_POINTS, KDAO_CASSANDRA_PORT). Without them the run is skipped
@@ -38,7 +39,8 @@ cassandra)
 *) echo "usage: $0 sqlite|postgres|cassandra [busted args]" >&2; exit 2 ;;
 esac
 
-command -v luajit >/dev/null || skip "luajit is not installed"
+interp=${KDAO_LUA_INTERP:-luajit}
+command -v "$interp" >/dev/null || skip "$interp is not installed"
 busted=$(command -v busted) || skip "busted is not installed"
 [ -f "$cpath/kdao.so" ] || { echo "kdao.so not found in $cpath" >&2; exit 1; }
 
@@ -63,5 +65,5 @@ export LUA_PATH="$src/lua/?.lua;$src/lua/?/init.lua;$here/?.lua;$here/fixtures/?
 export LUA_CPATH="$cpath/?.so;;"
 
 cd "$here"
-# busted's script names `lua` (5.2 on Debian); kdao.so is built for LuaJIT: run it there.
-luajit "$busted" --pattern=_spec "$@" .
+# busted's script names `lua` (5.2 on Debian); kdao.so is built for LuaJIT (or 5.1).
+"$interp" "$busted" --pattern=_spec "$@" .
