@@ -298,6 +298,8 @@ static void frame_enter(kdao_lua_factory *fs, kdao_lua_frame *fr, lua_State *L)
   fr->raise_ref = LUA_NOREF;
   fr->check_ref = LUA_NOREF;
   fr->check_err = NULL;
+  fr->check_kind = 0;
+  fr->check_msg = NULL;
   fr->prev = fs->call;
   fs->call = fr;
 }
@@ -310,9 +312,7 @@ static void frame_leave(kdao_lua_factory *fs, kdao_lua_frame *fr)
 /* Drops what the frame parked; raises the parked error if a callback raised one. */
 static void frame_settle(lua_State *L, kdao_lua_frame *fr)
 {
-  if (fr->check_ref != LUA_NOREF && fr->check_ref != LUA_REFNIL)
-    luaL_unref(L, LUA_REGISTRYINDEX, fr->check_ref);
-  fr->check_ref = LUA_NOREF;
+  kdao_lua__frame_forget_check(L, fr);
   if (fr->raise_ref == LUA_NOREF)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, fr->raise_ref);
@@ -550,7 +550,7 @@ static int dao_finish(lua_State *L, kdao_lua_dao *d, kdao_lua_frame *fr, int rc,
   if (rc != KDAO_OK) {
     const char *db = kdao_factory_db_name(d->fs->f);
     lua_pushnil(L);
-    if (fr->check_ref != LUA_NOREF && err == fr->check_err) {
+    if (kdao_lua__frame_is_check(fr, err)) {
       /* self_check's own error object, handed back unchanged (with db_name, as Kong) */
       lua_rawgeti(L, LUA_REGISTRYINDEX, fr->check_ref);
       if (lua_istable(L, -1)) {

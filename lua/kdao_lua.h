@@ -45,7 +45,9 @@ typedef struct kdao_lua_frame {
   lua_State *L;
   int raise_ref;               /* error raised by a callback (LUA_NOREF: none) */
   int check_ref;               /* error object a self_check returned (LUA_NOREF: none) */
-  const kdao_error *check_err; /* the kdao_error made from it */
+  const kdao_error *check_err; /* the kdao_error made from it, */
+  int check_kind;              /* its kind */
+  char *check_msg;             /* and a copy of its message: the address alone could be reused */
   struct kdao_lua_frame *prev;
 } kdao_lua_frame;
 
@@ -120,6 +122,12 @@ int kdao_lua__register_entity(lua_State *L);
  * error with that field map, anything else a schema error with that message.
  */
 kdao_error *kdao_lua__error_from_lua(lua_State *L, int idx);
+
+/* Drops the self_check error object the frame holds, if any. */
+void kdao_lua__frame_forget_check(lua_State *L, kdao_lua_frame *fr);
+
+/* True when `e`, a call's final error, is the one made from the frame's self_check object. */
+bool kdao_lua__frame_is_check(const kdao_lua_frame *fr, const kdao_error *e);
 
 /* Stores the value on top of the stack (popped) as the frame's pending raise, first wins. */
 void kdao_lua__frame_raise(lua_State *L, kdao_lua_frame *fr);

@@ -70,6 +70,23 @@ static void push_fn(lua_State *L, kdao_lua_factory *fs, int i)
   lua_pop(L, 1);
 }
 
+void kdao_lua__frame_forget_check(lua_State *L, kdao_lua_frame *fr)
+{
+  if (fr->check_ref != LUA_NOREF && fr->check_ref != LUA_REFNIL)
+    luaL_unref(L, LUA_REGISTRYINDEX, fr->check_ref);
+  fr->check_ref = LUA_NOREF;
+  fr->check_err = NULL;
+  free(fr->check_msg);
+  fr->check_msg = NULL;
+}
+
+bool kdao_lua__frame_is_check(const kdao_lua_frame *fr, const kdao_error *e)
+{
+  return fr->check_ref != LUA_NOREF && e && e == fr->check_err &&
+         kdao_error_kind(e) == fr->check_kind && fr->check_msg &&
+         strcmp(kdao_error_message(e), fr->check_msg) == 0;
+}
+
 void kdao_lua__frame_raise(lua_State *L, kdao_lua_frame *fr)
 {
   if (fr->raise_ref == LUA_NOREF)
@@ -243,6 +260,19 @@ static bool is_error_object(lua_State *L, int idx)
   return same;
 }
 
+static void remember_check(lua_State *L, kdao_lua_frame *fr, int idx, const kdao_error *e)
+{
+  char *msg = dup_cstr(kdao_error_message(e));
+  if (!msg)
+    return;
+  kdao_lua__frame_forget_check(L, fr);
+  lua_pushvalue(L, idx);
+  fr->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  fr->check_err = e;
+  fr->check_kind = kdao_error_kind(e);
+  fr->check_msg = msg;
+}
+
 static kdao_error *cb_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
                                  kdao_mode mode, void *ud)
 {
@@ -269,13 +299,10 @@ static kdao_error *cb_self_check(kdao_dao *dao, const kdao_schema *schema, json_
     /* Kong rejects only on an explicit false. */
     if (lua_isboolean(L, t + 1) && !lua_toboolean(L, t + 1)) {
       e = kdao_lua__error_from_lua(L, t + 2);
-      /* An error object (or no error at all) reaches the caller unchanged, as in Kong. */
-      if (e && fr->check_ref == LUA_NOREF &&
-          (lua_isnil(L, t + 2) || is_error_object(L, t + 2))) {
-        lua_pushvalue(L, t + 2);
-        fr->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        fr->check_err = e;
-      }
+      /* An error object (or no error at all) reaches the caller unchanged, as in Kong: the
+       * latest one, the top-level self_check running after the nested ones. */
+      if (e && (lua_isnil(L, t + 2) || is_error_object(L, t + 2)))
+        remember_check(L, fr, t + 2, e);
     }
   }
   lua_settop(L, top);
