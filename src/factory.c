@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "factory.h"
 
 static const kdao__backend_ops *backend_by_name(const char *name) {
@@ -31,27 +32,6 @@ static bool ops_complete(const kdao__backend_ops *o) {
          o->count && o->update && o->delete && o->truncate && o->begin && o->commit &&
          o->rollback && o->migrations_current && o->migration_apply && o->schema_ddl &&
          o->drop_schema && o->purge_expired;
-}
-
-/* The config is copied through its public API so the caller may free theirs at once. */
-static int config_clone(const kdao_config *src, kdao_config **out, kdao_error **err) {
-  kdao_config *c = NULL;
-  int rc = kdao_config_new(&c, err);
-  if (rc != KDAO_OK) return rc;
-  json_t *dump = kdao_config_dump(src);
-  const char *key;
-  json_t *unused;
-  json_object_foreach(dump, key, unused) {
-    const char *v = kdao_config_get(src, key);
-    if (v != NULL && (rc = kdao_config_set(c, key, v, err)) != KDAO_OK) break;
-  }
-  json_decref(dump);
-  if (rc != KDAO_OK) {
-    kdao_config_free(c);
-    return rc;
-  }
-  *out = c;
-  return KDAO_OK;
 }
 
 /* ---- DAO set (sorted by name for bsearch) ---- */
@@ -140,7 +120,7 @@ static int plugin_cmp(const void *a, const void *b) {
 }
 
 static kdao__plugin *find_plugin(const kdao_factory *f, const char *name) {
-  if (f == NULL || name == NULL) return NULL;
+  if (f == NULL || name == NULL || f->nplugins == 0) return NULL;
   kdao__plugin key = {.name = (char *)name};
   return bsearch(&key, f->plugins, f->nplugins, sizeof *f->plugins, plugin_cmp);
 }
@@ -318,8 +298,17 @@ int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **er
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument: out is NULL"));
   kdao_factory *f = calloc(1, sizeof *f);
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
-  int rc = cfg ? config_clone(cfg, &f->cfg, err) : kdao_config_new(&f->cfg, err);
-  if (rc != KDAO_OK) goto fail;
+  int rc = KDAO_OK;
+  if (cfg) {
+    /* A private copy: the caller may free theirs as soon as this returns. */
+    if ((f->cfg = kdao__config_copy(cfg)) == NULL) {
+      rc = kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
+      goto fail;
+    }
+  } else if ((rc = kdao_config_new(&f->cfg, err)) != KDAO_OK) {
+    goto fail;
+  }
+  if ((rc = kdao__config_check(f->cfg, err)) != KDAO_OK) goto fail;
   const char *db = kdao_config_get(f->cfg, "database");
   f->ops = backend_by_name(db);
   if (f->ops == NULL) {

@@ -380,6 +380,23 @@ static void test_check_data_centers_and_listen(void **state) {
 }
 
 int main(void) {
+  /* The tests set the KDAO_* variables they need; any inherited from the caller (test.sh
+     exports the servers' settings) would override the files under test. */
+  for (int again = 1; again;) {
+    again = 0;
+    for (char **e = environ; *e; e++) {
+      if (strncmp(*e, "KDAO_", 5) != 0) continue;
+      char name[128];
+      size_t n = strcspn(*e, "=");
+      if (n >= sizeof name) continue;
+      memcpy(name, *e, n);
+      name[n] = '\0';
+      unsetenv(name);
+      again = 1;
+      break;
+    }
+  }
+
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
