@@ -1,6 +1,6 @@
 # kdao — the two commands of the README, plus a few conveniences. The real build is CMake
 # (build/ and, for the sanitizer run, build-asan/); this file only sequences it.
-.PHONY: all deps build run test test-quick test-cluster bench clean
+.PHONY: all deps build run test test-quick test-cluster fuzz bench clean
 
 JOBS ?= 2
 
@@ -25,6 +25,15 @@ test: deps
 # Only the normal build, only the backends named (e.g. make test-quick BACKENDS=sqlite).
 test-quick: deps
 	@KDAO_TEST_ASAN=0 KDAO_TEST_BACKENDS="$(or $(BACKENDS),sqlite)" bash scripts/test.sh
+
+# Three Cassandra nodes on 127.0.0.1-3: one is stopped mid-run, consistency ONE keeps working.
+test-cluster: build
+	@bash scripts/test-cluster.sh
+
+# The CQL frame decoder under libFuzzer for a bounded time (seconds).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@bash scripts/fuzz-cql.sh $(FUZZ_SECONDS)
 
 bench: build
 	@bash scripts/bench.sh

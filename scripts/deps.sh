@@ -9,7 +9,8 @@ PACKAGES=(
   libpq-dev postgresql
   libluajit-5.1-dev luajit lua-busted
   libmicrohttpd-dev libcurl4-openssl-dev curl wrk jq
-  clang
+  clang libclang-rt-14-dev bc
+  python3-cassandra
   openjdk-17-jdk-headless maven
 )
 
