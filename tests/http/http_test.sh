@@ -59,21 +59,22 @@ esac
 # Small limits, so that the limit tests need little traffic.
 export KDAO_ADMIN_MAX_BODY=65536
 
-# Starts `kdao serve` on a free port; sets SERVER_PID and BASE.
+# start_server LOG: starts `kdao serve` on a free port, stderr to LOG; sets SERVER_PID, BASE.
 start_server() {
-  "$KDAO" serve --listen 127.0.0.1:0 2>"$TMP/serve.err" &
+  local log=$1
+  "$KDAO" serve --listen 127.0.0.1:0 2>"$log" &
   SERVER_PID=$!
   for _ in $(seq 100); do
-    BASE=$(sed -n 's/^kdao admin API listening on \(http:[^ ]*\)$/\1/p' "$TMP/serve.err")
+    BASE=$(sed -n 's/^kdao admin API listening on \(http:[^ ]*\)$/\1/p' "$log")
     [ -n "$BASE" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
   echo "http_test: kdao serve did not start:" >&2
-  cat "$TMP/serve.err" >&2
+  cat "$log" >&2
   exit 1
 }
-start_server
+start_server "$TMP/serve.err"
 
 PASSED=0
 FAILED=0
@@ -513,6 +514,20 @@ STATUS=$(curl -sS -o /dev/null -o /dev/null -w '%{http_code}%{num_connects}\n' "
   "$BASE/consumers" | tr '\n' ' ')
 [ "$STATUS" = "2001 2000 " ] && ok || ko "keep-alive reuses the connection"
 
+# Connections beyond admin_max_connections are refused; freed slots serve again.
+MAIN_PID=$SERVER_PID MAIN_BASE=$BASE
+KDAO_ADMIN_MAX_CONNECTIONS=2 start_server "$TMP/serve2.err"
+exec 5<>/dev/tcp/127.0.0.1/"${BASE##*:}" 6<>/dev/tcp/127.0.0.1/"${BASE##*:}"
+sleep 0.2
+req GET / --max-time 2
+[ "$STATUS" = 000 ] && ok || ko "a connection over admin_max_connections is refused"
+exec 5>&- 6>&-
+sleep 0.2
+req GET /
+expect "served again once connections close" 200
+kill -TERM "$SERVER_PID" && wait "$SERVER_PID"
+SERVER_PID=$MAIN_PID BASE=$MAIN_BASE
+
 # ---- stop ----------------------------------------------------------------------------------
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID"
@@ -520,10 +535,10 @@ rc=$?
 SERVER_PID=""
 [ "$rc" = 0 ] && ok || { STATUS=$rc BODY=$(cat "$TMP/serve.err"); ko "SIGTERM stops the server with 0"; }
 # Under ASan/UBSan the server's own report (leaks at exit included) lands in its stderr.
-if grep -q 'Sanitizer\|runtime error' "$TMP/serve.err"; then
+if grep -q 'Sanitizer\|runtime error' "$TMP"/serve*.err; then
   STATUS=$rc BODY=""
   ko "sanitizer report from kdao serve"
-  cat "$TMP/serve.err" >&2
+  cat "$TMP"/serve*.err >&2
 else
   ok
 fi
