@@ -44,6 +44,12 @@ command -v "$interp" >/dev/null || skip "$interp is not installed"
 busted=$(command -v busted) || skip "busted is not installed"
 [ -f "$cpath/kdao.so" ] || { echo "kdao.so not found in $cpath" >&2; exit 1; }
 
+# A sanitizer build (-DKDAO_SANITIZE=ON) links kdao.so with ASan/UBSan, whose runtimes must
+# be loaded before the interpreter starts.
+sanitizers=$(ldd "$cpath/kdao.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ {print $3}' | tr '\n' ' ')
+preload=${LD_PRELOAD:-}
+[ -n "$sanitizers" ] && preload="$sanitizers$preload"
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
@@ -66,4 +72,5 @@ export LUA_CPATH="$cpath/?.so;;"
 
 cd "$here"
 # busted's script names `lua` (5.2 on Debian); kdao.so is built for LuaJIT (or 5.1).
-"$interp" "$busted" --pattern=_spec "$@" .
+# (the sanitizer runtimes are preloaded into the interpreter only, not into every tool)
+env ${preload:+LD_PRELOAD="$preload"} "$interp" "$busted" --pattern=_spec "$@" .
