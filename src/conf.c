@@ -71,7 +71,7 @@ static const conf_option conf_options[] = {
     STR("plugins_dir", NULL, "Directory of JSON plugin descriptions (`*.json`) to load."),
     ARRAY("custom_plugins", NULL, "Additional plugins to enable, by name (Kong's key)."),
     STR("admin_listen", "127.0.0.1:8001", "Address and port of the admin API (`kdao serve`)."),
-    NUM("admin_max_body", "1048576", 0, 1073741824, "Largest admin API request body, in bytes."),
+    NUM("admin_max_body", "1048576", 1, 1073741824, "Largest admin API request body, in bytes."),
     NUM("admin_max_connections", "256", 1, 65536, "Most concurrent admin API connections."),
     NUM("admin_max_header", "32768", 4096, 1048576,
         "Memory for one admin API connection's request line and headers, in bytes."),

@@ -617,18 +617,39 @@ static kdao_error *delete_children(doomed_list *l) {
   return NULL;
 }
 
-static kdao_error *do_delete(kdao_dao *dao, const json_t *pk, json_t **deleted,
+static kdao_error *do_delete(kdao_dao *dao, const json_t *key, json_t **deleted,
                              doomed_list *children) {
-  json_t *key = NULL, *row = NULL;
-  kdao_error *e = extract_pk(dao->schema, pk, false, &key);
-  if (e) return e;
-  if ((e = CALL(dao, find, dao->schema, key, &row)) || row == NULL) goto done;
-  if (dao->ncascade && (e = collect_cascade(dao, row, children, 0))) goto done;
-  if (!(OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE) && (e = delete_children(children))) goto done;
-  e = CALL(dao, delete, dao->schema, key, deleted);
-done:
-  json_decref(key);
+  json_t *row = NULL;
+  kdao_error *e = CALL(dao, find, dao->schema, key, &row);
+  if (e || row == NULL) return e;
+  if ((e = collect_cascade(dao, row, children, 0)) == NULL &&
+      ((OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE) || (e = delete_children(children)) == NULL))
+    e = CALL(dao, delete, dao->schema, key, deleted);
   json_decref(row);
+  return e;
+}
+
+/*
+ * The referencing rows are read and the parent deleted in one transaction, so the events
+ * name exactly the rows that went (Kong read them outside any transaction). When nobody
+ * listens and the backend cascades natively, there is nothing to read: one DELETE does it.
+ */
+static kdao_error *delete_with_cascade(kdao_dao *dao, const json_t *key, bool announce,
+                                       json_t **deleted, doomed_list *children) {
+  bool native = OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE;
+  if (dao->ncascade == 0 || (native && !announce))
+    return CALL(dao, delete, dao->schema, key, deleted);
+  kdao_error *e = NULL;
+  if (OPS(dao)->begin(BACKEND(dao), &e) != KDAO_OK) return e;
+  if ((e = do_delete(dao, key, deleted, children)) == NULL) {
+    OPS(dao)->commit(BACKEND(dao), &e);
+  } else {
+    OPS(dao)->rollback(BACKEND(dao));
+  }
+  if (e) {
+    json_decref(*deleted);
+    *deleted = NULL;
+  }
   return e;
 }
 
@@ -638,20 +659,13 @@ int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **ro
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   if ((e = check_table(1, "delete", pk, false))) return finish(dao, err, e);
-  json_t *deleted = NULL;
+  json_t *key = NULL, *deleted = NULL;
+  if ((e = extract_pk(dao->schema, pk, false, &key))) return finish(dao, err, e);
+  bool announce = dao->factory->on_event && !(flags & KDAO_QUIET);
   doomed_list children = {0};
-  /*
-   * The children are read and the parent deleted in one transaction, so the events name
-   * exactly the rows that went (Kong read them outside any transaction).
-   */
-  if (OPS(dao)->begin(BACKEND(dao), &e) != KDAO_OK) return finish(dao, err, e);
-  e = do_delete(dao, pk, &deleted, &children);
-  if (e == NULL) {
-    OPS(dao)->commit(BACKEND(dao), &e);
-  } else {
-    OPS(dao)->rollback(BACKEND(dao));
-  }
-  if (e == NULL && deleted && !(flags & KDAO_QUIET)) {
+  e = delete_with_cascade(dao, key, announce, &deleted, &children);
+  json_decref(key);
+  if (e == NULL && deleted && announce) {
     publish(dao, KDAO_EVENT_DELETED, deleted, NULL);
     for (size_t i = 0; i < children.n; i++)
       publish(children.items[i].dao, KDAO_EVENT_DELETED, children.items[i].row, NULL);
