@@ -13,10 +13,15 @@ ASAN="${KDAO_TEST_ASAN:-1}"
 has() { [[ " $BACKENDS " == *" $1 "* ]]; }
 [ -f src/backends/cassandra.c ] || BACKENDS="${BACKENDS/cassandra/}"
 
+# Servers that were already running (a developer's) are used and left running; the ones
+# this script starts, it stops.
+PG_OURS=0; CASS_OURS=0
+has postgres && ! bash scripts/postgres.sh status >/dev/null 2>&1 && PG_OURS=1
+has cassandra && ! bash scripts/cassandra.sh status 2>/dev/null | grep -q running && CASS_OURS=1
 cleanup() {
   set +e
-  has postgres && bash scripts/postgres.sh stop >/dev/null 2>&1
-  has cassandra && bash scripts/cassandra.sh stop >/dev/null 2>&1
+  [ "$PG_OURS" = 1 ] && bash scripts/postgres.sh stop >/dev/null 2>&1
+  [ "$CASS_OURS" = 1 ] && bash scripts/cassandra.sh stop >/dev/null 2>&1
 }
 trap cleanup EXIT
 
