@@ -26,7 +26,7 @@ if want postgres || want lua || want http; then
 fi
 
 targets=(kdao_cli bench_sqlite bench_pg)
-[ -f lua/CMakeLists.txt ] && targets+=(kdao_lua)
+[ -f lua/CMakeLists.txt ] && targets+=(kdao_lua kdao_bench_lua)
 cmake --build build -j2 --target "${targets[@]}" >/dev/null 2>&1 || cmake --build build -j2 >/dev/null
 
 log "# kdao benchmarks — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m)"
