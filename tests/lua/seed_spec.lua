@@ -11,8 +11,10 @@ describe("seed snippet", function()
 
   teardown(function()
     local singletons = require "kong.singletons"
-    singletons.dao:close()
-    singletons.dao = nil
+    if singletons.dao then
+      singletons.dao:close()
+      singletons.dao = nil
+    end
   end)
 
   it("runs verbatim", function()
