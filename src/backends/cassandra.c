@@ -168,7 +168,16 @@ static kdao_error *unique_error(const char *field, const json_t *value) {
 
 typedef enum cs_kind { RUN_READ, RUN_WRITE, RUN_LWT } cs_kind;
 
-/* A prepared DAO statement at the configured consistency (SERIAL for the IF part of LWTs). */
+/*
+ * A prepared DAO statement at the configured consistency (SERIAL for the IF part of LWTs).
+ *
+ * Every statement is marked idempotent, so that a node dying mid-request does not fail the
+ * operation: the cluster re-sends it to another node. That is safe for each statement this
+ * file sends: reads; plain writes of given values (last write wins, no counters);
+ * reservations, whose retry finds the owner already ours; IF owner = ? / IF EXISTS writes,
+ * which apply the same values again; and row inserts IF NOT EXISTS, whose retry finds the
+ * very row it wrote (insert_one tells that apart from another row).
+ */
 static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
                int32_t page_size, const uint8_t *state, size_t state_len, cql_result **out,
                kdao_error **err) {
@@ -176,7 +185,7 @@ static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
                       .page_size = page_size,
                       .paging_state = state,
                       .paging_state_len = state_len,
-                      .idempotent = kind == RUN_READ};
+                      .idempotent = 1};
   if (kind == RUN_LWT) o.serial_consistency = b->serial;
   cql_error ce = {0};
   if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) != 0)
@@ -883,6 +892,30 @@ static void release_row(cs_backend *b, const cs_table *t, const json_t *row, con
 
 /* ---- writes ---- */
 
+static bool same_value(const json_t *a, const json_t *b) {
+  if (a == NULL || b == NULL) return a == b;
+  return json_equal((json_t *)a, (json_t *)b);
+}
+
+
+/*
+ * Did an INSERT ... IF NOT EXISTS that was not applied find exactly `row`? Then it is this
+ * very insert, re-sent after its first node died having applied it.
+ */
+static bool lwt_found_row(const cql_result *r, const kdao_schema *s, const json_t *row) {
+  for (size_t i = 0; i < s->nfields; i++) {
+    int col = cql_result_column_index(r, s->fields[i].name);
+    if (col < 0) return false;
+    json_t *cell = cql_result_cell_json(r, 0, (size_t)col);
+    json_t *v = decode_cell(&s->fields[i], cell);
+    bool same = same_value(v, json_object_get(row, s->fields[i].name));
+    json_decref(cell);
+    json_decref(v);
+    if (!same) return false;
+  }
+  return true;
+}
+
 /* `INSERT INTO t (every column) VALUES (...) [IF NOT EXISTS] [USING TTL ?]` for `row`. */
 static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool if_not_exists,
                      int ttl, bool *applied, kdao_error **err) {
@@ -902,7 +935,8 @@ static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool i
   cql_result *r = NULL;
   if (rc == KDAO_OK)
     rc = run(b, cql, &p, if_not_exists ? RUN_LWT : RUN_WRITE, 0, NULL, 0, &r, err);
-  if (rc == KDAO_OK) *applied = !if_not_exists || cql_result_applied(r) == 1;
+  if (rc == KDAO_OK)
+    *applied = !if_not_exists || cql_result_applied(r) == 1 || lwt_found_row(r, s, row);
   cql_result_free(r);
   free(cql);
   params_clear(&p);
@@ -1107,11 +1141,6 @@ static json_t *merge_row(const kdao_schema *s, const json_t *old, const json_t *
   json_t *n = row_normalise(s, m);
   json_decref(m);
   return n;
-}
-
-static bool same_value(const json_t *a, const json_t *b) {
-  if (a == NULL || b == NULL) return a == b;
-  return json_equal((json_t *)a, (json_t *)b);
 }
 
 static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk,
