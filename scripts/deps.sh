@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libjansson-dev libpcre2-dev libsqlite3-dev sqlite3 libssl-dev libcmocka-dev
   libpq-dev postgresql
-  libluajit-5.1-dev luajit lua-busted
+  libluajit-5.1-dev luajit lua-busted liblua5.1-0-dev lua5.1
   libmicrohttpd-dev libcurl4-openssl-dev curl wrk jq
   clang libclang-rt-14-dev bc
   python3-cassandra

@@ -467,24 +467,36 @@ static kdao_error *check_immutable(const kdao_schema *s, const json_t *old, cons
   return errors ? kdao__error_schema_new(errors) : NULL;
 }
 
-/* Splits a validated entity into the columns to set and, for a full update, to null. */
+/*
+ * Splits a validated entity into the columns to set and the columns to null: in a full
+ * update every absent field; in a partial one the fields given as JSON null (Kong 0.11's
+ * ngx.null: the only way to clear a column without replacing the entity). A required
+ * field cannot be cleared.
+ */
 static kdao_error *split_values(const kdao_schema *s, const json_t *entity, bool full,
                                 json_t **values, json_t **nulls) {
   *values = json_object();
   *nulls = json_array();
   if (*values == NULL || *nulls == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  json_t *errors = NULL;
   for (size_t i = 0; i < s->nfields; i++) {
     bool is_pk = false;
     for (size_t k = 0; k < s->npk; k++) is_pk |= s->pk[k] == i;
     if (is_pk) continue;
-    const char *name = s->fields[i].name;
-    json_t *v = json_object_get(entity, name);
-    if (v && !json_is_null(v))
-      json_object_set(*values, name, v);
-    else if (full)
-      json_array_append_new(*nulls, json_string(name));
+    const kdao__field *f = &s->fields[i];
+    json_t *v = json_object_get(entity, f->name);
+    if (v && !json_is_null(v)) {
+      json_object_set(*values, f->name, v);
+    } else if (full || v) {
+      if (v && (f->flags & KDAO_FIELD_REQUIRED)) {
+        char *m = kdao__asprintf("%s is required", f->name);
+        kdao__add_error(&errors, f->name, m ? m : "required");
+        free(m);
+      }
+      json_array_append_new(*nulls, json_string(f->name));
+    }
   }
-  return NULL;
+  return errors ? kdao__error_schema_new(errors) : NULL;
 }
 
 typedef struct update_ctx {

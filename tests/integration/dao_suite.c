@@ -435,6 +435,30 @@ static void full_update_replaces_the_entity(void **state) {
   json_decref(api);
 }
 
+static void partial_update_with_null_clears_a_column(void **state) {
+  (void)state;
+  json_t *api = must_insert("apis", "{\"name\": \"nulls\", \"hosts\": [\"a.com\"], "
+                                    "\"uris\": [\"/x\"], \"upstream_url\": \"http://a.com\"}");
+  json_t *vals = json_pack("{sssn}", "id", str(api, "id"), "uris"), *row = NULL;
+  kdao_error *err = NULL;
+  if (kdao_dao_update(dao("apis"), vals, NULL, 0, 0, &row, &err) != KDAO_OK)
+    fail_msg("null update: %s", kdao_error_string(err));
+  assert_null(json_object_get(row, "uris"));
+  assert_true(jeq(json_object_get(row, "hosts"), "[\"a.com\"]"));
+  json_decref(vals);
+  json_decref(row);
+  /* a required field cannot be cleared */
+  vals = json_pack("{sssn}", "id", str(api, "id"), "name");
+  assert_int_equal(kdao_dao_update(dao("apis"), vals, NULL, 0, 0, &row, &err), KDAO_ERR_SCHEMA);
+  assert_field_msg(err, "name", "name is required");
+  kdao_error_free(err);
+  json_t *still = find_by("apis", "id", str(api, "id"));
+  assert_string_equal(str(still, "name"), "nulls");
+  json_decref(still);
+  json_decref(vals);
+  json_decref(api);
+}
+
 static void update_of_a_missing_row_returns_no_row(void **state) {
   (void)state;
   json_t *vals = J("{\"id\": \"00000000-0000-4000-8000-000000000000\", \"retries\": 1}");
@@ -878,6 +902,7 @@ int main(int argc, char **argv) {
       T(find_of_a_missing_row_is_not_an_error),
       T(partial_update_changes_only_given_fields),
       T(full_update_replaces_the_entity),
+      T(partial_update_with_null_clears_a_column),
       T(update_of_a_missing_row_returns_no_row),
       T(update_to_a_taken_unique_value_fails),
       T(plugin_with_missing_api_is_a_foreign_error),
