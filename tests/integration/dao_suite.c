@@ -547,6 +547,62 @@ static void plugin_config_is_validated_defaulted_and_merged(void **state) {
   json_decref(api);
 }
 
+static void plugin_uniqueness_is_per_api_and_consumer(void **state) {
+  (void)state;
+  json_t *api = must_insert("apis", SEED);
+  json_t *c = must_insert("consumers", "{\"username\": \"carol\"}");
+  char buf[512];
+  /* a global rate of the same plugin, one per api, one per consumer: all distinct */
+  json_decref(must_insert("plugins", "{\"name\": \"acl\", \"config\": {\"whitelist\": \"a\"}}"));
+  snprintf(buf, sizeof buf, "{\"name\": \"acl\", \"api_id\": \"%s\", "
+                            "\"config\": {\"whitelist\": \"a\"}}", str(api, "id"));
+  json_decref(must_insert("plugins", buf));
+  kdao_error *err = insert_fails("plugins", buf, KDAO_ERR_UNIQUE);
+  kdao_error_free(err);
+  /* key-auth cannot be configured for a consumer (no_consumer) */
+  snprintf(buf, sizeof buf, "{\"name\": \"key-auth\", \"consumer_id\": \"%s\"}", str(c, "id"));
+  err = insert_fails("plugins", buf, KDAO_ERR_SCHEMA);
+  assert_string_equal(kdao_error_message(err), "No consumer can be configured for that plugin");
+  kdao_error_free(err);
+  /* a plugin on an api_id that is not a uuid */
+  err = insert_fails("plugins", "{\"name\": \"key-auth\", \"api_id\": \"nope\"}", KDAO_ERR_SCHEMA);
+  kdao_error_free(err);
+  assert_int_equal(count_of("plugins", "{\"name\": \"acl\"}"), 2);
+  json_decref(c);
+  json_decref(api);
+}
+
+static void api_uris_lose_their_trailing_slash(void **state) {
+  (void)state;
+  json_t *api = must_insert("apis", "{\"name\": \"slash\", \"uris\": [\"/a/\", \"/\"], "
+                                    "\"upstream_url\": \"http://a.com\"}");
+  assert_true(jeq(json_object_get(api, "uris"), "[\"/a\", \"/\"]"));
+  kdao_error *err = insert_fails("apis", "{\"name\": \"bad\", \"uris\": [\"a\"], "
+                                         "\"upstream_url\": \"http://a.com\"}", KDAO_ERR_SCHEMA);
+  assert_field_msg(err, "uris", "uri with value 'a' is invalid: must be prefixed with slash");
+  kdao_error_free(err);
+  json_decref(api);
+}
+
+static void basic_auth_digest_is_not_hashed_twice(void **state) {
+  (void)state;
+  json_t *c = must_insert("consumers", "{\"username\": \"dave\"}");
+  char buf[256];
+  snprintf(buf, sizeof buf, "{\"consumer_id\": \"%s\", \"username\": \"dv\", \"password\": \"pw\"}",
+           str(c, "id"));
+  json_t *cred = must_insert("basicauth_credentials", buf);
+  json_t *vals = json_pack("{sssO}", "id", str(cred, "id"), "password",
+                           json_object_get(cred, "password")), *row = NULL;
+  kdao_error *err = NULL;
+  if (kdao_dao_update(dao("basicauth_credentials"), vals, NULL, 0, 0, &row, &err) != KDAO_OK)
+    fail_msg("re-save: %s", kdao_error_string(err));
+  assert_string_equal(str(row, "password"), str(cred, "password"));
+  json_decref(vals);
+  json_decref(row);
+  json_decref(cred);
+  json_decref(c);
+}
+
 static void deleting_an_api_deletes_its_plugins_with_events(void **state) {
   (void)state;
   json_t *api = must_insert("apis", SEED);
@@ -907,6 +963,9 @@ int main(int argc, char **argv) {
       T(update_to_a_taken_unique_value_fails),
       T(plugin_with_missing_api_is_a_foreign_error),
       T(plugin_config_is_validated_defaulted_and_merged),
+      T(plugin_uniqueness_is_per_api_and_consumer),
+      T(api_uris_lose_their_trailing_slash),
+      T(basic_auth_digest_is_not_hashed_twice),
       T(deleting_an_api_deletes_its_plugins_with_events),
       T(quiet_writes_publish_nothing),
       T(key_auth_credential_lifecycle),
