@@ -512,8 +512,23 @@ static void update_ctx_free(update_ctx *u) {
   json_decref(u->row);
 }
 
+/*
+ * Whether an update must read the stored row first: for the event (Kong sent the old row),
+ * to merge nested tables in a partial update, or to enforce `immutable`. Otherwise the
+ * backend's UPDATE ... RETURNING is the only round trip.
+ */
+static bool update_reads_old(const kdao_dao *dao, bool full, bool announce) {
+  if (announce) return true;
+  for (size_t i = 0; i < dao->schema->nfields; i++) {
+    const kdao__field *f = &dao->schema->fields[i];
+    if (!full && (f->nested || f->schema_fn)) return true;
+    if ((f->flags & KDAO_FIELD_IMMUTABLE) && !(f->flags & KDAO_FIELD_REQUIRED)) return true;
+  }
+  return false;
+}
+
 static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys,
-                             int ttl, bool full, update_ctx *u) {
+                             int ttl, bool full, bool announce, update_ctx *u) {
   kdao_error *e;
   if ((e = check_table(1, "update", values, true))) return e;
   if (filter_keys && (e = check_table(2, "update", filter_keys, true))) return e;
@@ -531,9 +546,11 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   bool found = true;
   if ((e = extract_pk(dao->schema, u->entity, true, &u->pk))) return e;
   if ((e = complete_pk(dao, u->pk, &found)) || !found) return e;
-  if ((e = CALL(dao, find, dao->schema, u->pk, &u->old)) || u->old == NULL) return e;
-  if ((e = check_immutable(dao->schema, u->old, u->entity))) return e;
-  if (!full) merge_nested(dao, dao->schema, u->old, u->entity);
+  if (update_reads_old(dao, full, announce)) {
+    if ((e = CALL(dao, find, dao->schema, u->pk, &u->old)) || u->old == NULL) return e;
+    if ((e = check_immutable(dao->schema, u->old, u->entity))) return e;
+    if (!full) merge_nested(dao, dao->schema, u->old, u->entity);
+  }
   if ((e = split_values(dao->schema, u->entity, full, &u->values, &u->nulls))) return e;
   if ((e = check_foreign(dao, u->values))) return e;
   return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
@@ -545,9 +562,9 @@ int kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_ke
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   update_ctx u = {0};
-  e = do_update(dao, values, filter_keys, ttl, flags & KDAO_FULL, &u);
-  if (e == NULL && u.row && !(flags & KDAO_QUIET))
-    publish(dao, KDAO_EVENT_UPDATED, u.row, u.old);
+  bool announce = dao->factory->on_event && !(flags & KDAO_QUIET);
+  e = do_update(dao, values, filter_keys, ttl, flags & KDAO_FULL, announce, &u);
+  if (e == NULL && u.row && announce) publish(dao, KDAO_EVENT_UPDATED, u.row, u.old);
   if (e == NULL && row) {
     *row = u.row;
     u.row = NULL;

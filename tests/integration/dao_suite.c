@@ -908,6 +908,17 @@ static void custom_entities_register_migrate_and_cascade(void **state) {
   if (kdao_dao_insert(notes, in, 0, 0, &n, &err) != KDAO_OK)
     fail_msg("note: %s", kdao_error_string(err));
   assert_true(jeq(json_object_get(n, "tags"), "[]"));
+  /* an update nobody listens to: one UPDATE ... RETURNING, same result */
+  json_t *vals = json_pack("{ssss}", "id", str(n, "id"), "body", "edited"), *upd = NULL;
+  if (kdao_dao_update(notes, vals, NULL, 0, 0, &upd, &err) != KDAO_OK)
+    fail_msg("note update: %s", kdao_error_string(err));
+  assert_string_equal(str(upd, "body"), "edited");
+  assert_true(json_equal(json_object_get(upd, "created_at"), json_object_get(n, "created_at")));
+  json_decref(upd);
+  json_object_set_new(vals, "id", json_string("00000000-0000-4000-8000-00000000000f"));
+  assert_int_equal(kdao_dao_update(notes, vals, NULL, 0, 0, &upd, NULL), KDAO_OK);
+  assert_null(upd);
+  json_decref(vals);
   json_decref(in);
   json_decref(n);
   json_t *pk = json_pack("{ss}", "id", str(c, "id")), *gone = NULL;
