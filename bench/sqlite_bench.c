@@ -47,20 +47,30 @@ static void raw_check(sqlite3 *db, int rc, const char *what) {
 struct bench;
 typedef double (*measure_fn)(struct bench *b, size_t from, size_t to);
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 /*
  * Runs n operations of each side in ROUNDS alternating slices, so that load from other
- * processes on the machine falls on both sides alike, and prints the rates.
+ * processes falls on both sides alike. Prints the overall rates and the median of the
+ * per-slice ratios, which a burst of load on one slice cannot move.
  */
 #define ROUNDS 10
 static void compare(struct bench *b, const char *op, size_t n, measure_fn kdao, measure_fn raw) {
-  double kdao_s = 0, raw_s = 0;
+  double kdao_s = 0, raw_s = 0, ratios[ROUNDS];
   for (size_t r = 0; r < ROUNDS; r++) {
     size_t from = n * r / ROUNDS, to = n * (r + 1) / ROUNDS;
-    kdao_s += kdao(b, from, to);
-    raw_s += raw(b, from, to);
+    double k = kdao(b, from, to), w = raw(b, from, to);
+    kdao_s += k;
+    raw_s += w;
+    ratios[r] = w / k;
   }
-  double k = (double)n / kdao_s, r = (double)n / raw_s;
-  printf("%-22s kdao %10.0f ops/s   raw %10.0f ops/s   kdao/raw %.2f\n", op, k, r, k / r);
+  qsort(ratios, ROUNDS, sizeof *ratios, cmp_double);
+  double median = (ratios[ROUNDS / 2 - 1] + ratios[ROUNDS / 2]) / 2;
+  printf("%-24s kdao %9.0f ops/s   raw %9.0f ops/s   kdao/raw %.2f (median of slices %.2f)\n",
+         op, (double)n / kdao_s, (double)n / raw_s, raw_s / kdao_s, median);
 }
 
 /*

@@ -548,26 +548,33 @@ static void sq_done(sqlite3_stmt *st) {
 
 /* ---- binding values and reading rows ---- */
 
-static int bind_text_lower(sqlite3_stmt *st, int i, const char *v) {
-  char buf[40];
-  size_t n = strlen(v);
-  if (n >= sizeof buf)
-    return sqlite3_bind_text(st, i, v, (int)n, SQLITE_TRANSIENT);
+/* Ids are stored lower-case; most already are, and then need no copy. */
+static int bind_id(sqlite3_stmt *st, int i, const char *v, size_t n) {
+  size_t upper = 0;
+  while (upper < n && !(v[upper] >= 'A' && v[upper] <= 'Z'))
+    upper++;
+  if (upper == n)
+    return sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+  char *lower = malloc(n + 1);
+  if (!lower)
+    return SQLITE_NOMEM;
   for (size_t j = 0; j <= n; j++)
-    buf[j] = (char)(v[j] >= 'A' && v[j] <= 'Z' ? v[j] + 32 : v[j]);
-  return sqlite3_bind_text(st, i, buf, (int)n, SQLITE_TRANSIENT);
+    lower[j] = (char)(v[j] >= 'A' && v[j] <= 'Z' ? v[j] + ('a' - 'A') : v[j]);
+  return sqlite3_bind_text(st, i, lower, (int)n, free);
 }
 
 /*
- * Binds one JSON value as its storage class. Strings of id fields are stored lower-case
- * (one spelling per uuid); booleans as 0/1; arrays and tables as compact JSON with sorted
- * keys, so equal values have equal text and compare equal in filters.
+ * Binds one JSON value as its storage class. Strings are bound without a copy
+ * (SQLITE_STATIC): `v` must stay alive until the statement is reset, which holds for the
+ * borrowed arguments of every operation. Ids are stored lower-case (one spelling per uuid);
+ * booleans as 0/1; arrays and tables as compact JSON with sorted keys, so equal values have
+ * equal text and compare equal in filters.
  */
 static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_t *v) {
   switch (json_typeof(v)) {
   case JSON_STRING:
     if (f && f->type == KDAO_TYPE_ID)
-      return bind_text_lower(st, i, json_string_value(v));
+      return bind_id(st, i, json_string_value(v), json_string_length(v));
     return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                              SQLITE_STATIC);
   case JSON_INTEGER:
@@ -618,8 +625,7 @@ static int bind_pk(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const 
   return KDAO_OK;
 }
 
-static json_t *column_json(sqlite3_stmt *st, int i, const kdao__field *f) {
-  int type = sqlite3_column_type(st, i);
+static json_t *column_json(sqlite3_stmt *st, int i, int type, const kdao__field *f) {
   switch (f->type) {
   case KDAO_TYPE_BOOLEAN:
     return json_boolean(sqlite3_column_int(st, i) != 0);
@@ -653,9 +659,10 @@ static int read_row(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_
   if (!row)
     return sq_nomem(err);
   for (size_t i = 0; i < s->nfields; i++) {
-    if (sqlite3_column_type(st, (int)i) == SQLITE_NULL)
+    int type = sqlite3_column_type(st, (int)i);
+    if (type == SQLITE_NULL)
       continue;
-    json_t *v = column_json(st, (int)i, fld(s, i));
+    json_t *v = column_json(st, (int)i, type, fld(s, i));
     if (!v) {
       json_decref(row);
       if (sqlite3_errcode(b->db) == SQLITE_NOMEM)
@@ -1266,17 +1273,19 @@ static int invalid_offset(kdao_error **err) {
   return kdao__fail(err, fields ? kdao__error_schema_new(fields) : NULL);
 }
 
+/*
+ * Binds the key values of a page token. The values are bound without a copy, so *keys
+ * must outlive the statement's steps: the caller releases it after the reset.
+ */
 static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s,
-                       const char *offset, int *param, kdao_error **err) {
-  json_t *keys = kdao__keyset_decode(offset, s->npk);
-  if (!keys)
+                       const char *offset, int *param, json_t **keys, kdao_error **err) {
+  *keys = kdao__keyset_decode(offset, s->npk);
+  if (!*keys)
     return invalid_offset(err);
-  int kind = KDAO_OK;
-  for (size_t i = 0; i < s->npk && !kind; i++)
-    if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(keys, i)) != SQLITE_OK)
-      kind = sq_fail(b, err);
-  json_decref(keys);
-  return kind;
+  for (size_t i = 0; i < s->npk; i++)
+    if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
+      return sq_fail(b, err);
+  return KDAO_OK;
 }
 
 /*
@@ -1293,11 +1302,11 @@ static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
     size = 100;
   sqlite3_stmt *st = NULL;
   int param;
-  json_t *rows = NULL;
+  json_t *rows = NULL, *keys = NULL;
   int kind = read_prepare(b, s, offset ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param,
                           err);
   if (!kind && offset)
-    kind = bind_keyset(b, st, s, offset, &param, err);
+    kind = bind_keyset(b, st, s, offset, &param, &keys, err);
   if (!kind && sqlite3_bind_int64(st, param, (sqlite3_int64)size + 1) != SQLITE_OK)
     kind = sq_fail(b, err);
   if (!kind && !(rows = json_array()))
@@ -1306,6 +1315,7 @@ static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   if (!kind)
     kind = step_rows(b, st, s, size, rows, &more, err);
   sq_done(st);
+  json_decref(keys);
   if (!kind && more && !(*next = kdao__keyset_encode(s, json_array_get(rows, size - 1))))
     kind = sq_nomem(err);
   if (kind)
@@ -1587,8 +1597,12 @@ static void ddl_column(sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
   sb_ident(q, f->name);
   sb_puts(q, " ");
   sb_puts(q, column_type(f->type));
-  if (s->npk == 1 && s->pk[0] == i)
-    sb_puts(q, " NOT NULL PRIMARY KEY");
+  bool in_pk = false;
+  for (size_t k = 0; k < s->npk; k++)
+    in_pk = in_pk || s->pk[k] == i;
+  /* NOT NULL: SQLite, for compatibility with its past, lets a key column hold NULL */
+  if (in_pk)
+    sb_puts(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
   else if (f->flags & KDAO_FIELD_UNIQUE)
     sb_puts(q, " UNIQUE");
   if (f->foreign_entity) {
