@@ -24,7 +24,6 @@
  * DELETE trigger removing its ttls entries the first time a TTL is written to it, so deletes,
  * cascades and truncates never leave an entry behind for a re-used key to inherit.
  */
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,7 +85,10 @@ static void sb_printf(sb *b, const char *fmt, ...) {
   sb_add(b, tmp, (size_t)n);
 }
 
-/* A quoted identifier. Schema names are [a-z_][a-z0-9_]*; quotes are doubled regardless. */
+/*
+ * `text` + `suffix` between `quote`s, the quote doubled inside: an identifier with '"', a
+ * string literal with '\''. Schema names are [a-z_][a-z0-9_]*, so this is belt and braces.
+ */
 static void sb_quote(sb *b, char quote, const char *text, const char *suffix) {
   sb_add(b, &quote, 1);
   for (int part = 0; part < 2; part++) {
@@ -133,6 +135,7 @@ typedef enum sq_op {
   SQ_TTL_SET,
   SQ_TTL_TRIGGER,
   SQ_TTL_CLEAR,
+  SQ_TTL_EXPIRED,
   SQ_PURGE,
   SQ_PARENT_EXISTS, /* a: the foreign field probed (FK failure diagnosis) */
   SQ_TX,            /* a: which transaction statement (sq_tx_stmt) */
@@ -447,6 +450,10 @@ static void build_ttl(sb *q, const kdao_schema *s, const char *qt, sq_op op) {
   case SQ_TTL_CLEAR:
     sb_puts(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1");
     break;
+  case SQ_TTL_EXPIRED:
+    sb_puts(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
+               " AND \"expire_at\" <= ?2");
+    break;
   case SQ_PURGE:
     sb_puts(q, "DELETE FROM ");
     sb_puts(q, qt);
@@ -492,6 +499,7 @@ static char *build_sql(const sq_key *k) {
   case SQ_TTL_SET:
   case SQ_TTL_TRIGGER:
   case SQ_TTL_CLEAR:
+  case SQ_TTL_EXPIRED:
   case SQ_PURGE:
     build_ttl(&q, s, qt, (sq_op)k->op);
     break;
@@ -849,6 +857,11 @@ static int purge_table(sq_backend *b, const kdao_schema *s, long long now, long 
   else
     *purged += sqlite3_changes(b->db);
   sq_done(st);
+  if (kind || (kind = sq_stmt(b, s, SQ_TTL_EXPIRED, 0, 0, &st, err)))
+    return kind;
+  if (bind_alive(st, s, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+    kind = sq_fail(b, err);
+  sq_done(st);
   return kind;
 }
 
@@ -891,20 +904,14 @@ static int purge_all(sq_backend *b, const json_t *tables, long long now, long lo
     if (kind)
       return kind;
   }
-  /* Entries whose row is already gone, or of tables no schema names: nothing to hide. */
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(b->db, "DELETE FROM \"" SQ_TTLS "\" WHERE \"expire_at\" <= ?1", -1,
-                         &st, NULL) != SQLITE_OK)
-    return sq_fail(b, err);
-  sqlite3_bind_int64(st, 1, now);
-  int kind = sqlite3_step(st) == SQLITE_DONE ? KDAO_OK : sq_fail(b, err);
-  sqlite3_finalize(st);
-  return kind;
+  return KDAO_OK;
 }
 
 /*
  * Deletes expired rows table by table (no events, like Kong's purge; cascades apply). The
  * table names are read first: the deletes change ttls, which a live SELECT must not see.
+ * Entries of tables this factory has no schema for are left alone: removing them without
+ * their rows would bring expired rows back for the process that owns those tables.
  */
 static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
   *purged = 0;
