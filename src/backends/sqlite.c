@@ -1747,8 +1747,13 @@ static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
                                SQLITE_OPEN_EXRESCODE,
                            NULL);
   int kind;
-  if (rc != SQLITE_OK) {
-    kind = b->db ? sq_fail(b, err) : sq_nomem(err);
+  if (rc != SQLITE_OK && b->db) {
+    char *message = kdao__asprintf("%s: %s", b->path, sqlite3_errmsg(b->db));
+    kind = message ? sq_db_error(b, message, sqlite3_extended_errcode(b->db), err)
+                   : sq_nomem(err);
+    free(message);
+  } else if (rc != SQLITE_OK) {
+    kind = sq_nomem(err);
   } else {
     kind = sq_setup(b, err);
   }
