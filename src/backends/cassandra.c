@@ -166,7 +166,7 @@ static kdao_error *unique_error(const char *field, const json_t *value) {
 
 /* ---- running statements ---- */
 
-typedef enum cs_kind { RUN_READ, RUN_WRITE, RUN_LWT } cs_kind;
+typedef enum cs_kind { RUN_READ, RUN_SERIAL_READ, RUN_WRITE, RUN_LWT } cs_kind;
 
 /*
  * A prepared DAO statement at the configured consistency (SERIAL for the IF part of LWTs).
@@ -187,6 +187,7 @@ static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
                       .paging_state_len = state_len,
                       .idempotent = 1};
   if (kind == RUN_LWT) o.serial_consistency = b->serial;
+  if (kind == RUN_SERIAL_READ) o.consistency = b->serial;
   cql_error ce = {0};
   if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) != 0)
     return cql_fail(err, &ce);
@@ -485,8 +486,8 @@ static int where_ckey(sb *q, cs_params *p, const cs_table *t, const json_t *row,
 /* ---- reads ---- */
 
 /* One page of `SELECT <list> FROM t [WHERE filter ALLOW FILTERING]`. */
-static int select_page(cs_backend *b, const cs_table *t, const char *list, const json_t *filter,
-                       int32_t page_size, const uint8_t *state, size_t state_len,
+static int select_page(cs_backend *b, const cs_table *t, cs_kind kind, const char *list,
+                       const json_t *filter, int32_t page_size, const uint8_t *state, size_t state_len,
                        cql_result **out, kdao_error **err) {
   sb q = {0};
   cs_params p = {0};
@@ -495,18 +496,18 @@ static int select_page(cs_backend *b, const cs_table *t, const char *list, const
   if (rc == KDAO_OK && filter && json_object_size(filter) > 0) sb_addf(&q, " ALLOW FILTERING");
   char *cql = sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_READ, page_size, state, state_len, out, err);
+  if (rc == KDAO_OK) rc = run(b, cql, &p, kind, page_size, state, state_len, out, err);
   free(cql);
   params_clear(&p);
   return rc;
 }
 
 /* The row addressed by `pk` (NULL when none); with `ttl`, the longest remaining TTL too. */
-static int find_row(cs_backend *b, const cs_table *t, const json_t *pk, json_t **out, int *ttl,
-                    kdao_error **err) {
+static int find_row(cs_backend *b, const cs_table *t, cs_kind kind, const json_t *pk,
+                    json_t **out, int *ttl, kdao_error **err) {
   *out = NULL;
   cql_result *r = NULL;
-  int rc = select_page(b, t, ttl ? t->ttl_cols : t->cols, pk, 0, NULL, 0, &r, err);
+  int rc = select_page(b, t, kind, ttl ? t->ttl_cols : t->cols, pk, 0, NULL, 0, &r, err);
   if (rc != KDAO_OK) return rc;
   size_t n = cql_result_row_count(r);
   if (n > 1) {
@@ -522,6 +523,22 @@ static int find_row(cs_backend *b, const cs_table *t, const json_t *pk, json_t *
   return rc;
 }
 
+/*
+ * The row a write is about to change. At a weak consistency (ONE) a replica may not have the
+ * row yet although its insert succeeded; a miss is confirmed with a SERIAL read, which sees
+ * every insert (they are lightweight transactions), so updating or deleting a row just
+ * inserted works at any consistency. The confirmation is single-partition only: when the
+ * server refuses it (a key that does not name the partition), the first answer stands.
+ */
+static int find_for_write(cs_backend *b, const cs_table *t, const json_t *pk, json_t **out,
+                          int *ttl, kdao_error **err) {
+  int rc = find_row(b, t, RUN_READ, pk, out, ttl, err);
+  if (rc != KDAO_OK || *out != NULL) return rc;
+  kdao_error *e = NULL;
+  if (find_row(b, t, RUN_SERIAL_READ, pk, out, ttl, &e) != KDAO_OK) kdao_error_free(e);
+  return KDAO_OK;
+}
+
 /* Calls `each` for every row matching `filter`, page after page. */
 static int select_all(cs_backend *b, const cs_table *t, const char *list, const json_t *filter,
                       int32_t page_size, int (*each)(const cql_result *, size_t, void *),
@@ -531,7 +548,7 @@ static int select_all(cs_backend *b, const cs_table *t, const char *list, const 
   int rc;
   for (;;) {
     cql_result *r = NULL;
-    rc = select_page(b, t, list, filter, page_size, state, state_len, &r, err);
+    rc = select_page(b, t, RUN_READ, list, filter, page_size, state, state_len, &r, err);
     free(state);
     state = NULL;
     if (rc != KDAO_OK) break;
@@ -576,7 +593,7 @@ static int cs_find(kdao__backend *base, const kdao_schema *s, const json_t *pk, 
   cs_table *t;
   *out = NULL;
   int rc = table_get(CS(base), s, &t, err);
-  return rc != KDAO_OK ? rc : find_row(CS(base), t, pk, out, NULL, err);
+  return rc != KDAO_OK ? rc : find_row(CS(base), t, RUN_READ, pk, out, NULL, err);
 }
 
 static int cs_find_all(kdao__backend *base, const kdao_schema *s, const json_t *filter,
@@ -645,7 +662,7 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   for (;;) {
     cql_result *r = NULL;
     kdao_error *e = NULL;
-    rc = select_page(b, t, t->cols, filter, (int32_t)size, cur, cur_len, &r, &e);
+    rc = select_page(b, t, RUN_READ, t->cols, filter, (int32_t)size, cur, cur_len, &r, &e);
     if (rc != KDAO_OK) {
       /* the server's verdict on a paging state that was not one of its own */
       if (offset && json_array_size(c.rows) == 0 && cur == state + 1 &&
@@ -761,7 +778,7 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
   json_decref(keys);
   if (pk == NULL) return oom(err);
   json_t *row = NULL;
-  int rc = json_object_size(pk) == s->npk ? find_row(b, t, pk, &row, NULL, err) : KDAO_OK;
+  int rc = json_object_size(pk) == s->npk ? find_for_write(b, t, pk, &row, NULL, err) : KDAO_OK;
   json_decref(pk);
   if (rc != KDAO_OK) return rc;
   if (row) {
@@ -1049,7 +1066,7 @@ static int cs_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   cs_table *t;
   json_t *old = NULL;
   int rc = table_get(b, s, &t, err);
-  if (rc == KDAO_OK) rc = find_row(b, t, pk, &old, NULL, err);
+  if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, NULL, err);
   if (rc != KDAO_OK || old == NULL) return rc;
   if ((rc = remove_row(b, t, old, err)) != KDAO_OK) {
     json_decref(old);
@@ -1154,7 +1171,7 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int left = 0; /* remaining TTL of the stored row */
   bool changed[CS_MAX_FIELDS] = {0}, taken[CS_MAX_FIELDS] = {0}, dropped[CS_MAX_FIELDS] = {0};
   int rc = table_get(b, s, &t, err);
-  if (rc == KDAO_OK) rc = find_row(b, t, pk, &old, &left, err);
+  if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, &left, err);
   if (rc != KDAO_OK || old == NULL) return rc;
   if ((merged = merge_row(s, old, values, nulls)) == NULL || (owner = owner_of(s, old)) == NULL) {
     rc = oom(err);
