@@ -94,21 +94,29 @@ static kdao_error *bad_uuid(const json_t *v) {
 static kdao_error *extract_pk(const kdao_schema *s, const json_t *src, bool allow_partial,
                               json_t **out) {
   *out = NULL;
-  json_t *pk = json_object();
-  if (pk == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  size_t present = 0;
   for (size_t i = 0; i < s->npk; i++) {
     const kdao__field *f = &s->fields[s->pk[i]];
     json_t *v = json_object_get(src, f->name);
     if (v == NULL || json_is_null(v)) {
       if (allow_partial && f->type != KDAO_TYPE_ID) continue;
-      json_decref(pk);
       return kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field");
     }
-    if (f->type == KDAO_TYPE_ID && !(json_is_string(v) && kdao_is_uuid(json_string_value(v)))) {
-      json_decref(pk);
+    if (f->type == KDAO_TYPE_ID && !(json_is_string(v) && kdao_is_uuid(json_string_value(v))))
       return bad_uuid(v);
-    }
-    json_object_set(pk, f->name, v);
+    present++;
+  }
+  /* The common call, find({id = ...}), already is the key: no copy on the hot path. */
+  if (present == s->npk && json_object_size(src) == s->npk) {
+    *out = json_incref((json_t *)src);
+    return NULL;
+  }
+  json_t *pk = json_object();
+  if (pk == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < s->npk; i++) {
+    const char *name = s->fields[s->pk[i]].name;
+    json_t *v = json_object_get(src, name);
+    if (v && !json_is_null(v)) json_object_set(pk, name, v);
   }
   *out = pk;
   return NULL;
