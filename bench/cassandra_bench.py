@@ -7,7 +7,7 @@ python3-cassandra): prepared statements, consistency ONE, protocol v4, one reque
 Runs after bench_cassandra, in its keyspace (kdao_bench) and on its `apis` table, which that
 program leaves migrated and empty. It is the floor a hand-written driver program reaches:
 no validation, no unique checks, no JSON rows. `insert_lwt` adds what kdao does for a race-free
-insert (a reservation INSERT ... IF NOT EXISTS, then the row IF NOT EXISTS) so that cost can be
+insert (a reservation UPDATE ... IF owner = null, then the row INSERT ... IF NOT EXISTS) so that cost can be
 told apart from the client's. Output: one line per operation, "<op> <ops per second>".
 """
 import json
@@ -44,8 +44,9 @@ def main():
     marks = ", ".join("?" for _ in COLUMNS)
     insert = session.prepare(f"INSERT INTO apis ({cols}) VALUES ({marks})")
     insert_nx = session.prepare(f"INSERT INTO apis ({cols}) VALUES ({marks}) IF NOT EXISTS")
-    reserve = session.prepare("INSERT INTO kdao_unique (table_name, field, value, owner)"
-                              " VALUES ('apis', 'name', ?, ?) IF NOT EXISTS")
+    reserve = session.prepare("UPDATE kdao_unique USING TTL 0 SET owner = ?"
+                              " WHERE table_name = 'apis' AND field = 'name' AND value = ?"
+                              " IF owner = null")
     find = session.prepare(f"SELECT {cols} FROM apis WHERE id = ?")
     update = session.prepare("UPDATE apis SET retries = ? WHERE id = ?")
     delete = session.prepare("DELETE FROM apis WHERE id = ?")
@@ -68,7 +69,7 @@ def main():
     t = time.monotonic()
     for i in range(n):
         values = row(i, "lwt")
-        session.execute(reserve, (values[1], json.dumps([str(values[0])])))
+        session.execute(reserve, (json.dumps([str(values[0])]), values[1]))
         session.execute(insert_nx, values)
     report("insert_lwt", n, time.monotonic() - t)
 

@@ -45,6 +45,7 @@
 #define CS_PAGE_ALL 1000          /* find_all: the page size Kong's driver used */
 #define CS_PAGE_COUNT 5000        /* count: key columns only, larger pages */
 #define RESERVATION_GRACE_MS 30000 /* an ownerless reservation younger than this is in flight */
+#define DDL_TIMEOUT_MS 60000
 
 /* ---- small string builder ---- */
 
@@ -189,14 +190,24 @@ static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
   if (kind == RUN_LWT) o.serial_consistency = b->serial;
   if (kind == RUN_SERIAL_READ) o.consistency = b->serial;
   cql_error ce = {0};
-  if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) != 0)
-    return cql_fail(err, &ce);
-  return KDAO_OK;
+  /* A server-side timeout leaves the outcome unknown; re-sending is safe (see above), so it
+     is retried twice, as Kong's driver did. */
+  for (int attempt = 0;; attempt++) {
+    if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) == 0)
+      return KDAO_OK;
+    bool timeout = ce.kind == CQL_ERR_SERVER && (ce.code == CQL_SERVER_READ_TIMEOUT ||
+                                                 ce.code == CQL_SERVER_WRITE_TIMEOUT);
+    if (!timeout || attempt == 2) return cql_fail(err, &ce);
+    cql_error_clear(&ce);
+  }
 }
 
-/* Unprepared text: DDL and one-off statements. */
+/*
+ * Unprepared text: DDL, TRUNCATE and one-off statements. The server gives these a minute
+ * (truncate_request_timeout), far more than a DAO request: so does the client.
+ */
 static int run_text(cs_backend *b, const char *cql, kdao_error **err) {
-  cql_query_opts o = {.consistency = b->consistency};
+  cql_query_opts o = {.consistency = b->consistency, .timeout_ms = DDL_TIMEOUT_MS};
   cql_error ce = {0};
   if (cql_cluster_query(b->cl, cql, NULL, 0, &o, NULL, &ce) != 0) return cql_fail(err, &ce);
   return KDAO_OK;
@@ -724,11 +735,15 @@ static int unique_ready(cs_backend *b, kdao_error **err) {
   return rc;
 }
 
-/* The owner of a reservation: the schema primary key values of the row, as JSON text. */
-static char *owner_of(const kdao_schema *s, const json_t *row) {
+/*
+ * The owner of a reservation: the values of the row's table key, as JSON text. The table key
+ * (not the schema's) names one stored row: two ssl_servers_names rows of one name differ by
+ * certificate, so one can never pass for the other's retry.
+ */
+static char *owner_of(const cs_table *t, const json_t *row) {
   json_t *a = json_array();
-  for (size_t k = 0; a && k < s->npk; k++) {
-    json_t *v = json_object_get(row, s->fields[s->pk[k]].name);
+  for (size_t k = 0; a && k < t->nckey; k++) {
+    json_t *v = json_object_get(row, t->s->fields[t->ckey[k]].name);
     if (json_array_append(a, v ? v : json_null()) != 0) {
       json_decref(a);
       return NULL;
@@ -773,12 +788,12 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
   const kdao_schema *s = t->s;
   json_t *keys = json_loads(owner, 0, NULL);
   json_t *pk = json_object();
-  for (size_t k = 0; keys && pk && k < s->npk; k++)
-    json_object_set(pk, s->fields[s->pk[k]].name, json_array_get(keys, k));
+  for (size_t k = 0; keys && pk && k < t->nckey; k++)
+    json_object_set(pk, s->fields[t->ckey[k]].name, json_array_get(keys, k));
   json_decref(keys);
   if (pk == NULL) return oom(err);
   json_t *row = NULL;
-  int rc = json_object_size(pk) == s->npk ? find_for_write(b, t, pk, &row, NULL, err) : KDAO_OK;
+  int rc = json_object_size(pk) == t->nckey ? find_for_write(b, t, pk, &row, NULL, err) : KDAO_OK;
   json_decref(pk);
   if (rc != KDAO_OK) return rc;
   if (row) {
@@ -805,9 +820,30 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
 }
 
 /*
+ * The one statement that takes a reservation: from nobody (`from` NULL), from a stale
+ * holder, or from the row's previous self (a new TTL, a new table key). An UPDATE, not an
+ * INSERT: it writes no row marker, so the reservation lives exactly as long as its owner
+ * cell and a TTL given later covers all of it. *applied, and *holder (optional) the owner
+ * found when not applied.
+ */
+static int claim(cs_backend *b, const cs_table *t, const kdao__field *f, const char *value,
+                 const char *owner, const char *from, int ttl, bool *applied, char **holder,
+                 kdao_error **err) {
+  cs_params p = {0};
+  param_push(&p, cql_v_int(ttl > 0 ? ttl : 0), err);
+  param_text(&p, owner, err);
+  param_text(&p, t->s->table, err);
+  param_text(&p, f->name, err);
+  param_text(&p, value, err);
+  param_push(&p, from ? cql_v_text(from) : cql_v_null(), err);
+  return unique_lwt(b, "UPDATE kdao_unique USING TTL ? SET owner = ? WHERE table_name = ?"
+                       " AND field = ? AND value = ? IF owner = ?", &p, applied, holder, err);
+}
+
+/*
  * Reserves `v` for field `f` on behalf of `owner` (ttl > 0: expiring with the row). A value
  * reserved by someone else is a unique error naming the field — unless that reservation is
- * stale, when it is taken over.
+ * stale, when it is taken over. Finding `owner` already there is a re-sent claim of ours.
  */
 static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
                    const char *owner, int ttl, kdao_error **err) {
@@ -815,32 +851,14 @@ static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const
   if (rc != KDAO_OK) return rc;
   char *value = reserved_text(v);
   if (value == NULL) return oom(err);
-  cs_params p = {0};
-  param_text(&p, t->s->table, err);
-  param_text(&p, f->name, err);
-  param_text(&p, value, err);
-  param_text(&p, owner, err);
-  if (ttl > 0) param_push(&p, cql_v_int(ttl), err);
   bool applied = false;
   char *holder = NULL;
-  rc = unique_lwt(b, ttl > 0 ? "INSERT INTO kdao_unique (table_name, field, value, owner)"
-                               " VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
-                             : "INSERT INTO kdao_unique (table_name, field, value, owner)"
-                               " VALUES (?, ?, ?, ?) IF NOT EXISTS",
-                  &p, &applied, &holder, err);
+  rc = claim(b, t, f, value, owner, NULL, ttl, &applied, &holder, err);
   if (rc == KDAO_OK && !applied && holder && strcmp(holder, owner) == 0) applied = true;
   if (rc == KDAO_OK && !applied && holder) {
     bool stale = false;
     rc = reservation_stale(b, t, f, value, holder, &stale, err);
-    if (rc == KDAO_OK && stale) {
-      param_text(&p, owner, err);
-      param_text(&p, t->s->table, err);
-      param_text(&p, f->name, err);
-      param_text(&p, value, err);
-      param_text(&p, holder, err);
-      rc = unique_lwt(b, "UPDATE kdao_unique SET owner = ? WHERE table_name = ? AND field = ?"
-                         " AND value = ? IF owner = ?", &p, &applied, NULL, err);
-    }
+    if (rc == KDAO_OK && stale) rc = claim(b, t, f, value, owner, holder, ttl, &applied, NULL, err);
   }
   if (rc == KDAO_OK && !applied) rc = fail(err, unique_error(f->name, v));
   free(holder);
@@ -870,23 +888,16 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
   free(value);
 }
 
-/* Sets the TTL of `owner`'s reservation of `v` (an update that sets or keeps a TTL). */
-static int reservation_touch(cs_backend *b, const cs_table *t, const kdao__field *f,
-                             const json_t *v, const char *owner, int ttl, kdao_error **err) {
+/* Hands the reservation of `v` from `from` to `owner` with a new TTL (0: none). */
+static int reservation_move(cs_backend *b, const cs_table *t, const kdao__field *f,
+                            const json_t *v, const char *from, const char *owner, int ttl,
+                            kdao_error **err) {
   int rc = unique_ready(b, err);
   if (rc != KDAO_OK) return rc;
   char *value = reserved_text(v);
   if (value == NULL) return oom(err);
-  cs_params p = {0};
-  param_push(&p, cql_v_int(ttl), err);
-  param_text(&p, owner, err);
-  param_text(&p, t->s->table, err);
-  param_text(&p, f->name, err);
-  param_text(&p, value, err);
-  param_text(&p, owner, err);
   bool applied;
-  rc = unique_lwt(b, "UPDATE kdao_unique USING TTL ? SET owner = ? WHERE table_name = ?"
-                     " AND field = ? AND value = ? IF owner = ?", &p, &applied, NULL, err);
+  rc = claim(b, t, f, value, owner, from, ttl, &applied, NULL, err);
   free(value);
   return rc;
 }
@@ -969,7 +980,7 @@ static int insert_one(cs_backend *b, const cs_table *t, const json_t *row, int t
   const kdao_schema *s = t->s;
   *out = NULL;
   json_t *stored = row_normalise(s, row);
-  char *owner = stored ? owner_of(s, stored) : NULL;
+  char *owner = stored ? owner_of(t, stored) : NULL;
   if (owner == NULL) {
     json_decref(stored);
     return oom(err);
@@ -1018,7 +1029,7 @@ static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, kdao_
   free(cql);
   params_clear(&p);
   if (rc != KDAO_OK) return rc;
-  char *owner = owner_of(t->s, row);
+  char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
   release_row(b, t, row, owner, NULL);
   free(owner);
@@ -1167,13 +1178,15 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   *out = NULL;
   cs_table *t;
   json_t *old = NULL, *merged = NULL;
-  char *owner = NULL;
-  int left = 0; /* remaining TTL of the stored row */
-  bool changed[CS_MAX_FIELDS] = {0}, taken[CS_MAX_FIELDS] = {0}, dropped[CS_MAX_FIELDS] = {0};
+  char *was = NULL, *now = NULL; /* reservation owners before and after */
+  int left = 0;                  /* remaining TTL of the stored row */
+  bool changed[CS_MAX_FIELDS] = {0}, taken[CS_MAX_FIELDS] = {0}, moved[CS_MAX_FIELDS] = {0},
+       dropped[CS_MAX_FIELDS] = {0};
   int rc = table_get(b, s, &t, err);
   if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, &left, err);
   if (rc != KDAO_OK || old == NULL) return rc;
-  if ((merged = merge_row(s, old, values, nulls)) == NULL || (owner = owner_of(s, old)) == NULL) {
+  if ((merged = merge_row(s, old, values, nulls)) == NULL || (was = owner_of(t, old)) == NULL ||
+      (now = owner_of(t, merged)) == NULL) {
     rc = oom(err);
     goto cleanup;
   }
@@ -1189,38 +1202,49 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     dropped[i] = ov != NULL && reserved_field(t, i);
   }
   int row_ttl = ttl > 0 ? ttl : left;
-  /* reservations first: new values, then (with a TTL) the kept ones take the row's expiry */
+  bool owner_moves = strcmp(was, now) != 0;
+  /* Reservations first: new values are reserved; kept ones follow a new TTL or table key. */
   for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
     json_t *nv = json_object_get(merged, s->fields[i].name);
     if (!reserved_field(t, i) || nv == NULL) continue;
     if (changed[i]) {
-      rc = reserve(b, t, &s->fields[i], nv, owner, row_ttl, err);
+      rc = reserve(b, t, &s->fields[i], nv, now, row_ttl, err);
       taken[i] = rc == KDAO_OK;
-    } else if (ttl > 0) {
-      rc = reservation_touch(b, t, &s->fields[i], nv, owner, ttl, err);
+    } else if (ttl > 0 || owner_moves) {
+      rc = reservation_move(b, t, &s->fields[i], nv, was, now, row_ttl, err);
+      moved[i] = rc == KDAO_OK;
     }
   }
   bool applied = true;
-  if (rc == KDAO_OK && ttl > 0 && !rekey) {
-    /* the row marker must expire too: re-insert the whole row (Kong's way, without losing
-       `false` values); a row deleted meanwhile is not brought back */
-    rc = write_row(b, t, merged, false, ttl, &applied, err);
-  } else if (rc == KDAO_OK && rekey) {
+  if (rc == KDAO_OK && rekey) {
     rc = rekey_row(b, t, old, merged, row_ttl, err);
+  } else if (rc == KDAO_OK && ttl > 0) {
+    /* the row marker must expire too: re-insert the whole row (Kong's way, without losing
+       `false` values) */
+    rc = write_row(b, t, merged, false, ttl, &applied, err);
   } else if (rc == KDAO_OK && any) {
     rc = update_in_place(b, t, old, merged, changed, left, &applied, err);
   }
   if (rc != KDAO_OK || !applied) {
-    release_row(b, t, merged, owner, taken);
+    /* nothing was written: give back what was reserved, hand back what was moved */
+    release_row(b, t, merged, now, taken);
+    for (size_t i = 0; i < s->nfields; i++) {
+      kdao_error *e = NULL;
+      if (moved[i])
+        reservation_move(b, t, &s->fields[i], json_object_get(old, s->fields[i].name), now, was,
+                         left, &e);
+      kdao_error_free(e);
+    }
     goto cleanup;
   }
-  release_row(b, t, old, owner, dropped);
+  release_row(b, t, old, was, dropped);
   *out = merged;
   merged = NULL;
 cleanup:
   json_decref(old);
   json_decref(merged);
-  free(owner);
+  free(was);
+  free(now);
   return rc;
 }
 

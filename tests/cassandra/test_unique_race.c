@@ -37,17 +37,31 @@ static int open_factory(kdao_factory **f) {
 }
 
 /*
- * One writer: waits for the start signal on `go`, inserts every name, and reports on `out`
- * one byte per name: 'W' won, 'U' lost with the expected unique error, 'E' anything else.
+ * One writer: for each name, waits for the parent's signal on `go`, inserts it, and reports
+ * on `out` one byte: 'W' won, 'U' lost with the expected unique error, 'E' anything else.
+ * The parent signals both writers at once for every name, so each name is a real race (a
+ * single start signal would let the writer that wins the first name stay ahead).
  */
 static int writer(int go, int out) {
   kdao_factory *f = NULL;
   if (open_factory(&f) != KDAO_OK) return 2;
   kdao_dao *apis = kdao_factory_dao(f, "apis");
-  char c;
-  if (read(go, &c, 1) != 1) return 2;
-  char verdict[NAMES];
+  /* Warm up (connections, prepared statements, table metadata) so that the race starts at
+     the signal and not at whichever writer finished connecting first. */
+  char warm[160];
+  snprintf(warm, sizeof warm, "{\"name\": \"warm-%d\", \"hosts\": [\"w.com\"], "
+                              "\"upstream_url\": \"http://w.com\"}", (int)getpid());
+  json_t *win = json_loads(warm, 0, NULL), *wrow = NULL, *gone = NULL;
+  if (kdao_dao_insert(apis, win, 0, KDAO_QUIET, &wrow, NULL) != KDAO_OK) return 2;
+  json_t *wpk = json_pack("{sO}", "id", json_object_get(wrow, "id"));
+  if (kdao_dao_delete(apis, wpk, KDAO_QUIET, &gone, NULL) != KDAO_OK || gone == NULL) return 2;
+  json_decref(win);
+  json_decref(wrow);
+  json_decref(wpk);
+  json_decref(gone);
   for (int i = 0; i < NAMES; i++) {
+    char c, verdict;
+    if (read(go, &c, 1) != 1) return 2;
     char name[32], body[160], want[96];
     snprintf(name, sizeof name, "race-%02d", i);
     snprintf(body, sizeof body, "{\"name\": \"%s\", \"hosts\": [\"%s.com\"], "
@@ -57,19 +71,20 @@ static int writer(int go, int out) {
     kdao_error *err = NULL;
     int rc = kdao_dao_insert(apis, in, 0, KDAO_QUIET, &row, &err);
     if (rc == KDAO_OK)
-      verdict[i] = 'W';
+      verdict = 'W';
     else if (rc == KDAO_ERR_UNIQUE && strcmp(kdao_error_message(err), want) == 0)
-      verdict[i] = 'U';
+      verdict = 'U';
     else {
       fprintf(stderr, "writer %d, %s: %s\n", (int)getpid(), name, kdao_error_string(err));
-      verdict[i] = 'E';
+      verdict = 'E';
     }
     kdao_error_free(err);
     json_decref(row);
     json_decref(in);
+    if (write(out, &verdict, 1) != 1) return 2;
   }
   kdao_factory_close(f);
-  return write(out, verdict, NAMES) == NAMES ? 0 : 2;
+  return 0;
 }
 
 /* Rows holding `name`: must be exactly one. */
@@ -105,31 +120,34 @@ int main(void) {
     return 1;
   }
 
-  int go[2], out[WRITERS][2];
+  int go[WRITERS][2], out[WRITERS][2];
   pid_t pid[WRITERS];
-  if (pipe(go) != 0) return 1;
   for (int w = 0; w < WRITERS; w++) {
-    if (pipe(out[w]) != 0 || (pid[w] = fork()) < 0) return 1;
+    if (pipe(go[w]) != 0 || pipe(out[w]) != 0 || (pid[w] = fork()) < 0) return 1;
     if (pid[w] == 0) {
-      close(go[1]);
-      _exit(writer(go[0], out[w][1]));
+      close(go[w][1]);
+      close(out[w][0]);
+      _exit(writer(go[w][0], out[w][1]));
     }
+    close(go[w][0]);
     close(out[w][1]);
   }
-  close(go[0]);
-  /* Both writers connect first; then one write releases them together. */
-  sleep(2);
-  char start[WRITERS] = {0};
-  if (write(go[1], start, WRITERS) != WRITERS) return 1;
-  close(go[1]);
-
+  /* Name after name: release both writers together, then collect both verdicts. */
   char verdict[WRITERS][NAMES];
   int failures = 0;
+  for (int i = 0; i < NAMES; i++) {
+    for (int w = 0; w < WRITERS; w++)
+      if (write(go[w][1], "g", 1) != 1) return 1;
+    for (int w = 0; w < WRITERS; w++)
+      if (read(out[w][0], &verdict[w][i], 1) != 1) {
+        fprintf(stderr, "writer %d stopped at name %d\n", w, i);
+        return 1;
+      }
+  }
   for (int w = 0; w < WRITERS; w++) {
     int status = 0;
-    ssize_t got = read(out[w][0], verdict[w], NAMES);
     waitpid(pid[w], &status, 0);
-    if (got != NAMES || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       fprintf(stderr, "writer %d failed (status %d)\n", w, status);
       return 1;
     }
