@@ -2,8 +2,8 @@
  * test_cassandra_backend.c — what the shared suite cannot see of the Cassandra backend, on a
  * real server: reservations left by a dead writer, primary-key reuse, TTL updates (false
  * values kept, no row left behind after expiry), moving an ssl_servers_names row to another
- * certificate, forged page tokens, tables larger than a page, and ';' inside a migration's
- * string literal.
+ * certificate, forged page tokens, tables larger than a page, ';' inside a migration's
+ * string literal, and the keyspace's replication settings.
  *
  * Keyspace <cassandra_keyspace>_backend, dropped at the end. Exit 77 (skip) without
  * KDAO_CASSANDRA_CONTACT_POINTS, unless KDAO_REQUIRE_ALL=1.
@@ -273,6 +273,50 @@ static void a_semicolon_inside_a_literal_does_not_split(void **state) {
   cql_result_free(r);
 }
 
+/* The replication of keyspace `ks` as Cassandra reports it, e.g. {"class": ..., "dc1": "2"}. */
+static json_t *replication_of(const char *ks) {
+  cql_value v = cql_v_text(ks);
+  cql_result *r = cql("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                      &v, 1);
+  json_t *rep = cql_result_row_count(r) == 1 ? cql_result_cell_json(r, 0, 0) : NULL;
+  cql_result_free(r);
+  return rep;
+}
+
+static void the_keyspace_is_created_with_the_configured_replication(void **state) {
+  (void)state;
+  json_t *rep = replication_of(KEYSPACE);
+  assert_string_equal(str(rep, "class"), "org.apache.cassandra.locator.SimpleStrategy");
+  assert_string_equal(str(rep, "replication_factor"), "1");
+  json_decref(rep);
+  /* NetworkTopologyStrategy with cassandra_data_centers (SimpleSnitch's one DC) */
+  char nts[80];
+  snprintf(nts, sizeof nts, "%s_nts", KEYSPACE);
+  kdao_config *cfg = NULL;
+  kdao_factory *f = NULL;
+  kdao_error *err = NULL;
+  if (kdao_config_new(&cfg, &err) != KDAO_OK || kdao_config_load_env(cfg, &err) != KDAO_OK ||
+      kdao_config_set(cfg, "database", "cassandra", &err) != KDAO_OK ||
+      kdao_config_set(cfg, "cassandra_keyspace", nts, &err) != KDAO_OK ||
+      kdao_config_set(cfg, "cassandra_repl_strategy", "NetworkTopologyStrategy", &err) != KDAO_OK ||
+      kdao_config_set(cfg, "cassandra_data_centers", "datacenter1:1", &err) != KDAO_OK ||
+      kdao_factory_open(cfg, &f, &err) != KDAO_OK)
+    fail_msg("open: %s", kdao_error_string(err));
+  kdao_config_free(cfg);
+  json_t *infos = kdao_factory_infos(f);
+  assert_string_equal(str(infos, "desc"), "keyspace");
+  assert_string_equal(str(infos, "name"), nts);
+  json_decref(infos);
+  kdao_factory_close(f);
+  rep = replication_of(nts);
+  assert_string_equal(str(rep, "class"), "org.apache.cassandra.locator.NetworkTopologyStrategy");
+  assert_string_equal(str(rep, "datacenter1"), "1");
+  json_decref(rep);
+  char q[128];
+  snprintf(q, sizeof q, "DROP KEYSPACE \"%s\"", nts);
+  cql_result_free(cql(q, NULL, 0));
+}
+
 static int setup(void **state) {
   (void)state;
   kdao_config *cfg = NULL;
@@ -335,6 +379,7 @@ int main(void) {
       cmocka_unit_test_setup(a_forged_page_token_is_an_invalid_offset, clean),
       cmocka_unit_test_setup(count_and_find_all_span_many_pages, clean),
       cmocka_unit_test(a_semicolon_inside_a_literal_does_not_split),
+      cmocka_unit_test(the_keyspace_is_created_with_the_configured_replication),
   };
   return cmocka_run_group_tests_name("cassandra_backend", tests, setup, teardown);
 }
