@@ -131,6 +131,7 @@ typedef struct pg_backend {
   kdao__backend base;
   PGconn *conn;
   unsigned gen;     /* bumped at every (re)connection: prepared statements are per connection */
+  unsigned set_gen; /* the generation whose session settings were sent (session_setup) */
   unsigned nstmt;   /* statement names are unique for the life of the backend */
   enum pg_tx tx;    /* PENDING: begin() called, BEGIN not yet sent (sent with the first use) */
   int tx_depth;
@@ -269,6 +270,21 @@ static kdao_error *pg_simple(pg_backend *b, const char *sql) {
 }
 
 /*
+ * Session settings, sent once per connection. Generic plans: every kdao statement is
+ * prepared once and addressed by key, unique field or keyset position, where a plan made
+ * for the actual values is never better; but the server's heuristic keeps re-planning the
+ * keyset page on every call (its generic plan, costed for an unknown LIMIT, looks dearer
+ * than a custom one), which costs more than running it. Servers before 12 lack the
+ * setting and keep their heuristic. A failure here is not the caller's: the statement that
+ * follows reports a dead connection.
+ */
+static void session_setup(pg_backend *b) {
+  b->set_gen = b->gen;
+  if (PQserverVersion(b->conn) >= 120000)
+    kdao_error_free(pg_simple(b, "SET plan_cache_mode = force_generic_plan"));
+}
+
+/*
  * Makes the connection usable: reconnects when it was lost outside a transaction, and
  * sends the BEGIN of a pending transaction. A BEGIN that fails on a connection found dead
  * only now is retried once on a fresh one: nothing ran yet.
@@ -285,6 +301,7 @@ static kdao_error *pg_ready(pg_backend *b) {
     }
     if ((e = pg_reconnect(b))) return e;
   }
+  if (b->set_gen != b->gen) session_setup(b);
   if (b->tx != TX_PENDING) return NULL;
   e = pg_simple(b, "BEGIN");
   if (e && PQstatus(b->conn) == CONNECTION_BAD) {
@@ -431,6 +448,41 @@ static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_e
   return KDAO_OK;
 }
 
+/*
+ * The ttls key of a row addressed by its primary key, from the statement's parameter $n
+ * rather than from the row: an uncorrelated probe, which the planner runs once before the
+ * table is even read (an InitPlan and a one-time filter) instead of joining per row. The
+ * uuid cast spells the key as Kong stored it (t.id::text: lower case, hyphens) whatever
+ * spelling the caller sent. NULL when the key type has no such spelling (numbers).
+ */
+static const char *ttl_key_cast(const pg_table *t) {
+  if (!t->has_ttl) return NULL;
+  switch (pk_field(t->s, 0)->type) {
+  case KDAO_TYPE_ID: return "::uuid::text";
+  case KDAO_TYPE_STRING: return "::text";
+  default: return NULL;
+  }
+}
+
+/* The visibility predicate of a statement whose only filter is the key, bound as $n. */
+static void sql_visible_by_key(sb *q, const pg_table *t, int n) {
+  const char *cast = ttl_key_cast(t);
+  if (cast == NULL) {
+    sb_add(q, t->visible);
+    return;
+  }
+  sb_addf(q,
+          "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = $%d%s"
+          " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
+          n, cast, t->s->table);
+}
+
+static uint64_t pk_mask(const kdao_schema *s) {
+  uint64_t m = 0;
+  for (size_t k = 0; k < s->npk; k++) m |= UINT64_C(1) << s->pk[k];
+  return m;
+}
+
 /* The parameter placeholder for a value of field `f`: timestamps arrive as epoch ms. */
 static void sql_param(sb *q, const kdao__field *f, int n) {
   if (f->type == KDAO_TYPE_TIMESTAMP)
@@ -502,7 +554,10 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
       }
       sb_add(&q, ") AND ");
     }
-    sb_add(&q, t->visible);
+    if (m1 == pk_mask(s) && s->npk == 1 && !(shape & SHAPE_AFTER))
+      sql_visible_by_key(&q, t, 1);
+    else
+      sb_add(&q, t->visible);
     if (op == OP_FIND_ALL || op == OP_PAGE) sql_order(&q, s);
     if (op == OP_PAGE) sb_addf(&q, " LIMIT $%d", ++pn);
     break;
@@ -549,25 +604,45 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
     if (first) /* only key fields given: a no-op write that still returns the row */
       sb_addf(&q, "\"%s\" = t.\"%s\"", pk_field(s, 0)->name, pk_field(s, 0)->name);
     sb_add(&q, " WHERE ");
-    uint64_t pkmask = 0;
-    for (size_t k = 0; k < s->npk; k++) pkmask |= UINT64_C(1) << s->pk[k];
-    sql_where(&q, s, pkmask, &pn);
-    sb_addf(&q, "%s RETURNING %s", t->visible, t->cols);
+    sql_where(&q, s, pk_mask(s), &pn);
+    if (s->npk == 1)
+      sql_visible_by_key(&q, t, pn);
+    else
+      sb_add(&q, t->visible);
+    sb_addf(&q, " RETURNING %s", t->cols);
     if (!cte) break;
     sb_add(&q, ")");
     sql_ttl_upsert(&q, s, ++pn);
     sb_add(&q, " SELECT * FROM r");
     break;
   }
-  case OP_DELETE:
-    sb_addf(&q, "WITH r AS (DELETE FROM \"%s\" AS t WHERE ", s->table);
+  case OP_DELETE: {
+    /*
+     * Keyed by a one-column key (always, from dao.c): the ttls row goes by a direct index
+     * lookup on the parameter, and the same lookup says whether the row had expired.
+     */
+    const char *cast = m1 == pk_mask(s) ? ttl_key_cast(t) : NULL;
+    if (cast)
+      sb_addf(&q,
+              "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name = '%s'"
+              " RETURNING expire_at <= (now() AT TIME ZONE 'utc') AS expired) ",
+              cast, s->table);
+    else
+      sb_add(&q, "WITH r AS (");
+    sb_addf(&q, "DELETE FROM \"%s\" AS t WHERE ", s->table);
     sql_where(&q, s, m1, &pn);
     q.n -= 5; /* the trailing " AND " */
     q.p[q.n] = '\0';
+    if (cast) {
+      sb_addf(&q, " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
+              t->cols);
+      break;
+    }
     sb_addf(&q, " RETURNING %s, %s AS kdao_visible)", t->cols, t->visible);
     if (t->has_ttl) sql_ttl_forget(&q, s);
     sb_add(&q, " SELECT * FROM r");
     break;
+  }
   default:
     break;
   }
@@ -702,18 +777,19 @@ static json_t *decode_value(const kdao__field *f, const char *v, int len) {
   case KDAO_TYPE_TABLE:
     return decode_json(f, v, len);
   default:
-    return json_stringn(v, (size_t)len);
+    /* the server sends valid UTF-8 (client_encoding is UTF8): no second check here */
+    return json_stringn_nocheck(v, (size_t)len);
   }
 }
 
-/* Row `i` of `r` as an entity: NULL columns are absent. */
+/* Row `i` of `r` as an entity: NULL columns are absent. Field names are schema identifiers. */
 static json_t *row_decode(const kdao_schema *s, const PGresult *r, int i) {
   json_t *row = json_object();
   if (row == NULL) return NULL;
   for (size_t c = 0; c < s->nfields; c++) {
     if (PQgetisnull(r, i, (int)c)) continue;
     json_t *v = decode_value(&s->fields[c], PQgetvalue(r, i, (int)c), PQgetlength(r, i, (int)c));
-    if (v == NULL || json_object_set_new(row, s->fields[c].name, v) != 0) {
+    if (v == NULL || json_object_set_new_nocheck(row, s->fields[c].name, v) != 0) {
       json_decref(row);
       return NULL;
     }
@@ -877,7 +953,7 @@ static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     if (fi < 0) return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s has no column", s->table));
     clear |= UINT64_C(1) << fi;
   }
-  for (size_t k = 0; k < s->npk; k++) pkmask |= UINT64_C(1) << s->pk[k];
+  pkmask = pk_mask(s);
   set &= ~pkmask; /* the key addresses the row; it is never rewritten */
   clear &= ~(set | pkmask);
   if ((rc = stmt_get(b, t, OP_UPDATE, set, clear, ttl > 0 ? SHAPE_TTL : 0, &st, err))) return rc;

@@ -185,6 +185,57 @@ static void test_ttl_rows_use_kongs_table_expire_and_purge(void **state) {
   json_decref(d);
 }
 
+/*
+ * Reads and writes addressed by key probe ttls with the key as Kong spelled it (lower-case
+ * uuid text) whatever spelling the caller used: an expired row stays hidden from find,
+ * update and delete by an upper-case id, and a delete takes the ttls row with it.
+ */
+static void upper(char *s) {
+  for (; *s; s++)
+    if (*s >= 'a' && *s <= 'f') *s = (char)(*s - 'a' + 'A');
+}
+
+static void test_ttl_probe_by_key_spelling(void **state) {
+  (void)state;
+  kdao_error *err = NULL;
+  json_t *gone = pgt_insert(F, "consumers", "{\"username\": \"expired\"}", 0);
+  json_t *live = pgt_insert(F, "consumers", "{\"username\": \"alive\"}", 100);
+  char sql[512], gone_id[40], live_id[40];
+  snprintf(gone_id, sizeof gone_id, "%s", pgt_str(gone, "id"));
+  snprintf(live_id, sizeof live_id, "%s", pgt_str(live, "id"));
+  snprintf(sql, sizeof sql,
+           "SELECT upsert_ttl('%s', '%s', 'id', 'consumers',"
+           " (now() AT TIME ZONE 'utc') - interval '1 second')", gone_id, gone_id);
+  PQclear(pgt_exec(RAW, sql));
+  upper(gone_id);
+  upper(live_id);
+
+  assert_null(pgt_find(F, "consumers", "id", gone_id));
+  json_t *found = pgt_find(F, "consumers", "id", live_id);
+  assert_non_null(found);
+  json_decref(found);
+
+  json_t *upd = json_pack("{ss ss}", "id", gone_id, "custom_id", "x"), *row = NULL;
+  assert_int_equal(kdao_dao_update(dao("consumers"), upd, NULL, 0, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_null(row);
+  json_decref(upd);
+
+  json_t *pk = json_pack("{ss}", "id", gone_id);
+  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_null(row); /* it had expired: not there to delete, though it is removed */
+  json_decref(pk);
+  pk = json_pack("{ss}", "id", live_id);
+  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_non_null(row);
+  json_decref(row);
+  json_decref(pk);
+  char *left = pgt_value(RAW, "SELECT (SELECT count(*) FROM consumers) + (SELECT count(*) FROM ttls)");
+  assert_string_equal(left, "0");
+  free(left);
+  json_decref(gone);
+  json_decref(live);
+}
+
 /* ---- paging ---- */
 
 static void test_pages_are_stable_while_rows_come_and_go(void **state) {
@@ -332,6 +383,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_unique_and_foreign_violations_name_the_field, clean),
       cmocka_unit_test_setup(test_ttl_rows_use_kongs_table_expire_and_purge, clean),
+      cmocka_unit_test_setup(test_ttl_probe_by_key_spelling, clean),
       cmocka_unit_test_setup(test_pages_are_stable_while_rows_come_and_go, clean),
       cmocka_unit_test_setup(test_values_round_trip_and_are_stored_as_kong_stores_them, clean),
   };
