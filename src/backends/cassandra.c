@@ -843,10 +843,41 @@ static int claim(cs_backend *b, const cs_table *t, const kdao__field *f, const c
                        " AND field = ? AND value = ? IF owner = ?", &p, applied, holder, err);
 }
 
+static void release(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+                    const char *owner);
+
+/*
+ * Is `v` held by a stored row other than `owner`'s? Rows written by Kong (or by anything that
+ * does not reserve) have no reservation: once the claim is ours, no kdao writer can race on
+ * the value, and one read through the column's secondary index (Kong's own check) finds them.
+ */
+static int held_elsewhere(cs_backend *b, const cs_table *t, const kdao__field *f,
+                          const json_t *v, const char *owner, bool *held, kdao_error **err) {
+  *held = false;
+  json_t *flt = json_pack("{sO}", f->name, v);
+  if (flt == NULL) return oom(err);
+  cql_result *r = NULL;
+  int rc = select_page(b, t, RUN_READ, t->cols, flt, 0, NULL, 0, &r, err);
+  json_decref(flt);
+  for (size_t i = 0; rc == KDAO_OK && !*held && i < cql_result_row_count(r); i++) {
+    json_t *row = row_decode(t->s, r, i);
+    char *other = row ? owner_of(t, row) : NULL;
+    if (other == NULL)
+      rc = oom(err);
+    else
+      *held = strcmp(other, owner) != 0;
+    free(other);
+    json_decref(row);
+  }
+  cql_result_free(r);
+  return rc;
+}
+
 /*
  * Reserves `v` for field `f` on behalf of `owner` (ttl > 0: expiring with the row). A value
  * reserved by someone else is a unique error naming the field — unless that reservation is
- * stale, when it is taken over. Finding `owner` already there is a re-sent claim of ours.
+ * stale, when it is taken over. Finding `owner` already there is a re-sent claim of ours. A
+ * value a row holds without reservation (Kong wrote it) is a unique error too.
  */
 static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
                    const char *owner, int ttl, kdao_error **err) {
@@ -863,7 +894,12 @@ static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const
     rc = reservation_stale(b, t, f, value, holder, &stale, err);
     if (rc == KDAO_OK && stale) rc = claim(b, t, f, value, owner, holder, ttl, &applied, NULL, err);
   }
-  if (rc == KDAO_OK && !applied) rc = fail(err, unique_error(f->name, v));
+  bool held = false;
+  if (rc == KDAO_OK && applied) {
+    rc = held_elsewhere(b, t, f, v, owner, &held, err);
+    if (rc != KDAO_OK || held) release(b, t, f, v, owner);
+  }
+  if (rc == KDAO_OK && (!applied || held)) rc = fail(err, unique_error(f->name, v));
   free(holder);
   free(value);
   return rc;

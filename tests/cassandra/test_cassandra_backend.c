@@ -273,6 +273,79 @@ static void a_semicolon_inside_a_literal_does_not_split(void **state) {
   cql_result_free(r);
 }
 
+/*
+ * Rows as Kong 0.10.4 wrote them (JSON text columns, cjson's "{}" for an empty array,
+ * plugin config as text) read back through kdao; and kdao's rows read raw hold what Kong's
+ * code expects to decode.
+ */
+static void rows_are_shared_with_kong(void **state) {
+  (void)state;
+  char q[512];
+  snprintf(q, sizeof q,
+           "INSERT INTO \"%s\".apis (id, name, hosts, uris, methods, upstream_url, strip_uri,"
+           " preserve_host, retries, created_at) VALUES (?, 'kong-made', '[\"k.com\"]', '{}',"
+           " '[\"GET\",\"POST\"]', 'http://k', true, false, 5, 1500000000000)", KEYSPACE);
+  const char *id = "6b2a9f1e-52c0-4c5e-9d7f-0e6f3c1b2a90";
+  cql_value v = cql_v_uuid_str(id);
+  cql_result_free(cql(q, &v, 1));
+  snprintf(q, sizeof q,
+           "INSERT INTO \"%s\".plugins (id, name, api_id, config, enabled, created_at)"
+           " VALUES (7c1e7a9e-5b7e-4c1d-8d0f-3f1b9e2a4c11, 'key-auth', ?,"
+           " '{\"key_names\":[\"apikey\"],\"hide_credentials\":false}', true,"
+           " 1500000000000)", KEYSPACE);
+  cql_result_free(cql(q, &v, 1));
+  json_t *pk = json_pack("{ss}", "id", id), *row = NULL;
+  assert_int_equal(kdao_dao_find(dao("apis"), pk, &row, NULL), KDAO_OK);
+  assert_non_null(row);
+  assert_string_equal(str(row, "name"), "kong-made");
+  json_t *want = J("{\"hosts\": [\"k.com\"], \"uris\": [], \"methods\": [\"GET\", \"POST\"],"
+                   " \"created_at\": 1500000000000, \"strip_uri\": true, \"retries\": 5}");
+  const char *k;
+  json_t *wv;
+  json_object_foreach(want, k, wv) {
+    if (!json_equal(wv, json_object_get(row, k))) fail_msg("%s differs", k);
+  }
+  json_decref(want);
+  json_decref(row);
+  /* the plugin of that api, found through the index on api_id, config decoded */
+  json_t *flt = json_pack("{ss}", "api_id", id), *rows = NULL;
+  assert_int_equal(kdao_dao_find_all(dao("plugins"), flt, &rows, NULL), KDAO_OK);
+  assert_int_equal(json_array_size(rows), 1);
+  assert_true(json_is_false(json_object_get(json_object_get(json_array_get(rows, 0), "config"),
+                                            "hide_credentials")));
+  json_decref(rows);
+  json_decref(flt);
+  /* Kong reserved nothing: its name is still found taken */
+  kdao_error *err = api_fails("kong-made");
+  assert_string_equal(kdao_error_message(err), "name=already exists with value 'kong-made'");
+  kdao_error_free(err);
+  /* deleting the api through kdao takes the plugin along */
+  assert_int_equal(kdao_dao_delete(dao("apis"), pk, 0, &row, NULL), KDAO_OK);
+  json_decref(row);
+  long long n = -1;
+  assert_int_equal(kdao_dao_count(dao("plugins"), NULL, &n, NULL), KDAO_OK);
+  assert_int_equal(n, 0);
+  json_decref(pk);
+  /* kdao's row, read raw: JSON text, uuid, timestamp, as Kong decodes them */
+  json_t *a = api("kdao-made", 0);
+  snprintf(q, sizeof q, "SELECT hosts, upstream_url, created_at, id FROM \"%s\".apis WHERE id = ?",
+           KEYSPACE);
+  v = cql_v_uuid_str(str(a, "id"));
+  cql_result *r = cql(q, &v, 1);
+  assert_int_equal(cql_result_column_type(r, 0), CQL_TYPE_VARCHAR);
+  assert_int_equal(cql_result_column_type(r, 2), CQL_TYPE_TIMESTAMP);
+  assert_int_equal(cql_result_column_type(r, 3), CQL_TYPE_UUID);
+  const char *text;
+  size_t len;
+  assert_int_equal(cql_result_get_text(r, 0, 0, &text, &len), 0);
+  assert_true(len == strlen("[\"h.com\"]") && memcmp(text, "[\"h.com\"]", len) == 0);
+  int64_t ms = 0;
+  assert_int_equal(cql_result_get_int64(r, 0, 2, &ms), 0);
+  assert_int_equal(ms, json_integer_value(json_object_get(a, "created_at")));
+  cql_result_free(r);
+  json_decref(a);
+}
+
 /* The replication of keyspace `ks` as Cassandra reports it, e.g. {"class": ..., "dc1": "2"}. */
 static json_t *replication_of(const char *ks) {
   cql_value v = cql_v_text(ks);
@@ -378,6 +451,7 @@ int main(void) {
       cmocka_unit_test_setup(an_ssl_server_name_moves_to_another_certificate, clean),
       cmocka_unit_test_setup(a_forged_page_token_is_an_invalid_offset, clean),
       cmocka_unit_test_setup(count_and_find_all_span_many_pages, clean),
+      cmocka_unit_test_setup(rows_are_shared_with_kong, clean),
       cmocka_unit_test(a_semicolon_inside_a_literal_does_not_split),
       cmocka_unit_test(the_keyspace_is_created_with_the_configured_replication),
   };
