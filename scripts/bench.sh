@@ -31,8 +31,8 @@ cmake --build build -j2 --target "${targets[@]}" >/dev/null 2>&1 || cmake --buil
 
 log "# kdao benchmarks — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m)"
 if want sqlite; then
-  log "## SQLite: kdao vs raw sqlite3 (build/bench_sqlite 20000)"
-  ./build/bench_sqlite 20000 2>&1 | tee -a "$OUT"
+  log "## SQLite: kdao vs raw sqlite3 (build/bench/bench_sqlite 20000)"
+  ./build/bench/bench_sqlite 20000 2>&1 | tee -a "$OUT"
 fi
 if want postgres; then
   log "## PostgreSQL: kdao vs raw libpq (build/tests/postgres/bench_pg)"
