@@ -42,6 +42,7 @@
 
 #include "cql.h"
 #include "factory.h"
+#include "strbuf.h"
 
 #define CS_MAX_FIELDS 64
 #define CS_MAX_PARAMS (2 * CS_MAX_FIELDS + 8)
@@ -49,52 +50,6 @@
 #define CS_PAGE_COUNT 5000        /* count: key columns only, larger pages */
 #define RESERVATION_GRACE_MS 30000 /* an ownerless reservation younger than this is in flight */
 #define DDL_TIMEOUT_MS 60000
-
-/* ---- small string builder ---- */
-
-typedef struct sb {
-  char *p;
-  size_t n, cap;
-  bool oom;
-} sb;
-
-static void sb_grow(sb *b, size_t extra) {
-  if (b->oom || b->n + extra + 1 <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + extra + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (p == NULL) {
-    b->oom = true;
-    return;
-  }
-  b->p = p;
-  b->cap = cap;
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_addf(sb *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int len = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (len < 0) {
-    b->oom = true;
-    return;
-  }
-  sb_grow(b, (size_t)len);
-  if (b->oom) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->n, (size_t)len + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)len;
-}
-
-static char *sb_take(sb *b) {
-  if (b->oom || b->p == NULL) {
-    free(b->p);
-    return NULL;
-  }
-  return b->p;
-}
 
 /* ---- state ---- */
 
@@ -451,13 +406,13 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
     table_free(t);
     return rc;
   }
-  sb cols = {0}, ttl = {0};
-  for (size_t i = 0; i < s->nfields; i++) sb_addf(&cols, "%s\"%s\"", i ? ", " : "", s->fields[i].name);
-  sb_addf(&ttl, "%s", cols.p ? cols.p : "");
+  kdao__sb cols = {0}, ttl = {0};
+  for (size_t i = 0; i < s->nfields; i++) kdao__sb_addf(&cols, "%s\"%s\"", i ? ", " : "", s->fields[i].name);
+  kdao__sb_addf(&ttl, "%s", cols.p ? cols.p : "");
   for (size_t i = 0; i < s->nfields; i++)
-    if (!is_ckey(t, i)) sb_addf(&ttl, ", TTL(\"%s\")", s->fields[i].name);
-  t->cols = sb_take(&cols);
-  t->ttl_cols = sb_take(&ttl);
+    if (!is_ckey(t, i)) kdao__sb_addf(&ttl, ", TTL(\"%s\")", s->fields[i].name);
+  t->cols = kdao__sb_take(&cols);
+  t->ttl_cols = kdao__sb_take(&ttl);
   cs_table **grown = t->cols && t->ttl_cols ? realloc(b->tables, (b->ntables + 1) * sizeof *grown)
                                             : NULL;
   if (grown == NULL) {
@@ -471,13 +426,13 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
 }
 
 /* `WHERE "a" = ? AND "b" = ?` over the members of `filter` in field order; binds them. */
-static int where_filter(sb *q, cs_params *p, const kdao_schema *s, const json_t *filter,
+static int where_filter(kdao__sb *q, cs_params *p, const kdao_schema *s, const json_t *filter,
                         kdao_error **err) {
   bool first = true;
   for (size_t i = 0; filter && i < s->nfields; i++) {
     json_t *v = json_object_get(filter, s->fields[i].name);
     if (v == NULL) continue;
-    sb_addf(q, "%s\"%s\" = ?", first ? " WHERE " : " AND ", s->fields[i].name);
+    kdao__sb_addf(q, "%s\"%s\" = ?", first ? " WHERE " : " AND ", s->fields[i].name);
     first = false;
     int rc = param_field(p, &s->fields[i], v, err);
     if (rc != KDAO_OK) return rc;
@@ -486,11 +441,11 @@ static int where_filter(sb *q, cs_params *p, const kdao_schema *s, const json_t 
 }
 
 /* `WHERE` on the table's key columns, valued from `row`. */
-static int where_ckey(sb *q, cs_params *p, const cs_table *t, const json_t *row,
+static int where_ckey(kdao__sb *q, cs_params *p, const cs_table *t, const json_t *row,
                       kdao_error **err) {
   for (size_t k = 0; k < t->nckey; k++) {
     const kdao__field *f = &t->s->fields[t->ckey[k]];
-    sb_addf(q, "%s\"%s\" = ?", k ? " AND " : " WHERE ", f->name);
+    kdao__sb_addf(q, "%s\"%s\" = ?", k ? " AND " : " WHERE ", f->name);
     int rc = param_field(p, f, json_object_get(row, f->name), err);
     if (rc != KDAO_OK) return rc;
   }
@@ -503,12 +458,12 @@ static int where_ckey(sb *q, cs_params *p, const cs_table *t, const json_t *row,
 static int select_page(cs_backend *b, const cs_table *t, cs_kind kind, const char *list,
                        const json_t *filter, int32_t page_size, const uint8_t *state, size_t state_len,
                        cql_result **out, kdao_error **err) {
-  sb q = {0};
+  kdao__sb q = {0};
   cs_params p = {0};
-  sb_addf(&q, "SELECT %s FROM \"%s\"", list, t->s->table);
+  kdao__sb_addf(&q, "SELECT %s FROM \"%s\"", list, t->s->table);
   int rc = where_filter(&q, &p, t->s, filter, err);
-  if (rc == KDAO_OK && filter && json_object_size(filter) > 0) sb_addf(&q, " ALLOW FILTERING");
-  char *cql = sb_take(&q);
+  if (rc == KDAO_OK && filter && json_object_size(filter) > 0) kdao__sb_addf(&q, " ALLOW FILTERING");
+  char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run(b, cql, &p, kind, page_size, state, state_len, out, err);
   free(cql);
@@ -987,17 +942,17 @@ static bool lwt_found_row(const cql_result *r, const kdao_schema *s, const json_
 static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool if_not_exists,
                      int ttl, bool *applied, kdao_error **err) {
   const kdao_schema *s = t->s;
-  sb q = {0};
+  kdao__sb q = {0};
   cs_params p = {0};
   int rc = KDAO_OK;
-  sb_addf(&q, "INSERT INTO \"%s\" (%s) VALUES (", s->table, t->cols);
+  kdao__sb_addf(&q, "INSERT INTO \"%s\" (%s) VALUES (", s->table, t->cols);
   for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
-    sb_addf(&q, "%s?", i ? ", " : "");
+    kdao__sb_addf(&q, "%s?", i ? ", " : "");
     rc = param_field(&p, &s->fields[i], json_object_get(row, s->fields[i].name), err);
   }
-  sb_addf(&q, ")%s%s", if_not_exists ? " IF NOT EXISTS" : "", ttl > 0 ? " USING TTL ?" : "");
+  kdao__sb_addf(&q, ")%s%s", if_not_exists ? " IF NOT EXISTS" : "", ttl > 0 ? " USING TTL ?" : "");
   if (rc == KDAO_OK && ttl > 0) rc = param_push(&p, cql_v_int(ttl), err);
-  char *cql = sb_take(&q);
+  char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   cql_result *r = NULL;
   if (rc == KDAO_OK)
@@ -1058,11 +1013,11 @@ static int cs_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
 
 /* Removes a stored row and its reservations. */
 static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, kdao_error **err) {
-  sb q = {0};
+  kdao__sb q = {0};
   cs_params p = {0};
-  sb_addf(&q, "DELETE FROM \"%s\"", t->s->table);
+  kdao__sb_addf(&q, "DELETE FROM \"%s\"", t->s->table);
   int rc = where_ckey(&q, &p, t, row, err);
-  char *cql = sb_take(&q);
+  char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_WRITE, 0, NULL, 0, NULL, err);
   free(cql);
@@ -1131,21 +1086,21 @@ static int update_in_place(cs_backend *b, const cs_table *t, const json_t *old,
                            const json_t *merged, const bool *changed, int ttl, bool *applied,
                            kdao_error **err) {
   const kdao_schema *s = t->s;
-  sb q = {0};
+  kdao__sb q = {0};
   cs_params p = {0};
   int rc = KDAO_OK;
-  sb_addf(&q, "UPDATE \"%s\"%s SET ", s->table, ttl > 0 ? " USING TTL ?" : "");
+  kdao__sb_addf(&q, "UPDATE \"%s\"%s SET ", s->table, ttl > 0 ? " USING TTL ?" : "");
   if (ttl > 0) rc = param_push(&p, cql_v_int(ttl), err);
   bool first = true;
   for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
     if (!changed[i]) continue;
-    sb_addf(&q, "%s\"%s\" = ?", first ? "" : ", ", s->fields[i].name);
+    kdao__sb_addf(&q, "%s\"%s\" = ?", first ? "" : ", ", s->fields[i].name);
     first = false;
     rc = param_field(&p, &s->fields[i], json_object_get(merged, s->fields[i].name), err);
   }
   if (rc == KDAO_OK) rc = where_ckey(&q, &p, t, old, err);
-  sb_addf(&q, " IF EXISTS");
-  char *cql = sb_take(&q);
+  kdao__sb_addf(&q, " IF EXISTS");
+  char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   cql_result *r = NULL;
   if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
@@ -1160,18 +1115,18 @@ static int update_in_place(cs_backend *b, const cs_table *t, const json_t *old,
 static int rekey_row(cs_backend *b, const cs_table *t, const json_t *old, const json_t *merged,
                      int ttl, kdao_error **err) {
   const kdao_schema *s = t->s;
-  sb del = {0}, ins = {0};
+  kdao__sb del = {0}, ins = {0};
   cs_params pd = {0}, pi = {0};
-  sb_addf(&del, "DELETE FROM \"%s\"", s->table);
+  kdao__sb_addf(&del, "DELETE FROM \"%s\"", s->table);
   int rc = where_ckey(&del, &pd, t, old, err);
-  sb_addf(&ins, "INSERT INTO \"%s\" (%s) VALUES (", s->table, t->cols);
+  kdao__sb_addf(&ins, "INSERT INTO \"%s\" (%s) VALUES (", s->table, t->cols);
   for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
-    sb_addf(&ins, "%s?", i ? ", " : "");
+    kdao__sb_addf(&ins, "%s?", i ? ", " : "");
     rc = param_field(&pi, &s->fields[i], json_object_get(merged, s->fields[i].name), err);
   }
-  sb_addf(&ins, ")%s", ttl > 0 ? " USING TTL ?" : "");
+  kdao__sb_addf(&ins, ")%s", ttl > 0 ? " USING TTL ?" : "");
   if (rc == KDAO_OK && ttl > 0) rc = param_push(&pi, cql_v_int(ttl), err);
-  char *dq = sb_take(&del), *iq = sb_take(&ins);
+  char *dq = kdao__sb_take(&del), *iq = kdao__sb_take(&ins);
   if (rc == KDAO_OK && (dq == NULL || iq == NULL)) rc = oom(err);
   if (rc == KDAO_OK) {
     cql_batch_stmt st[2] = {{.query = dq, .prepare = 1, .values = pd.v, .n_values = pd.n},
@@ -1488,19 +1443,19 @@ static const char *cql_type_of(kdao_type t) {
  */
 static char *cs_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   (void)base;
-  sb q = {0};
-  sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
+  kdao__sb q = {0};
+  kdao__sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
   for (size_t i = 0; i < s->nfields; i++)
-    sb_addf(&q, "\"%s\" %s, ", s->fields[i].name, cql_type_of(s->fields[i].type));
-  sb_addf(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++) sb_addf(&q, "%s\"%s\"", k ? ", " : "", s->fields[s->pk[k]].name);
-  sb_addf(&q, "))");
+    kdao__sb_addf(&q, "\"%s\" %s, ", s->fields[i].name, cql_type_of(s->fields[i].type));
+  kdao__sb_addf(&q, "PRIMARY KEY (");
+  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", s->fields[s->pk[k]].name);
+  kdao__sb_addf(&q, "))");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
     if (i == s->pk[0] || !(f->foreign_entity || (f->flags & KDAO_FIELD_UNIQUE))) continue;
-    sb_addf(&q, ";\nCREATE INDEX IF NOT EXISTS ON \"%s\" (\"%s\")", s->table, f->name);
+    kdao__sb_addf(&q, ";\nCREATE INDEX IF NOT EXISTS ON \"%s\" (\"%s\")", s->table, f->name);
   }
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
 static int cs_drop_schema(kdao__backend *base, const char *const *tables, size_t n,
@@ -1577,11 +1532,11 @@ static char **split_list(const char *text, size_t *n) {
 
 /* Kong's keyspace creation: the replication settings apply only when it does not exist. */
 static char *keyspace_ddl(const kdao_config *cfg, const char *ks) {
-  sb q = {0};
-  sb_addf(&q, "CREATE KEYSPACE IF NOT EXISTS \"%s\" WITH REPLICATION = {", ks);
+  kdao__sb q = {0};
+  kdao__sb_addf(&q, "CREATE KEYSPACE IF NOT EXISTS \"%s\" WITH REPLICATION = {", ks);
   const char *strategy = kdao__config_str(cfg, "cassandra_repl_strategy");
   if (strategy && strcmp(strategy, "NetworkTopologyStrategy") == 0) {
-    sb_addf(&q, "'class': 'NetworkTopologyStrategy'");
+    kdao__sb_addf(&q, "'class': 'NetworkTopologyStrategy'");
     size_t n;
     char **dcs = split_list(kdao__config_str(cfg, "cassandra_data_centers"), &n);
     if (dcs == NULL) q.oom = true;
@@ -1589,15 +1544,15 @@ static char *keyspace_ddl(const kdao_config *cfg, const char *ks) {
       char *colon = strrchr(dcs[i], ':');
       if (colon == NULL) continue; /* conf.c checked the form */
       *colon = '\0';
-      sb_addf(&q, ", '%s': %lld", dcs[i], strtoll(colon + 1, NULL, 10));
+      kdao__sb_addf(&q, ", '%s': %lld", dcs[i], strtoll(colon + 1, NULL, 10));
     }
     free(dcs);
   } else {
-    sb_addf(&q, "'class': 'SimpleStrategy', 'replication_factor': %lld",
+    kdao__sb_addf(&q, "'class': 'SimpleStrategy', 'replication_factor': %lld",
             kdao__config_int(cfg, "cassandra_repl_factor"));
   }
-  sb_addf(&q, "}");
-  return sb_take(&q);
+  kdao__sb_addf(&q, "}");
+  return kdao__sb_take(&q);
 }
 
 static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,

@@ -41,61 +41,7 @@
 #include <string.h>
 
 #include "factory.h"
-
-/* ---- small string builder ---- */
-
-typedef struct sb {
-  char *p;
-  size_t n, cap;
-  bool oom;
-} sb;
-
-static void sb_grow(sb *b, size_t extra) {
-  if (b->oom || b->n + extra + 1 <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + extra + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (p == NULL) {
-    b->oom = true;
-    return;
-  }
-  b->p = p;
-  b->cap = cap;
-}
-
-static void sb_add(sb *b, const char *s) {
-  size_t len = strlen(s);
-  sb_grow(b, len);
-  if (b->oom) return;
-  memcpy(b->p + b->n, s, len + 1);
-  b->n += len;
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_addf(sb *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int len = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (len < 0) {
-    b->oom = true;
-    return;
-  }
-  sb_grow(b, (size_t)len);
-  if (b->oom) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->n, (size_t)len + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)len;
-}
-
-/* The built text (caller frees), or NULL when out of memory. */
-static char *sb_take(sb *b) {
-  if (b->oom || b->p == NULL) {
-    free(b->p);
-    return NULL;
-  }
-  return b->p;
-}
+#include "strbuf.h"
 
 /* ---- state ---- */
 
@@ -405,24 +351,24 @@ static pg_table *table_build(const kdao_schema *s) {
   if (t == NULL) return NULL;
   t->s = s;
   t->has_ttl = s->npk == 1;
-  sb cols = {0}, vis = {0};
+  kdao__sb cols = {0}, vis = {0};
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
-    if (i) sb_add(&cols, ", ");
+    if (i) kdao__sb_add(&cols, ", ");
     if (f->type == KDAO_TYPE_TIMESTAMP)
-      sb_addf(&cols, "(extract(epoch from t.\"%s\") * 1000)::bigint AS \"%s\"", f->name, f->name);
+      kdao__sb_addf(&cols, "(extract(epoch from t.\"%s\") * 1000)::bigint AS \"%s\"", f->name, f->name);
     else
-      sb_addf(&cols, "t.\"%s\"", f->name);
+      kdao__sb_addf(&cols, "t.\"%s\"", f->name);
   }
   if (t->has_ttl)
-    sb_addf(&vis,
+    kdao__sb_addf(&vis,
             "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = t.\"%s\"::text"
             " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
             pk_field(s, 0)->name, s->table);
   else
-    sb_add(&vis, "true");
-  t->cols = sb_take(&cols);
-  t->visible = sb_take(&vis);
+    kdao__sb_add(&vis, "true");
+  t->cols = kdao__sb_take(&cols);
+  t->visible = kdao__sb_take(&vis);
   if (t->cols == NULL || t->visible == NULL) {
     table_free(t);
     return NULL;
@@ -465,13 +411,13 @@ static const char *ttl_key_cast(const pg_table *t) {
 }
 
 /* The visibility predicate of a statement whose only filter is the key, bound as $n. */
-static void sql_visible_by_key(sb *q, const pg_table *t, int n) {
+static void sql_visible_by_key(kdao__sb *q, const pg_table *t, int n) {
   const char *cast = ttl_key_cast(t);
   if (cast == NULL) {
-    sb_add(q, t->visible);
+    kdao__sb_add(q, t->visible);
     return;
   }
-  sb_addf(q,
+  kdao__sb_addf(q,
           "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = $%d%s"
           " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
           n, cast, t->s->table);
@@ -484,37 +430,37 @@ static uint64_t pk_mask(const kdao_schema *s) {
 }
 
 /* The parameter placeholder for a value of field `f`: timestamps arrive as epoch ms. */
-static void sql_param(sb *q, const kdao__field *f, int n) {
+static void sql_param(kdao__sb *q, const kdao__field *f, int n) {
   if (f->type == KDAO_TYPE_TIMESTAMP)
-    sb_addf(q, "to_timestamp($%d::float8 / 1000) AT TIME ZONE 'utc'", n);
+    kdao__sb_addf(q, "to_timestamp($%d::float8 / 1000) AT TIME ZONE 'utc'", n);
   else
-    sb_addf(q, "$%d", n);
+    kdao__sb_addf(q, "$%d", n);
 }
 
 /* `t."a" = $1 AND t."b" = $2 ...` over the fields of `mask`; JSON columns compare as text. */
-static void sql_where(sb *q, const kdao_schema *s, uint64_t mask, int *pn) {
+static void sql_where(kdao__sb *q, const kdao_schema *s, uint64_t mask, int *pn) {
   for (size_t i = 0; i < s->nfields; i++) {
     if (!(mask >> i & 1)) continue;
     const kdao__field *f = &s->fields[i];
     if (f->type == KDAO_TYPE_ARRAY || f->type == KDAO_TYPE_TABLE)
-      sb_addf(q, "t.\"%s\"::text = $%d AND ", f->name, ++*pn);
+      kdao__sb_addf(q, "t.\"%s\"::text = $%d AND ", f->name, ++*pn);
     else {
-      sb_addf(q, "t.\"%s\" = ", f->name);
+      kdao__sb_addf(q, "t.\"%s\" = ", f->name);
       sql_param(q, f, ++*pn);
-      sb_add(q, " AND ");
+      kdao__sb_add(q, " AND ");
     }
   }
 }
 
-static void sql_order(sb *q, const kdao_schema *s) {
-  sb_add(q, " ORDER BY ");
-  for (size_t k = 0; k < s->npk; k++) sb_addf(q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+static void sql_order(kdao__sb *q, const kdao_schema *s) {
+  kdao__sb_add(q, " ORDER BY ");
+  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
 }
 
 /* A CTE upserting the ttls row of the row returned by CTE `r`, expiring in $n seconds. */
-static void sql_ttl_upsert(sb *q, const kdao_schema *s, int n) {
+static void sql_ttl_upsert(kdao__sb *q, const kdao_schema *s, int n) {
   const kdao__field *pk = pk_field(s, 0);
-  sb_addf(q,
+  kdao__sb_addf(q,
           ", x AS (INSERT INTO ttls (primary_key_value, primary_uuid_value, primary_key_name,"
           " table_name, expire_at) SELECT r.\"%s\"::text, %s%s%s, '%s', '%s',"
           " (now() AT TIME ZONE 'utc') + $%d::integer * interval '1 second' FROM r"
@@ -526,8 +472,8 @@ static void sql_ttl_upsert(sb *q, const kdao_schema *s, int n) {
 }
 
 /* A CTE removing any ttls row left for the key of CTE `r` (Kong left them behind). */
-static void sql_ttl_forget(sb *q, const kdao_schema *s) {
-  sb_addf(q,
+static void sql_ttl_forget(kdao__sb *q, const kdao_schema *s) {
+  kdao__sb_addf(q,
           ", x AS (DELETE FROM ttls WHERE table_name = '%s'"
           " AND primary_key_value IN (SELECT r.\"%s\"::text FROM r))",
           s->table, pk_field(s, 0)->name);
@@ -535,85 +481,85 @@ static void sql_ttl_forget(sb *q, const kdao_schema *s) {
 
 static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsigned shape) {
   const kdao_schema *s = t->s;
-  sb q = {0};
+  kdao__sb q = {0};
   int pn = 0;
   switch (op) {
   case OP_FIND:
   case OP_FIND_ALL:
   case OP_COUNT:
   case OP_PAGE:
-    sb_addf(&q, "SELECT %s FROM \"%s\" t WHERE ", op == OP_COUNT ? "count(*)" : t->cols, s->table);
+    kdao__sb_addf(&q, "SELECT %s FROM \"%s\" t WHERE ", op == OP_COUNT ? "count(*)" : t->cols, s->table);
     sql_where(&q, s, m1, &pn);
     if (shape & SHAPE_AFTER) {
-      sb_add(&q, "(");
-      for (size_t k = 0; k < s->npk; k++) sb_addf(&q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-      sb_add(&q, ") > (");
+      kdao__sb_add(&q, "(");
+      for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+      kdao__sb_add(&q, ") > (");
       for (size_t k = 0; k < s->npk; k++) {
-        if (k) sb_add(&q, ", ");
+        if (k) kdao__sb_add(&q, ", ");
         sql_param(&q, pk_field(s, k), ++pn);
       }
-      sb_add(&q, ") AND ");
+      kdao__sb_add(&q, ") AND ");
     }
     if (m1 == pk_mask(s) && s->npk == 1 && !(shape & SHAPE_AFTER))
       sql_visible_by_key(&q, t, 1);
     else
-      sb_add(&q, t->visible);
+      kdao__sb_add(&q, t->visible);
     if (op == OP_FIND_ALL || op == OP_PAGE) sql_order(&q, s);
-    if (op == OP_PAGE) sb_addf(&q, " LIMIT $%d", ++pn);
+    if (op == OP_PAGE) kdao__sb_addf(&q, " LIMIT $%d", ++pn);
     break;
   case OP_INSERT: {
     /* the WITH wrapper only when the ttls table must be written in the same statement */
     bool forget = t->has_ttl && pk_field(s, 0)->type != KDAO_TYPE_ID; /* names get reused */
     bool cte = (shape & SHAPE_TTL) || forget;
-    sb_addf(&q, "%sINSERT INTO \"%s\" AS t (", cte ? "WITH r AS (" : "", s->table);
+    kdao__sb_addf(&q, "%sINSERT INTO \"%s\" AS t (", cte ? "WITH r AS (" : "", s->table);
     bool first = true;
     for (size_t i = 0; i < s->nfields; i++)
       if (m1 >> i & 1) {
-        sb_addf(&q, "%s\"%s\"", first ? "" : ", ", s->fields[i].name);
+        kdao__sb_addf(&q, "%s\"%s\"", first ? "" : ", ", s->fields[i].name);
         first = false;
       }
-    sb_add(&q, ") VALUES (");
+    kdao__sb_add(&q, ") VALUES (");
     for (size_t i = 0; i < s->nfields; i++)
       if (m1 >> i & 1) {
-        if (pn) sb_add(&q, ", ");
+        if (pn) kdao__sb_add(&q, ", ");
         sql_param(&q, &s->fields[i], ++pn);
       }
-    sb_addf(&q, ") RETURNING %s", t->cols);
+    kdao__sb_addf(&q, ") RETURNING %s", t->cols);
     if (!cte) break;
-    sb_add(&q, ")");
+    kdao__sb_add(&q, ")");
     if (shape & SHAPE_TTL)
       sql_ttl_upsert(&q, s, ++pn);
     else
       sql_ttl_forget(&q, s);
-    sb_add(&q, " SELECT * FROM r");
+    kdao__sb_add(&q, " SELECT * FROM r");
     break;
   }
   case OP_UPDATE: {
     bool cte = shape & SHAPE_TTL;
-    sb_addf(&q, "%sUPDATE \"%s\" AS t SET ", cte ? "WITH r AS (" : "", s->table);
+    kdao__sb_addf(&q, "%sUPDATE \"%s\" AS t SET ", cte ? "WITH r AS (" : "", s->table);
     bool first = true;
     for (size_t i = 0; i < s->nfields; i++) {
       if (!((m1 | m2) >> i & 1)) continue;
-      sb_addf(&q, "%s\"%s\" = ", first ? "" : ", ", s->fields[i].name);
+      kdao__sb_addf(&q, "%s\"%s\" = ", first ? "" : ", ", s->fields[i].name);
       first = false;
       if (m1 >> i & 1)
         sql_param(&q, &s->fields[i], ++pn);
       else
-        sb_add(&q, "NULL");
+        kdao__sb_add(&q, "NULL");
     }
     if (first) /* only key fields given: a no-op write that still returns the row */
-      sb_addf(&q, "\"%s\" = t.\"%s\"", pk_field(s, 0)->name, pk_field(s, 0)->name);
-    sb_add(&q, " WHERE ");
+      kdao__sb_addf(&q, "\"%s\" = t.\"%s\"", pk_field(s, 0)->name, pk_field(s, 0)->name);
+    kdao__sb_add(&q, " WHERE ");
     sql_where(&q, s, pk_mask(s), &pn);
     if (s->npk == 1)
       sql_visible_by_key(&q, t, pn);
     else
-      sb_add(&q, t->visible);
-    sb_addf(&q, " RETURNING %s", t->cols);
+      kdao__sb_add(&q, t->visible);
+    kdao__sb_addf(&q, " RETURNING %s", t->cols);
     if (!cte) break;
-    sb_add(&q, ")");
+    kdao__sb_add(&q, ")");
     sql_ttl_upsert(&q, s, ++pn);
-    sb_add(&q, " SELECT * FROM r");
+    kdao__sb_add(&q, " SELECT * FROM r");
     break;
   }
   case OP_DELETE: {
@@ -623,30 +569,29 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
      */
     const char *cast = m1 == pk_mask(s) ? ttl_key_cast(t) : NULL;
     if (cast)
-      sb_addf(&q,
+      kdao__sb_addf(&q,
               "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name = '%s'"
               " RETURNING expire_at <= (now() AT TIME ZONE 'utc') AS expired) ",
               cast, s->table);
     else
-      sb_add(&q, "WITH r AS (");
-    sb_addf(&q, "DELETE FROM \"%s\" AS t WHERE ", s->table);
+      kdao__sb_add(&q, "WITH r AS (");
+    kdao__sb_addf(&q, "DELETE FROM \"%s\" AS t WHERE ", s->table);
     sql_where(&q, s, m1, &pn);
-    q.n -= 5; /* the trailing " AND " */
-    q.p[q.n] = '\0';
+    kdao__sb_drop(&q, 5); /* the trailing " AND " */
     if (cast) {
-      sb_addf(&q, " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
+      kdao__sb_addf(&q, " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
               t->cols);
       break;
     }
-    sb_addf(&q, " RETURNING %s, %s AS kdao_visible)", t->cols, t->visible);
+    kdao__sb_addf(&q, " RETURNING %s, %s AS kdao_visible)", t->cols, t->visible);
     if (t->has_ttl) sql_ttl_forget(&q, s);
-    sb_add(&q, " SELECT * FROM r");
+    kdao__sb_add(&q, " SELECT * FROM r");
     break;
   }
   default:
     break;
   }
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
 static int stmt_get(pg_backend *b, pg_table *t, int op, uint64_t m1, uint64_t m2,
@@ -1268,43 +1213,43 @@ static const char *ddl_type(kdao_type t) {
  */
 static char *pg_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   pg_backend *b = PG(base);
-  sb q = {0};
-  sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
+  kdao__sb q = {0};
+  kdao__sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
-    sb_addf(&q, "\"%s\" %s", f->name, ddl_type(f->type));
+    kdao__sb_addf(&q, "\"%s\" %s", f->name, ddl_type(f->type));
     if (f->type == KDAO_TYPE_TIMESTAMP)
-      sb_add(&q, " DEFAULT (CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')");
-    if (f->flags & KDAO_FIELD_UNIQUE) sb_add(&q, " UNIQUE");
+      kdao__sb_add(&q, " DEFAULT (CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')");
+    if (f->flags & KDAO_FIELD_UNIQUE) kdao__sb_add(&q, " UNIQUE");
     const kdao_schema *parent =
         f->foreign_entity ? kdao__factory_schema(b->base.factory, f->foreign_entity) : NULL;
     if (parent)
-      sb_addf(&q, " REFERENCES \"%s\" (\"%s\") ON DELETE CASCADE", parent->table,
+      kdao__sb_addf(&q, " REFERENCES \"%s\" (\"%s\") ON DELETE CASCADE", parent->table,
               f->foreign_field);
-    sb_add(&q, ", ");
+    kdao__sb_add(&q, ", ");
   }
-  sb_add(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++) sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-  sb_add(&q, "))");
+  kdao__sb_add(&q, "PRIMARY KEY (");
+  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+  kdao__sb_add(&q, "))");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
     if (f->foreign_entity)
-      sb_addf(&q, ";CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON \"%s\" (\"%s\")", s->table,
+      kdao__sb_addf(&q, ";CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON \"%s\" (\"%s\")", s->table,
               f->name, s->table, f->name);
   }
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
 static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t n,
                           kdao_error **err) {
   pg_backend *b = PG(base);
-  sb q = {0};
-  sb_add(&q, "DROP TABLE IF EXISTS ");
-  for (size_t i = 0; i < n; i++) sb_addf(&q, "\"%s\", ", tables[i]);
+  kdao__sb q = {0};
+  kdao__sb_add(&q, "DROP TABLE IF EXISTS ");
+  for (size_t i = 0; i < n; i++) kdao__sb_addf(&q, "\"%s\", ", tables[i]);
   /* nodes: created by the core migrations for Kong's sake, though no kdao entity uses it */
-  sb_add(&q, "ttls, nodes, schema_migrations CASCADE;"
+  kdao__sb_add(&q, "ttls, nodes, schema_migrations CASCADE;"
              "DROP FUNCTION IF EXISTS upsert_ttl(text, uuid, text, text, timestamp)");
-  char *sql = sb_take(&q);
+  char *sql = kdao__sb_take(&q);
   if (sql == NULL) return oom(err);
   kdao_error *e = pg_ready(b);
   if (e == NULL) e = pg_simple(b, sql);

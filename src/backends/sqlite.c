@@ -34,6 +34,7 @@
 
 #include "backend.h"
 #include "factory.h"
+#include "strbuf.h"
 
 #define SQ_DEFAULT_PATH "kdao.db"
 #define SQ_BUSY_TIMEOUT_MS 5000
@@ -41,83 +42,13 @@
 #define SQ_MAX_FIELDS 64
 #define SQ_TTLS "ttls"
 
-/* ---- SQL text builder: sticky out-of-memory, checked once at the end ---- */
+/* ---- SQL text (strbuf.h): identifiers always quoted ---- */
 
-typedef struct sb {
-  char *buf;
-  size_t len, cap;
-  bool oom;
-} sb;
-
-static void sb_add(sb *b, const char *text, size_t n) {
-  if (b->oom)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->buf, cap);
-    if (!p) {
-      b->oom = true;
-      return;
-    }
-    b->buf = p;
-    b->cap = cap;
-  }
-  memcpy(b->buf + b->len, text, n);
-  b->len += n;
-  b->buf[b->len] = '\0';
-}
-
-static void sb_puts(sb *b, const char *text) { sb_add(b, text, strlen(text)); }
-
-static void sb_printf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb *b, const char *fmt, ...) {
-  char tmp[64];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof tmp) {
-    b->oom = true; /* only used for short numbers */
-    return;
-  }
-  sb_add(b, tmp, (size_t)n);
-}
-
-/*
- * `text` + `suffix` between `quote`s, the quote doubled inside: an identifier with '"', a
- * string literal with '\''. Schema names are [a-z_][a-z0-9_]*, so this is belt and braces.
- */
-static void sb_quote(sb *b, char quote, const char *text, const char *suffix) {
-  sb_add(b, &quote, 1);
-  for (int part = 0; part < 2; part++) {
-    for (const char *p = part ? suffix : text; p && *p; p++) {
-      if (*p == quote)
-        sb_add(b, &quote, 1);
-      sb_add(b, p, 1);
-    }
-  }
-  sb_add(b, &quote, 1);
-}
-
-static void sb_ident(sb *b, const char *name) { sb_quote(b, '"', name, NULL); }
+static void sb_ident(kdao__sb *b, const char *name) { kdao__sb_quote(b, '"', name, NULL); }
 
 /* The identifier "<name><suffix>", for names derived from a table's. */
-static void sb_ident_suffix(sb *b, const char *name, const char *suffix) {
-  sb_quote(b, '"', name, suffix);
-}
-
-/* Hands the text over (NULL when out of memory). */
-static char *sb_take(sb *b) {
-  if (b->oom || !b->buf) {
-    free(b->buf);
-    b->buf = NULL;
-    return NULL;
-  }
-  char *text = b->buf;
-  b->buf = NULL;
-  return text;
+static void sb_ident_suffix(kdao__sb *b, const char *name, const char *suffix) {
+  kdao__sb_quote(b, '"', name, suffix);
 }
 
 /* ---- the backend state and its statement cache ---- */
@@ -258,110 +189,110 @@ static int sq_fail(sq_backend *b, kdao_error **err) {
 
 static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->fields[i]; }
 
-static void sql_columns(sb *q, const kdao_schema *s) {
+static void sql_columns(kdao__sb *q, const kdao_schema *s) {
   for (size_t i = 0; i < s->nfields; i++) {
     if (i)
-      sb_puts(q, ", ");
+      kdao__sb_add(q, ", ");
     sb_ident(q, fld(s, i)->name);
   }
 }
 
 /* The ttls key of a row: its pk column, or json_array of its pk columns. */
-static void sql_key_expr(sb *q, const kdao_schema *s, const char *qualifier) {
+static void sql_key_expr(kdao__sb *q, const kdao_schema *s, const char *qualifier) {
   if (s->npk > 1)
-    sb_puts(q, "json_array(");
+    kdao__sb_add(q, "json_array(");
   for (size_t i = 0; i < s->npk; i++) {
     if (i)
-      sb_puts(q, ", ");
-    sb_puts(q, qualifier);
-    sb_puts(q, ".");
+      kdao__sb_add(q, ", ");
+    kdao__sb_add(q, qualifier);
+    kdao__sb_add(q, ".");
     sb_ident(q, fld(s, s->pk[i])->name);
   }
   if (s->npk > 1)
-    sb_puts(q, ")");
+    kdao__sb_add(q, ")");
 }
 
 /* The same key from bound parameters ?first .. ?first+npk-1. */
-static void sql_key_params(sb *q, const kdao_schema *s, int first) {
+static void sql_key_params(kdao__sb *q, const kdao_schema *s, int first) {
   if (s->npk > 1)
-    sb_puts(q, "json_array(");
+    kdao__sb_add(q, "json_array(");
   for (size_t i = 0; i < s->npk; i++)
-    sb_printf(q, "%s?%d", i ? ", " : "", first + (int)i);
+    kdao__sb_addf(q, "%s?%d", i ? ", " : "", first + (int)i);
   if (s->npk > 1)
-    sb_puts(q, ")");
+    kdao__sb_add(q, ")");
 }
 
 /* The quoted name, for qualifying key expressions inside statements on that table. */
 static char *quoted(const char *name) {
-  sb q = {0};
+  kdao__sb q = {0};
   sb_ident(&q, name);
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
-static void sql_alive_on(sb *q, const kdao_schema *s, const char *qtable) {
-  sb_puts(q, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
+static void sql_alive_on(kdao__sb *q, const kdao_schema *s, const char *qtable) {
+  kdao__sb_add(q, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
              " AND \"primary_key_value\" = ");
   sql_key_expr(q, s, qtable);
-  sb_puts(q, " AND \"expire_at\" <= ?2)");
+  kdao__sb_add(q, " AND \"expire_at\" <= ?2)");
 }
 
 /* `"f" IS ?n` for each field of mask, in field order; returns the next parameter number. */
-static int sql_filter(sb *q, const kdao_schema *s, uint64_t mask, int param) {
+static int sql_filter(kdao__sb *q, const kdao_schema *s, uint64_t mask, int param) {
   for (size_t i = 0; i < s->nfields; i++) {
     if (!(mask >> i & 1))
       continue;
     sb_ident(q, fld(s, i)->name);
-    sb_printf(q, " IS ?%d AND ", param++);
+    kdao__sb_addf(q, " IS ?%d AND ", param++);
   }
   return param;
 }
 
-static int sql_pk_equal(sb *q, const kdao_schema *s, int param) {
+static int sql_pk_equal(kdao__sb *q, const kdao_schema *s, int param) {
   for (size_t i = 0; i < s->npk; i++) {
     sb_ident(q, fld(s, s->pk[i])->name);
-    sb_printf(q, " = ?%d AND ", param++);
+    kdao__sb_addf(q, " = ?%d AND ", param++);
   }
   return param;
 }
 
-static void sql_order(sb *q, const kdao_schema *s) {
-  sb_puts(q, " ORDER BY ");
+static void sql_order(kdao__sb *q, const kdao_schema *s) {
+  kdao__sb_add(q, " ORDER BY ");
   for (size_t i = 0; i < s->npk; i++) {
     if (i)
-      sb_puts(q, ", ");
+      kdao__sb_add(q, ", ");
     sb_ident(q, fld(s, s->pk[i])->name);
   }
 }
 
-static void sql_select_head(sb *q, const kdao_schema *s, bool count) {
-  sb_puts(q, "SELECT ");
+static void sql_select_head(kdao__sb *q, const kdao_schema *s, bool count) {
+  kdao__sb_add(q, "SELECT ");
   if (count)
-    sb_puts(q, "count(*)");
+    kdao__sb_add(q, "count(*)");
   else
     sql_columns(q, s);
-  sb_puts(q, " FROM ");
+  kdao__sb_add(q, " FROM ");
   sb_ident(q, s->table);
-  sb_puts(q, " WHERE ");
+  kdao__sb_add(q, " WHERE ");
 }
 
-static void sql_returning(sb *q, const kdao_schema *s) {
-  sb_puts(q, " RETURNING ");
+static void sql_returning(kdao__sb *q, const kdao_schema *s) {
+  kdao__sb_add(q, " RETURNING ");
   sql_columns(q, s);
 }
 
-static void build_insert(sb *q, const kdao_schema *s) {
-  sb_puts(q, "INSERT INTO ");
+static void build_insert(kdao__sb *q, const kdao_schema *s) {
+  kdao__sb_add(q, "INSERT INTO ");
   sb_ident(q, s->table);
-  sb_puts(q, " (");
+  kdao__sb_add(q, " (");
   sql_columns(q, s);
-  sb_puts(q, ") VALUES (");
+  kdao__sb_add(q, ") VALUES (");
   for (size_t i = 0; i < s->nfields; i++)
-    sb_printf(q, "%s?%zu", i ? ", " : "", i + 1);
-  sb_puts(q, ")");
+    kdao__sb_addf(q, "%s?%zu", i ? ", " : "", i + 1);
+  kdao__sb_add(q, ")");
   sql_returning(q, s);
 }
 
-static void build_read(sb *q, const kdao_schema *s, const char *qt, sq_op op, uint64_t mask) {
+static void build_read(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op op, uint64_t mask) {
   sql_select_head(q, s, op == SQ_COUNT);
   int param = P_FIRST;
   if (op == SQ_FIND)
@@ -369,97 +300,97 @@ static void build_read(sb *q, const kdao_schema *s, const char *qt, sq_op op, ui
   else
     param = sql_filter(q, s, mask, param);
   if (op == SQ_PAGE_NEXT) {
-    sb_puts(q, "(");
+    kdao__sb_add(q, "(");
     for (size_t i = 0; i < s->npk; i++) {
       if (i)
-        sb_puts(q, ", ");
+        kdao__sb_add(q, ", ");
       sb_ident(q, fld(s, s->pk[i])->name);
     }
-    sb_puts(q, ") > (");
+    kdao__sb_add(q, ") > (");
     for (size_t i = 0; i < s->npk; i++)
-      sb_printf(q, "%s?%d", i ? ", " : "", param++);
-    sb_puts(q, ") AND ");
+      kdao__sb_addf(q, "%s?%d", i ? ", " : "", param++);
+    kdao__sb_add(q, ") AND ");
   }
   sql_alive_on(q, s, qt);
   if (op == SQ_FIND_ALL || op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
     sql_order(q, s);
   if (op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
-    sb_printf(q, " LIMIT ?%d", param);
+    kdao__sb_addf(q, " LIMIT ?%d", param);
 }
 
-static void build_update(sb *q, const kdao_schema *s, const char *qt, uint64_t set,
+static void build_update(kdao__sb *q, const kdao_schema *s, const char *qt, uint64_t set,
                          uint64_t nulls) {
-  sb_puts(q, "UPDATE ");
+  kdao__sb_add(q, "UPDATE ");
   sb_ident(q, s->table);
-  sb_puts(q, " SET ");
+  kdao__sb_add(q, " SET ");
   int param = P_FIRST;
   bool any = false;
   for (size_t i = 0; i < s->nfields; i++) {
     if (!((set | nulls) >> i & 1))
       continue;
     if (any)
-      sb_puts(q, ", ");
+      kdao__sb_add(q, ", ");
     any = true;
     sb_ident(q, fld(s, i)->name);
     if (set >> i & 1)
-      sb_printf(q, " = ?%d", param++);
+      kdao__sb_addf(q, " = ?%d", param++);
     else
-      sb_puts(q, " = NULL");
+      kdao__sb_add(q, " = NULL");
   }
   if (!any) { /* nothing to change: a no-op SET still returns the (unexpired) row */
     sb_ident(q, fld(s, s->pk[0])->name);
-    sb_puts(q, " = ");
+    kdao__sb_add(q, " = ");
     sb_ident(q, fld(s, s->pk[0])->name);
   }
-  sb_puts(q, " WHERE ");
+  kdao__sb_add(q, " WHERE ");
   sql_pk_equal(q, s, param);
   sql_alive_on(q, s, qt);
   sql_returning(q, s);
 }
 
-static void build_delete(sb *q, const kdao_schema *s, const char *qt) {
-  sb_puts(q, "DELETE FROM ");
+static void build_delete(kdao__sb *q, const kdao_schema *s, const char *qt) {
+  kdao__sb_add(q, "DELETE FROM ");
   sb_ident(q, s->table);
-  sb_puts(q, " WHERE ");
+  kdao__sb_add(q, " WHERE ");
   sql_pk_equal(q, s, P_FIRST);
   sql_alive_on(q, s, qt);
   sql_returning(q, s);
 }
 
-static void build_ttl(sb *q, const kdao_schema *s, const char *qt, sq_op op) {
+static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op op) {
   switch (op) {
   case SQ_TTL_SET:
-    sb_puts(q, "INSERT INTO \"" SQ_TTLS "\" (\"primary_key_value\", \"table_name\","
+    kdao__sb_add(q, "INSERT INTO \"" SQ_TTLS "\" (\"primary_key_value\", \"table_name\","
                " \"expire_at\") VALUES (");
     sql_key_params(q, s, P_FIRST);
-    sb_puts(q, ", ?1, ?2) ON CONFLICT (\"primary_key_value\", \"table_name\")"
+    kdao__sb_add(q, ", ?1, ?2) ON CONFLICT (\"primary_key_value\", \"table_name\")"
                " DO UPDATE SET \"expire_at\" = excluded.\"expire_at\"");
     break;
   case SQ_TTL_TRIGGER:
     /* Identifiers only (schema names): a trigger body cannot hold bound parameters. */
-    sb_puts(q, "CREATE TRIGGER IF NOT EXISTS ");
+    kdao__sb_add(q, "CREATE TRIGGER IF NOT EXISTS ");
     sb_ident_suffix(q, s->table, "_kdao_ttl");
-    sb_puts(q, " AFTER DELETE ON ");
-    sb_puts(q, qt);
-    sb_puts(q, " BEGIN DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ");
-    sb_quote(q, '\'', s->table, NULL);
-    sb_puts(q, " AND \"primary_key_value\" = ");
+    kdao__sb_add(q, " AFTER DELETE ON ");
+    kdao__sb_add(q, qt);
+    kdao__sb_add(q, " BEGIN DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ");
+    kdao__sb_quote(q, '\'', s->table, NULL);
+    kdao__sb_add(q, " AND \"primary_key_value\" = ");
     sql_key_expr(q, s, "old");
-    sb_puts(q, "; END");
+    kdao__sb_add(q, "; END");
     break;
   case SQ_TTL_CLEAR:
-    sb_puts(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1");
+    kdao__sb_add(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1");
     break;
   case SQ_TTL_EXPIRED:
-    sb_puts(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
+    kdao__sb_add(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
                " AND \"expire_at\" <= ?2");
     break;
   case SQ_PURGE:
-    sb_puts(q, "DELETE FROM ");
-    sb_puts(q, qt);
-    sb_puts(q, " WHERE ");
+    kdao__sb_add(q, "DELETE FROM ");
+    kdao__sb_add(q, qt);
+    kdao__sb_add(q, " WHERE ");
     sql_key_expr(q, s, qt);
-    sb_puts(q, " IN (SELECT \"primary_key_value\" FROM \"" SQ_TTLS "\""
+    kdao__sb_add(q, " IN (SELECT \"primary_key_value\" FROM \"" SQ_TTLS "\""
                " WHERE \"table_name\" = ?1 AND \"expire_at\" <= ?2)");
     break;
   default:
@@ -474,7 +405,7 @@ static char *build_sql(const sq_key *k) {
   char *qt = quoted(s->table);
   if (!qt)
     return NULL;
-  sb q = {0};
+  kdao__sb q = {0};
   switch ((sq_op)k->op) {
   case SQ_INSERT:
     build_insert(&q, s);
@@ -493,8 +424,8 @@ static char *build_sql(const sq_key *k) {
     build_delete(&q, s, qt);
     break;
   case SQ_TRUNCATE:
-    sb_puts(&q, "DELETE FROM ");
-    sb_puts(&q, qt);
+    kdao__sb_add(&q, "DELETE FROM ");
+    kdao__sb_add(&q, qt);
     break;
   case SQ_TTL_SET:
   case SQ_TTL_TRIGGER:
@@ -504,17 +435,17 @@ static char *build_sql(const sq_key *k) {
     build_ttl(&q, s, qt, (sq_op)k->op);
     break;
   case SQ_PARENT_EXISTS:
-    sb_puts(&q, "SELECT 1 FROM ");
-    sb_puts(&q, qt);
-    sb_puts(&q, " WHERE ");
+    kdao__sb_add(&q, "SELECT 1 FROM ");
+    kdao__sb_add(&q, qt);
+    kdao__sb_add(&q, " WHERE ");
     sb_ident(&q, fld(s, (size_t)k->a)->name);
-    sb_puts(&q, " = ?1 LIMIT 1");
+    kdao__sb_add(&q, " = ?1 LIMIT 1");
     break;
   case SQ_TX:
     break;
   }
   free(qt);
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
 /*
@@ -960,14 +891,14 @@ static char *index_columns(sq_backend *b, const char *index) {
                          -1, &st, NULL) != SQLITE_OK)
     return NULL;
   sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
-  sb cols = {0};
+  kdao__sb cols = {0};
   while (sqlite3_step(st) == SQLITE_ROW) {
-    if (cols.len)
-      sb_puts(&cols, ", ");
-    sb_puts(&cols, (const char *)sqlite3_column_text(st, 0));
+    if (cols.n)
+      kdao__sb_add(&cols, ", ");
+    kdao__sb_add(&cols, (const char *)sqlite3_column_text(st, 0));
   }
   sqlite3_finalize(st);
-  return sb_take(&cols);
+  return kdao__sb_take(&cols);
 }
 
 /*
@@ -990,21 +921,21 @@ static char *unique_columns(sq_backend *b, const char *message) {
     free(index);
     return cols;
   }
-  sb cols = {0};
+  kdao__sb cols = {0};
   while (*p) {
     const char *dot = strchr(p, '.');
     if (!dot)
       break;
     const char *end = strstr(dot, ", ");
     size_t n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
-    if (cols.len)
-      sb_puts(&cols, ", ");
-    sb_add(&cols, dot + 1, n);
+    if (cols.n)
+      kdao__sb_add(&cols, ", ");
+    kdao__sb_addn(&cols, dot + 1, n);
     if (!end)
       break;
     p = end + 2;
   }
-  return sb_take(&cols);
+  return kdao__sb_take(&cols);
 }
 
 static json_t *unique_fields(const char *cols, const json_t *row, const json_t *alt) {
@@ -1012,7 +943,7 @@ static json_t *unique_fields(const char *cols, const json_t *row, const json_t *
     json_t *v = value_of(cols, row, alt);
     return json_pack("{s:O}", cols, v ? v : json_null());
   }
-  sb joined = {0};
+  kdao__sb joined = {0};
   char *names = kdao__strdup(cols);
   if (!names)
     return NULL;
@@ -1020,13 +951,13 @@ static json_t *unique_fields(const char *cols, const json_t *row, const json_t *
   for (char *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
     json_t *v = value_of(name, row, alt);
     char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (joined.len)
-      sb_puts(&joined, ", ");
-    sb_puts(&joined, json_is_string(v) ? json_string_value(v) : text ? text : "nil");
+    if (joined.n)
+      kdao__sb_add(&joined, ", ");
+    kdao__sb_add(&joined, json_is_string(v) ? json_string_value(v) : text ? text : "nil");
     free(text);
   }
   free(names);
-  char *value = sb_take(&joined);
+  char *value = kdao__sb_take(&joined);
   json_t *fields = value ? json_pack("{s:s}", cols, value) : NULL;
   free(value);
   return fields;
@@ -1599,26 +1530,26 @@ static const char *column_type(kdao_type t) {
   }
 }
 
-static void ddl_column(sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
+static void ddl_column(kdao__sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
   const kdao__field *f = fld(s, i);
   sb_ident(q, f->name);
-  sb_puts(q, " ");
-  sb_puts(q, column_type(f->type));
+  kdao__sb_add(q, " ");
+  kdao__sb_add(q, column_type(f->type));
   bool in_pk = false;
   for (size_t k = 0; k < s->npk; k++)
     in_pk = in_pk || s->pk[k] == i;
   /* NOT NULL: SQLite, for compatibility with its past, lets a key column hold NULL */
   if (in_pk)
-    sb_puts(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
+    kdao__sb_add(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
   else if (f->flags & KDAO_FIELD_UNIQUE)
-    sb_puts(q, " UNIQUE");
+    kdao__sb_add(q, " UNIQUE");
   if (f->foreign_entity) {
     const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
-    sb_puts(q, " REFERENCES ");
+    kdao__sb_add(q, " REFERENCES ");
     sb_ident(q, ps ? ps->table : f->foreign_entity);
-    sb_puts(q, " (");
+    kdao__sb_add(q, " (");
     sb_ident(q, f->foreign_field);
-    sb_puts(q, ") ON DELETE CASCADE");
+    kdao__sb_add(q, ") ON DELETE CASCADE");
   }
 }
 
@@ -1627,23 +1558,23 @@ static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   sq_backend *b = (sq_backend *)base;
   if (!s || !s->table || s->npk == 0)
     return NULL;
-  sb q = {0};
-  sb_puts(&q, "CREATE TABLE IF NOT EXISTS ");
+  kdao__sb q = {0};
+  kdao__sb_add(&q, "CREATE TABLE IF NOT EXISTS ");
   sb_ident(&q, s->table);
-  sb_puts(&q, " (");
+  kdao__sb_add(&q, " (");
   for (size_t i = 0; i < s->nfields; i++) {
-    sb_puts(&q, i ? ", " : "");
+    kdao__sb_add(&q, i ? ", " : "");
     ddl_column(&q, b, s, i);
   }
   if (s->npk > 1) {
-    sb_puts(&q, ", PRIMARY KEY (");
+    kdao__sb_add(&q, ", PRIMARY KEY (");
     for (size_t i = 0; i < s->npk; i++) {
-      sb_puts(&q, i ? ", " : "");
+      kdao__sb_add(&q, i ? ", " : "");
       sb_ident(&q, fld(s, s->pk[i])->name);
     }
-    sb_puts(&q, ")");
+    kdao__sb_add(&q, ")");
   }
-  sb_puts(&q, ")");
+  kdao__sb_add(&q, ")");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
     if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i))
@@ -1651,23 +1582,23 @@ static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
     char *index = kdao__asprintf("%s_%s_idx", s->table, f->name);
     if (!index)
       q.oom = true;
-    sb_puts(&q, "; CREATE INDEX IF NOT EXISTS ");
+    kdao__sb_add(&q, "; CREATE INDEX IF NOT EXISTS ");
     sb_ident(&q, index ? index : "");
     free(index);
-    sb_puts(&q, " ON ");
+    kdao__sb_add(&q, " ON ");
     sb_ident(&q, s->table);
-    sb_puts(&q, " (");
+    kdao__sb_add(&q, " (");
     sb_ident(&q, f->name);
-    sb_puts(&q, ")");
+    kdao__sb_add(&q, ")");
   }
-  return sb_take(&q);
+  return kdao__sb_take(&q);
 }
 
 static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
-  sb q = {0};
-  sb_puts(&q, "DROP TABLE IF EXISTS ");
+  kdao__sb q = {0};
+  kdao__sb_add(&q, "DROP TABLE IF EXISTS ");
   sb_ident(&q, table);
-  char *sql = sb_take(&q);
+  char *sql = kdao__sb_take(&q);
   if (!sql)
     return sq_nomem(err);
   int kind = exec_sql(b, sql, err);

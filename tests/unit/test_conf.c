@@ -239,7 +239,9 @@ static void test_numbers(void **state) {
   kdao_config *cfg = ((fixture *)*state)->cfg;
   expect_set(cfg, "cassandra_timeout", "250", "250");
   assert_int_equal(kdao__config_int(cfg, "cassandra_timeout"), 250);
-  expect_set(cfg, "admin_max_body", "0", "0");
+  expect_set(cfg, "admin_max_body", "1", "1");
+  expect_set_error(cfg, "admin_max_body", "0",
+                   "admin_max_body must be between 1 and 1073741824: '0'");
   expect_set_error(cfg, "pg_port", "54x", "pg_port is not a number: '54x'");
   expect_set_error(cfg, "pg_port", "1.5", "pg_port is not a number: '1.5'");
   expect_set_error(cfg, "pg_port", "+5", "pg_port is not a number: '+5'");
