@@ -74,7 +74,10 @@ int cli_cmd_insert(cli *c, const cli_command *cmd, int argc, char **argv) {
   return cli_result(st, row, err);
 }
 
-int cli_cmd_find(cli *c, const cli_command *cmd, int argc, char **argv) {
+/* A command of the form `<cmd> ENTITY PK`: resolve the key, run `op`, print the row. */
+typedef int (*cli_pk_op)(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
+
+static int cli_by_pk(cli *c, const cli_command *cmd, int argc, char **argv, cli_pk_op op) {
   char *pos[argc + 1];
   int npos = 0;
   kdao_dao *dao = NULL;
@@ -90,9 +93,13 @@ int cli_cmd_find(cli *c, const cli_command *cmd, int argc, char **argv) {
     return cli_not_found();
   json_t *row = NULL;
   kdao_error *err = NULL;
-  int st = kdao_dao_find(dao, pk, &row, &err);
+  int st = op(dao, pk, &row, &err);
   json_decref(pk);
   return cli_result(st, row, err);
+}
+
+int cli_cmd_find(cli *c, const cli_command *cmd, int argc, char **argv) {
+  return cli_by_pk(c, cmd, argc, argv, kdao_dao_find);
 }
 
 int cli_cmd_list(cli *c, const cli_command *cmd, int argc, char **argv) {
@@ -184,23 +191,10 @@ int cli_cmd_update(cli *c, const cli_command *cmd, int argc, char **argv) {
   return cli_result(st, row, err);
 }
 
+static int delete_op(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
+  return kdao_dao_delete(dao, pk, 0, row, err);
+}
+
 int cli_cmd_delete(cli *c, const cli_command *cmd, int argc, char **argv) {
-  char *pos[argc + 1];
-  int npos = 0;
-  kdao_dao *dao = NULL;
-  int rc = cli_begin(c, cmd, argc, argv, NULL, pos, &npos, 2);
-  if (rc != CLI_OK)
-    return CLI_DONE(rc);
-  if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK)
-    return rc;
-  json_t *pk = NULL;
-  if ((rc = cli_resolve_pk(cmd, dao, pos + 1, npos - 1, &pk)) != CLI_OK)
-    return rc;
-  if (pk == NULL)
-    return cli_not_found();
-  json_t *row = NULL;
-  kdao_error *err = NULL;
-  int st = kdao_dao_delete(dao, pk, 0, &row, &err);
-  json_decref(pk);
-  return cli_result(st, row, err);
+  return cli_by_pk(c, cmd, argc, argv, delete_op);
 }
