@@ -21,6 +21,12 @@ PG_HOST=${KDAO_PG_HOST:-}
 PG_PORT=${KDAO_PG_PORT:-5432}
 PG_USER=${KDAO_PG_USER:-kong}
 PG_PASSWORD=${KDAO_PG_PASSWORD:-}
+# A Cassandra server likewise (`eval "$(scripts/cassandra.sh env)"`).
+CASS_HOST=${KDAO_CASSANDRA_CONTACT_POINTS:-${KDAO_CASSANDRA_HOST:-}}
+CASS_PORT=${KDAO_CASSANDRA_PORT:-9042}
+# With KDAO_REQUIRE_ALL=1 a backend under test (KDAO_TEST_BACKENDS) without a server fails.
+REQUIRE_ALL=${KDAO_REQUIRE_ALL:-0}
+BACKENDS_UNDER_TEST=${KDAO_TEST_BACKENDS:-}
 # The caller's KDAO_* settings must not leak into what is tested here.
 while read -r var; do unset "$var"; done < <(env | sed -n 's/^\(KDAO_[A-Z0-9_]*\)=.*/\1/p')
 
@@ -380,8 +386,16 @@ if [ -n "$PG_HOST" ] && command -v psql >/dev/null; then
   }
   if pg_admin "CREATE DATABASE $PG_DB"; then
     trap 'pg_admin "DROP DATABASE IF EXISTS $PG_DB"; rm -rf "$WORK"' EXIT
-    export KDAO_DATABASE=postgres KDAO_PG_HOST="$PG_HOST" KDAO_PG_PORT="$PG_PORT" \
-      KDAO_PG_USER="$PG_USER" KDAO_PG_PASSWORD="$PG_PASSWORD" KDAO_PG_DATABASE="$PG_DB"
+    # Kong's keys in a kong.conf-style file, as a user would keep them (`-c pg.conf`).
+    printf 'database = postgres\npg_host = %s\npg_port = %s\npg_user = %s\npg_password = %s\npg_database = %s\n' \
+      "$PG_HOST" "$PG_PORT" "$PG_USER" "$PG_PASSWORD" "$PG_DB" >pg.conf
+    run() {
+      "$KDAO" -c pg.conf "$@" >"$WORK/.out" 2>"$WORK/.err"
+      RC=$?
+      OUT=$(cat "$WORK/.out")
+      ERR=$(cat "$WORK/.err")
+      LAST="kdao -c pg.conf $*"
+    }
     run count apis
     expect_rc 1 "postgres: pending migrations refused"
     expect_err ".kind == \"db\" and .db == \"postgres\" and .message == \"database needs migrations: run 'kdao migrations up'\"" \
@@ -402,12 +416,53 @@ if [ -n "$PG_HOST" ] && command -v psql >/dev/null; then
     run migrations reset --yes
     expect_rc 0 "postgres: reset"
     expect_out ".reset.name == \"$PG_DB\"" "postgres: reset names the database"
-    unset KDAO_DATABASE KDAO_PG_HOST KDAO_PG_PORT KDAO_PG_USER KDAO_PG_PASSWORD KDAO_PG_DATABASE
   else
     echo "cli_test.sh: could not create a PostgreSQL database on $PG_HOST:$PG_PORT, skipping" >&2
   fi
 else
   echo "cli_test.sh: no KDAO_PG_HOST (scripts/postgres.sh env) or psql: PostgreSQL part skipped" >&2
+  if [ "$REQUIRE_ALL" = 1 ] && [[ " $BACKENDS_UNDER_TEST " == *" postgres "* ]]; then
+    FAILURES=$((FAILURES + 1))
+    echo "FAIL: KDAO_REQUIRE_ALL=1 but no PostgreSQL server" >&2
+  fi
+fi
+
+# ---- Cassandra: the seed's example with `database = cassandra` ----
+
+if [ -n "$CASS_HOST" ]; then
+  KS="kdao_cli_test_$$"
+  printf 'database = cassandra\ncassandra_contact_points = %s\ncassandra_port = %s\ncassandra_keyspace = %s\n' \
+    "$CASS_HOST" "$CASS_PORT" "$KS" >cassandra.conf
+  run() {
+    "$KDAO" -c cassandra.conf "$@" >"$WORK/.out" 2>"$WORK/.err"
+    RC=$?
+    OUT=$(cat "$WORK/.out")
+    ERR=$(cat "$WORK/.err")
+    LAST="kdao -c cassandra.conf $*"
+  }
+  run migrations up
+  expect_rc 0 "cassandra: migrations up"
+  expect_out '.ran.core | index("2015-01-12-175310_skeleton") != null' \
+    "cassandra: Kong's core migration names"
+  run insert apis name=mockbin hosts=mockbin.com upstream_url=http://mockbin.com
+  expect_rc 0 "cassandra: seed insert"
+  expect_out "(.id | test(\"$UUID_RE\")) and .name == \"mockbin\"" "cassandra: stored API with its id"
+  run insert apis name=mockbin hosts=mockbin.com upstream_url=http://mockbin.com
+  expect_rc 1 "cassandra: duplicate name"
+  expect_err ".kind == \"unique\" and .db == \"cassandra\" and .fields.name == \"already exists with value 'mockbin'\"" \
+    "cassandra: unique error"
+  run find apis mockbin
+  expect_rc 0 "cassandra: find by name"
+  run migrations reset --yes
+  expect_rc 0 "cassandra: reset"
+  # The keyspace itself stays (as Kong leaves it); drop it so runs do not pile up.
+  if command -v cqlsh >/dev/null; then cqlsh "$CASS_HOST" "$CASS_PORT" -e "DROP KEYSPACE $KS" >/dev/null 2>&1; fi
+else
+  echo "cli_test.sh: no KDAO_CASSANDRA_CONTACT_POINTS: Cassandra part skipped" >&2
+  if [ "$REQUIRE_ALL" = 1 ] && [[ " $BACKENDS_UNDER_TEST " == *" cassandra "* ]]; then
+    FAILURES=$((FAILURES + 1))
+    echo "FAIL: KDAO_REQUIRE_ALL=1 but no Cassandra server" >&2
+  fi
 fi
 
 echo "cli_test.sh: $TESTS checks, $FAILURES failed"
