@@ -49,6 +49,13 @@ busted=$(command -v busted) || skip "busted is not installed"
 sanitizers=$(ldd "$cpath/kdao.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ {print $3}' | tr '\n' ' ')
 preload=${LD_PRELOAD:-}
 [ -n "$sanitizers" ] && preload="$sanitizers$preload"
+# Leak checking stays with the C suites, which run the same library under LeakSanitizer:
+# inside the LuaJIT interpreter LSan's exit-time tracer crashed intermittently (signal 11
+# while stopping the world), failing runs whose every spec had passed. Memory errors are
+# still caught here (ASan/UBSan stay on).
+if [ -n "$sanitizers" ]; then
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
