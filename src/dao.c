@@ -74,13 +74,8 @@ static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity,
 
 /* ---- keys and filters ---- */
 
-static char *json_text(const json_t *v) {
-  if (json_is_string(v)) return kdao__strdup(json_string_value(v));
-  return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-}
-
 static kdao_error *bad_uuid(const json_t *v) {
-  char *t = json_text(v);
+  char *t = kdao__value_text(v);
   kdao_error *e = kdao__error_fmt(KDAO_ERR_SCHEMA, "%s is not a valid uuid", t ? t : "?");
   free(t);
   return e;
