@@ -33,6 +33,8 @@ log "# kdao benchmarks — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname 
 if want sqlite; then
   log "## SQLite: kdao vs raw sqlite3 (build/bench/bench_sqlite 20000)"
   ./build/bench/bench_sqlite 20000 2>&1 | tee -a "$OUT"
+  log "## SQLite: 100 000 apis paged through the CLI (bench/cli_paging.sh)"
+  bash bench/cli_paging.sh build/kdao 100000 2>&1 | tee -a "$OUT"
 fi
 if want postgres; then
   log "## PostgreSQL: kdao vs raw libpq (build/tests/postgres/bench_pg)"
