@@ -69,7 +69,8 @@ const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name)
   return d ? d->schema : NULL;
 }
 
-static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const char *plugin) {
+static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const char *plugin,
+                           bool core) {
   if (f->connected) return kdao_error_new(KDAO_ERR_MISUSE, "factory already connected");
   if (def == NULL || def->name == NULL)
     return kdao_error_new(KDAO_ERR_MISUSE, "entity schema needs a name");
@@ -86,6 +87,7 @@ static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const ch
   d->factory = f;
   d->schema = s;
   d->plugin = pname;
+  d->core = core;
   kdao_dao *old = kdao_factory_dao(f, def->name);
   if (old != NULL) { /* a plugin entity replaces one of the same name, as in Kong */
     for (size_t i = 0; i < f->ndaos; i++)
@@ -109,7 +111,7 @@ oom:
 int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
                                  kdao_error **err) {
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
-  kdao_error *e = add_dao(f, def, NULL);
+  kdao_error *e = add_dao(f, def, NULL, false);
   return e ? kdao__fail(err, e) : KDAO_OK;
 }
 
@@ -197,7 +199,7 @@ int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
   kdao__plugin p = {0};
   kdao_error *e = plugin_fill(&p, def);
   for (size_t i = 0; e == NULL && def->entities && def->entities[i]; i++)
-    e = add_dao(f, def->entities[i], def->name);
+    e = add_dao(f, def->entities[i], def->name, false);
   if (e != NULL) {
     plugin_clear(&p);
     return kdao__fail(err, e);
@@ -280,7 +282,7 @@ static int register_builtins(kdao_factory *f, kdao_error **err) {
                                    &kdao__schema_ssl_certificates,
                                    &kdao__schema_ssl_servers_names};
   for (size_t i = 0; i < sizeof core / sizeof *core; i++) {
-    kdao_error *e = add_dao(f, core[i], NULL);
+    kdao_error *e = add_dao(f, core[i], NULL, true);
     if (e) return kdao__fail(err, e);
   }
   const kdao_plugin_def *plugins[] = {&kdao__plugin_acl, &kdao__plugin_basic_auth,
@@ -517,14 +519,9 @@ static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *n
     }
   }
   /* Entities registered directly (not core, not from a plugin) get generated tables. */
-  const char *core[] = {"apis", "consumers", "plugins", "upstreams", "targets",
-                        "ssl_certificates", "ssl_servers_names"};
   for (size_t i = 0; i < f->ndaos; i++) {
     kdao_dao *d = f->daos[i];
-    bool is_core = false;
-    for (size_t c = 0; c < sizeof core / sizeof *core; c++)
-      is_core |= strcmp(d->schema->name, core[c]) == 0 && d->plugin == NULL;
-    if (is_core || d->plugin) continue;
+    if (d->core || d->plugin) continue;
     mig_list *m = &l[n++];
     m->identifier = kdao__strdup(d->schema->name);
     m->owned = true;

@@ -25,7 +25,8 @@ typedef struct kdao__foreign {
 struct kdao_dao {
   kdao_factory *factory;
   kdao_schema *schema; /* owned */
-  char *plugin;        /* owning plugin name, NULL for core */
+  char *plugin;        /* owning plugin name, NULL for core and caller-registered entities */
+  bool core;           /* one of Kong's core entities: its tables come from core migrations */
   kdao__foreign *foreign;
   size_t nforeign;
   kdao__cascade *cascade;
