@@ -691,6 +691,14 @@ static int params_fields(pg_params *p, const kdao_schema *s, uint64_t mask, cons
 }
 
 static json_t *decode_number(const char *v) {
+  /* The common case, a short integer (every timestamp), without strtoll's locale work. */
+  const char *d = v + (*v == '-');
+  size_t nd = strspn(d, "0123456789");
+  if (nd > 0 && nd <= 18 && d[nd] == '\0') {
+    long long n = 0;
+    for (size_t i = 0; i < nd; i++) n = n * 10 + (d[i] - '0');
+    return json_integer(*v == '-' ? -n : n);
+  }
   char *end;
   long long n = strtoll(v, &end, 10);
   if (*end == '\0' && end != v) return json_integer(n);
