@@ -77,15 +77,20 @@ static void uuid(size_t i, char out[37], int side) {
 
 /* ---- kdao side ---- */
 
-static void k_insert(size_t i) {
+static void k_insert_as(size_t i, int side, const char *prefix) {
   char id[37], name[32];
-  uuid(i, id, 1);
-  snprintf(name, sizeof name, "k%zu", i);
+  uuid(i, id, side);
+  snprintf(name, sizeof name, "%s%zu", prefix, i);
   json_t *in = json_pack("{ss ss ss}", "id", id, "username", name, "custom_id", name);
   kdao_error *err = NULL;
   if (kdao_dao_insert(D, in, 0, KDAO_QUIET, NULL, &err) != KDAO_OK) kdie("insert", err);
   json_decref(in);
 }
+
+static void k_insert(size_t i) { k_insert_as(i, 1, "k"); }
+
+/* More rows of kdao's own, for the second insert comparison. */
+static void k_insert_more(size_t i) { k_insert_as(i, 4, "j"); }
 
 static void k_find(size_t i) {
   char id[37];
@@ -152,6 +157,18 @@ static void r_insert(size_t i) {
   snprintf(ms, sizeof ms, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
   const char *v[] = {id, name, name, ms};
   raw_run("ins", 4, v);
+}
+
+/* The same insert returning the stored row, as kdao's does (the server's share of the gap). */
+static void r_insert_returning(size_t i) {
+  char id[37], name[32], ms[32];
+  uuid(i, id, 3);
+  snprintf(name, sizeof name, "q%zu", i);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  snprintf(ms, sizeof ms, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  const char *v[] = {id, name, name, ms};
+  raw_run("ins_ret", 4, v);
 }
 
 static void r_find(size_t i) {
@@ -316,6 +333,11 @@ int main(int argc, char **argv) {
                  " VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000) AT TIME ZONE 'utc')");
   const char *cols = "id, username, custom_id, (extract(epoch from created_at) * 1000)::bigint";
   char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO consumers (id, username, custom_id, created_at)"
+           " VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000) AT TIME ZONE 'utc') RETURNING %s",
+           cols);
+  prepare("ins_ret", sql);
   snprintf(sql, sizeof sql, "SELECT %s FROM consumers WHERE id = $1", cols);
   prepare("find", sql);
   snprintf(sql, sizeof sql,
@@ -335,6 +357,7 @@ int main(int argc, char **argv) {
   printf("%-26s %9s %9s %6s %6s %7s %7s   %s\n", "operation", "kdao/s", "raw/s", "ratio",
          "median", "kdao us", "raw us", "goal");
   compare("insert", k_insert, r_insert, ">= 0.85");
+  compare("insert (raw + RETURNING)", k_insert_more, r_insert_returning, "");
   compare("find by pk", k_find, r_find, ">= 0.90");
   compare("find by pk (raw + ttl probe)", k_find, r_find_ttl, "");
   compare("find_all by unique field", k_find_all, r_find_all, ">= 0.90");
