@@ -649,6 +649,19 @@ static int param_text(pg_params *p, char *text, kdao_error **err) {
   return KDAO_OK;
 }
 
+/* Decimal text of `n` in `buf` (32 bytes), without snprintf's format parsing. */
+static const char *format_integer(json_int_t n, char *buf) {
+  char *p = buf + 31;
+  *p = '\0';
+  unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (n < 0) *--p = '-';
+  return p;
+}
+
 /* Appends the text form of `v` for a column of field `f`. */
 static int param_add(pg_params *p, const kdao__field *f, const json_t *v, kdao_error **err) {
   if (p->n >= PG_MAX_PARAMS)
@@ -663,8 +676,7 @@ static int param_add(pg_params *p, const kdao__field *f, const json_t *v, kdao_e
     p->v[p->n++] = json_is_true(v) ? "true" : "false";
     return KDAO_OK;
   case JSON_INTEGER:
-    snprintf(num, sizeof p->num[0], "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    p->v[p->n++] = num;
+    p->v[p->n++] = format_integer(json_integer_value(v), num);
     return KDAO_OK;
   case JSON_REAL:
     snprintf(num, sizeof p->num[0], "%.17g", json_real_value(v));
