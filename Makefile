@@ -1,6 +1,6 @@
 # kdao — the two commands of the README, plus a few conveniences. The real build is CMake
 # (build/ and, for the sanitizer run, build-asan/); this file only sequences it.
-.PHONY: all deps build run test test-quick test-cluster fuzz bench clean
+.PHONY: all deps deps-build build run test test-quick test-cluster fuzz bench clean
 
 JOBS ?= 2
 
@@ -9,7 +9,10 @@ all: build
 deps:
 	@bash scripts/deps.sh
 
-build: deps
+deps-build:
+	@bash scripts/deps.sh build
+
+build: deps-build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j$(JOBS)
 
@@ -27,7 +30,7 @@ test-quick: deps
 	@KDAO_TEST_ASAN=0 KDAO_TEST_BACKENDS="$(or $(BACKENDS),sqlite)" bash scripts/test.sh
 
 # Three Cassandra nodes on 127.0.0.1-3: one is stopped mid-run, consistency ONE keeps working.
-test-cluster: build
+test-cluster: deps build
 	@bash scripts/test-cluster.sh
 
 # The CQL frame decoder under libFuzzer for a bounded time (seconds).
@@ -35,7 +38,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@bash scripts/fuzz-cql.sh $(FUZZ_SECONDS)
 
-bench: build
+bench: deps build
 	@bash scripts/bench.sh
 
 clean:

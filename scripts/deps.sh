@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Installs what kdao needs to build and test, from Debian's packages. Idempotent: does
-# nothing when every package is already installed (so `make` stays fast on a warm machine).
+# Installs what kdao needs from Debian's packages: `deps.sh build` what building needs,
+# `deps.sh` (all) also what the tests and benchmarks use. Idempotent: does nothing when every
+# package is already installed (so `make` stays fast on a warm machine).
 set -euo pipefail
 
-PACKAGES=(
+# What building needs (`make build`, `make run`), then what the tests and benchmarks add.
+BUILD_PACKAGES=(
   build-essential cmake pkg-config
-  libjansson-dev libpcre2-dev libsqlite3-dev sqlite3 libssl-dev libcmocka-dev
-  libpq-dev postgresql
-  libluajit-5.1-dev luajit lua-busted liblua5.1-0-dev lua5.1
-  libmicrohttpd-dev libcurl4-openssl-dev curl wrk jq
+  libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev libcmocka-dev
+  libpq-dev libluajit-5.1-dev liblua5.1-0-dev libmicrohttpd-dev
+)
+TEST_PACKAGES=(
+  sqlite3 postgresql
+  luajit lua-busted lua5.1
+  curl wrk jq
   clang libclang-rt-14-dev bc
   python3-cassandra
   openjdk-17-jdk-headless maven
 )
+PACKAGES=("${BUILD_PACKAGES[@]}")
+[ "${1:-all}" = build ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
