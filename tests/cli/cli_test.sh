@@ -37,12 +37,14 @@ ERR=""
 RC=0
 
 # run ARGS... — runs kdao; leaves stdout in $OUT, stderr in $ERR, the status in $RC.
+# With CONF set, every command gets `-c $CONF` (the PostgreSQL and Cassandra parts).
+CONF=""
 run() {
-  "$KDAO" "$@" >"$WORK/.out" 2>"$WORK/.err"
+  "$KDAO" ${CONF:+-c "$CONF"} "$@" >"$WORK/.out" 2>"$WORK/.err"
   RC=$?
   OUT=$(cat "$WORK/.out")
   ERR=$(cat "$WORK/.err")
-  LAST="kdao $*"
+  LAST="kdao ${CONF:+-c $CONF }$*"
 }
 
 fail() {
@@ -389,13 +391,7 @@ if [ -n "$PG_HOST" ] && command -v psql >/dev/null; then
     # Kong's keys in a kong.conf-style file, as a user would keep them (`-c pg.conf`).
     printf 'database = postgres\npg_host = %s\npg_port = %s\npg_user = %s\npg_password = %s\npg_database = %s\n' \
       "$PG_HOST" "$PG_PORT" "$PG_USER" "$PG_PASSWORD" "$PG_DB" >pg.conf
-    run() {
-      "$KDAO" -c pg.conf "$@" >"$WORK/.out" 2>"$WORK/.err"
-      RC=$?
-      OUT=$(cat "$WORK/.out")
-      ERR=$(cat "$WORK/.err")
-      LAST="kdao -c pg.conf $*"
-    }
+    CONF=pg.conf
     run count apis
     expect_rc 1 "postgres: pending migrations refused"
     expect_err ".kind == \"db\" and .db == \"postgres\" and .message == \"database needs migrations: run 'kdao migrations up'\"" \
@@ -433,13 +429,7 @@ if [ -n "$CASS_HOST" ]; then
   KS="kdao_cli_test_$$"
   printf 'database = cassandra\ncassandra_contact_points = %s\ncassandra_port = %s\ncassandra_keyspace = %s\n' \
     "$CASS_HOST" "$CASS_PORT" "$KS" >cassandra.conf
-  run() {
-    "$KDAO" -c cassandra.conf "$@" >"$WORK/.out" 2>"$WORK/.err"
-    RC=$?
-    OUT=$(cat "$WORK/.out")
-    ERR=$(cat "$WORK/.err")
-    LAST="kdao -c cassandra.conf $*"
-  }
+  CONF=cassandra.conf
   run migrations up
   expect_rc 0 "cassandra: migrations up"
   expect_out '.ran.core | index("2015-01-12-175310_skeleton") != null' \
