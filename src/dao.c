@@ -139,14 +139,7 @@ static kdao_error *typed_filter(const kdao_schema *s, const json_t *filter, json
       if (strcasecmp(sv, "true") == 0) nv = json_true();
       else if (strcasecmp(sv, "false") == 0) nv = json_false();
     } else if (f->type == KDAO_TYPE_NUMBER || f->type == KDAO_TYPE_TIMESTAMP) {
-      char *end = NULL;
-      long long ll = strtoll(sv, &end, 10);
-      if (end != sv && *end == '\0') {
-        nv = json_integer(ll);
-      } else {
-        double d = strtod(sv, &end);
-        if (end != sv && *end == '\0') nv = json_real(d);
-      }
+      nv = kdao__number_from_string(sv);
     } else {
       continue;
     }

@@ -101,6 +101,11 @@ char *kdao__vasprintf(const char *fmt, va_list ap) __attribute__((format(printf,
  */
 char *kdao__value_text(const json_t *v);
 char *kdao__number_text(double d);
+/*
+ * A string read as Lua's tonumber() does (the validator's coercion; independent of the
+ * locale), as a JSON integer when integral: a new reference, or NULL when not a number.
+ */
+json_t *kdao__number_from_string(const char *s);
 /* A random UUID v4 into out[37]. */
 void kdao__uuid_v4(char out[37]);
 /* Milliseconds since the epoch (UTC). */

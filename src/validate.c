@@ -152,6 +152,11 @@ static json_t *number_value(double d) {
   return json_real(d);
 }
 
+json_t *kdao__number_from_string(const char *s) {
+  double d;
+  return lua_tonumber(s, &d) ? number_value(d) : NULL;
+}
+
 /*
  * pl.stringx.split(s, ",") with each piece stripped: every ',' separates, empty pieces are
  * kept, and (penlight's quirk) "," alone gives one empty piece, not two.
