@@ -54,8 +54,8 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) {
     char name[32];
     snprintf(name, sizeof name, "bench-%06zu", i);
-    json_t *in = json_pack("{sss[s]ss}", "name", name, "hosts", "bench.example.com",
-                           "upstream_url", "http://up.example.com"),
+    json_t *in = json_pack("{sss[s]ss}", "name", name, "hosts", "bench.example.com", "upstream_url",
+                           "http://up.example.com"),
            *row = NULL;
     if (kdao_dao_insert(apis, in, 0, KDAO_QUIET, &row, &err) != KDAO_OK) kdie("insert", err);
     json_array_append(ids, json_object_get(row, "id"));

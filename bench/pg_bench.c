@@ -50,8 +50,12 @@ static const char *env(const char *k, const char *d) {
 
 static PGconn *raw_connect(const char *db) {
   const char *keys[] = {"host", "port", "user", "password", "dbname", NULL};
-  const char *vals[] = {env("KDAO_PG_HOST", "127.0.0.1"), env("KDAO_PG_PORT", "5432"),
-                        env("KDAO_PG_USER", "kong"), env("KDAO_PG_PASSWORD", ""), db, NULL};
+  const char *vals[] = {env("KDAO_PG_HOST", "127.0.0.1"),
+                        env("KDAO_PG_PORT", "5432"),
+                        env("KDAO_PG_USER", "kong"),
+                        env("KDAO_PG_PASSWORD", ""),
+                        db,
+                        NULL};
   PGconn *c = PQconnectdbParams(keys, vals, 0);
   if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
   return c;
@@ -199,8 +203,10 @@ static void r_page(size_t i) {
   const char *v[] = {R_AFTER};
   PGresult *r = PQexecPrepared(RAW, "page", 1, v, NULL, NULL, 0);
   int n = PQntuples(r);
-  if (n == 100) snprintf(R_AFTER, sizeof R_AFTER, "%s", PQgetvalue(r, n - 1, 0));
-  else strcpy(R_AFTER, "00000000-0000-0000-0000-000000000000");
+  if (n == 100)
+    snprintf(R_AFTER, sizeof R_AFTER, "%s", PQgetvalue(r, n - 1, 0));
+  else
+    strcpy(R_AFTER, "00000000-0000-0000-0000-000000000000");
   raw_ok(r, "page");
 }
 
@@ -305,8 +311,8 @@ static void compare(const char *op, void (*kfn)(size_t), void (*rfn)(size_t), co
   }
   qsort(ratios, SLICES, sizeof *ratios, cmp_double);
   double median = (ratios[SLICES / 2 - 1] + ratios[SLICES / 2]) / 2;
-  printf("%-26s %9.0f %9.0f %6.2f %6.2f %7.1f %7.1f   %s\n", op, (double)N / kw,
-         (double)N / rw, rw / kw, median, kc * 1e6 / (double)N, rc * 1e6 / (double)N, goal);
+  printf("%-26s %9.0f %9.0f %6.2f %6.2f %7.1f %7.1f   %s\n", op, (double)N / kw, (double)N / rw,
+         rw / kw, median, kc * 1e6 / (double)N, rc * 1e6 / (double)N, goal);
 }
 
 int main(int argc, char **argv) {
@@ -323,8 +329,8 @@ int main(int argc, char **argv) {
   kdao_error *err = NULL;
   if (kdao_config_new(&cfg, &err) || kdao_config_load_env(cfg, &err) ||
       kdao_config_set(cfg, "database", "postgres", &err) ||
-      kdao_config_set(cfg, "pg_database", "kdao_bench", &err) ||
-      kdao_factory_open(cfg, &F, &err) || kdao_factory_migrate(F, NULL, NULL, NULL, &err))
+      kdao_config_set(cfg, "pg_database", "kdao_bench", &err) || kdao_factory_open(cfg, &F, &err) ||
+      kdao_factory_migrate(F, NULL, NULL, NULL, &err))
     kdie("open", err);
   kdao_config_free(cfg);
   D = kdao_factory_dao(F, "consumers");
@@ -343,7 +349,8 @@ int main(int argc, char **argv) {
   snprintf(sql, sizeof sql,
            "SELECT %s FROM consumers t WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ttls x"
            " WHERE x.primary_key_value = t.id::text AND x.table_name = 'consumers'"
-           " AND x.expire_at <= (now() AT TIME ZONE 'utc'))", cols);
+           " AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
+           cols);
   prepare("find_ttl", sql);
   snprintf(sql, sizeof sql, "SELECT %s FROM consumers WHERE username = $1 ORDER BY id", cols);
   prepare("by_name", sql);
@@ -354,8 +361,8 @@ int main(int argc, char **argv) {
 
   printf("kdao vs raw libpq, PostgreSQL %d, %zu operations each in %d alternating slices\n",
          PQserverVersion(RAW), N, SLICES);
-  printf("%-26s %9s %9s %6s %6s %7s %7s   %s\n", "operation", "kdao/s", "raw/s", "ratio",
-         "median", "kdao us", "raw us", "goal");
+  printf("%-26s %9s %9s %6s %6s %7s %7s   %s\n", "operation", "kdao/s", "raw/s", "ratio", "median",
+         "kdao us", "raw us", "goal");
   compare("insert", k_insert, r_insert, ">= 0.85");
   compare("insert (raw + RETURNING)", k_insert_more, r_insert_returning, "");
   compare("find by pk", k_find, r_find, ">= 0.90");

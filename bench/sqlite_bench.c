@@ -69,8 +69,8 @@ static void compare(struct bench *b, const char *op, size_t n, measure_fn kdao, 
   }
   qsort(ratios, ROUNDS, sizeof *ratios, cmp_double);
   double median = (ratios[ROUNDS / 2 - 1] + ratios[ROUNDS / 2]) / 2;
-  printf("%-24s kdao %9.0f ops/s   raw %9.0f ops/s   kdao/raw %.2f (median of slices %.2f)\n",
-         op, (double)n / kdao_s, (double)n / raw_s, raw_s / kdao_s, median);
+  printf("%-24s kdao %9.0f ops/s   raw %9.0f ops/s   kdao/raw %.2f (median of slices %.2f)\n", op,
+         (double)n / kdao_s, (double)n / raw_s, raw_s / kdao_s, median);
 }
 
 /*
@@ -160,8 +160,7 @@ static size_t raw_run(raw *r, sqlite3_stmt *st, char *last_id, size_t last_size)
     (void)sqlite3_column_text(st, 1);
     const char *id = (const char *)sqlite3_column_text(st, 2);
     (void)sqlite3_column_text(st, 3);
-    if (last_id)
-      snprintf(last_id, last_size, "%s", id);
+    if (last_id) snprintf(last_id, last_size, "%s", id);
     rows++;
   }
   raw_check(r->db, rc, "step");
@@ -189,8 +188,7 @@ static double kdao_insert(bench *b, size_t from, size_t to) {
     json_t *e = json_pack("{s:s, s:s}", "username", name, "custom_id", custom);
     json_t *row = NULL;
     kdao_error *err = NULL;
-    if (kdao_dao_insert(b->consumers, e, 0, 0, &row, &err) != KDAO_OK)
-      die("insert", err);
+    if (kdao_dao_insert(b->consumers, e, 0, 0, &row, &err) != KDAO_OK) die("insert", err);
     snprintf(b->kdao_ids[i], 37, "%s", json_string_value(json_object_get(row, "id")));
     json_decref(row);
     json_decref(e);
@@ -225,8 +223,7 @@ static double kdao_find(bench *b, size_t from, size_t to) {
     json_t *pk = json_pack("{s:s}", "id", b->kdao_ids[scatter(i, b->n)]);
     json_t *row = NULL;
     kdao_error *err = NULL;
-    if (kdao_dao_find(b->consumers, pk, &row, &err) != KDAO_OK || !row)
-      die("find", err);
+    if (kdao_dao_find(b->consumers, pk, &row, &err) != KDAO_OK || !row) die("find", err);
     json_decref(row);
     json_decref(pk);
   }
@@ -237,10 +234,8 @@ static double raw_find_with(bench *b, sqlite3_stmt *st, size_t from, size_t to) 
   double t = now_s();
   for (size_t i = from; i < to; i++) {
     sqlite3_bind_text(st, 1, b->raw_ids[scatter(i, b->n)], -1, SQLITE_STATIC);
-    if (sqlite3_bind_parameter_count(st) > 1)
-      sqlite3_bind_int64(st, 2, kdao__now_ms());
-    if (raw_run(&b->r, st, NULL, 0) != 1)
-      die("raw find: row missing", NULL);
+    if (sqlite3_bind_parameter_count(st) > 1) sqlite3_bind_int64(st, 2, kdao__now_ms());
+    if (raw_run(&b->r, st, NULL, 0) != 1) die("raw find: row missing", NULL);
   }
   return now_s() - t;
 }
@@ -277,11 +272,9 @@ static double raw_list(bench *b, size_t from, size_t to) {
   for (size_t i = from; i < to; i++) {
     sqlite3_stmt *st = last[0] ? b->r.page_next : b->r.page_first;
     sqlite3_bind_int(st, 1, PAGE_SIZE + 1);
-    if (last[0])
-      sqlite3_bind_text(st, 2, last, -1, SQLITE_TRANSIENT);
+    if (last[0]) sqlite3_bind_text(st, 2, last, -1, SQLITE_TRANSIENT);
     size_t rows = raw_run(&b->r, st, last, sizeof last);
-    if (rows <= PAGE_SIZE)
-      last[0] = '\0'; /* last page: start over */
+    if (rows <= PAGE_SIZE) last[0] = '\0'; /* last page: start over */
   }
   return now_s() - t;
 }
@@ -321,8 +314,7 @@ static double kdao_delete(bench *b, size_t from, size_t to) {
     json_t *pk = json_pack("{s:s}", "id", b->kdao_ids[i]);
     json_t *row = NULL;
     kdao_error *err = NULL;
-    if (kdao_dao_delete(b->consumers, pk, 0, &row, &err) != KDAO_OK || !row)
-      die("delete", err);
+    if (kdao_dao_delete(b->consumers, pk, 0, &row, &err) != KDAO_OK || !row) die("delete", err);
     json_decref(row);
     json_decref(pk);
   }
@@ -351,8 +343,7 @@ static void insert_apis(kdao_dao *apis, char (*ids)[37], size_t total) {
       char name[32];
       snprintf(name, sizeof name, "api%zu", done + i);
       json_array_append_new(batch, json_pack("{s:s, s:s, s:[s]}", "name", name, "upstream_url",
-                                             "http://upstream.example", "hosts",
-                                             "example.com"));
+                                             "http://upstream.example", "hosts", "example.com"));
     }
     json_t *rows = NULL;
     kdao_error *err = NULL;
@@ -371,8 +362,7 @@ static void paging_test(kdao_factory *f) {
   kdao_dao *apis = kdao_factory_dao(f, "apis");
   char(*ids)[37] = calloc(PAGING_ROWS, 37);
   char(*seen)[37] = calloc(PAGING_ROWS + PAGE_SIZE, 37);
-  if (!apis || !ids || !seen)
-    die("paging setup", NULL);
+  if (!apis || !ids || !seen) die("paging setup", NULL);
   double t = now_s();
   insert_apis(apis, ids, PAGING_ROWS);
   printf("paging: inserted %d apis (insert_many, batches of 1000) in %.2f s\n", PAGING_ROWS,
@@ -393,16 +383,13 @@ static void paging_test(kdao_factory *f) {
       if (kdao_dao_find_page(apis, NULL, offset, PAGE_SIZE, &rows, &next, &err) != KDAO_OK)
         die("find_page apis", err);
       double dt = now_s() - t0;
-      if (pages++ == 0)
-        first = dt;
+      if (pages++ == 0) first = dt;
       last = dt;
       size_t i;
       json_t *row;
       json_array_foreach(rows, i, row) {
-        if (pass > 0)
-          break;
-        if (nseen == PAGING_ROWS + PAGE_SIZE)
-          die("paging: more rows than inserted", NULL);
+        if (pass > 0) break;
+        if (nseen == PAGING_ROWS + PAGE_SIZE) die("paging: more rows than inserted", NULL);
         snprintf(seen[nseen++], 37, "%s", json_string_value(json_object_get(row, "id")));
       }
       json_decref(rows);
@@ -416,16 +403,14 @@ static void paging_test(kdao_factory *f) {
   qsort(ids, PAGING_ROWS, 37, cmp_id);
   qsort(seen, nseen, 37, cmp_id);
   bool ok = nseen == PAGING_ROWS;
-  for (size_t i = 0; ok && i < nseen; i++)
-    ok = strcmp(ids[i], seen[i]) == 0;
-  printf("paging: %zu pages of %d, %zu rows, each row exactly once: %s\n", pages, PAGE_SIZE,
-         nseen, ok ? "yes" : "NO");
+  for (size_t i = 0; ok && i < nseen; i++) ok = strcmp(ids[i], seen[i]) == 0;
+  printf("paging: %zu pages of %d, %zu rows, each row exactly once: %s\n", pages, PAGE_SIZE, nseen,
+         ok ? "yes" : "NO");
   printf("paging: first page %.3f ms, last page %.3f ms, all pages %.2f s (%.0f rows/s)\n",
          first * 1e3, last * 1e3, all, (double)nseen / all);
   free(ids);
   free(seen);
-  if (!ok)
-    exit(1);
+  if (!ok) exit(1);
 }
 
 /* ---- main ---- */
@@ -456,8 +441,7 @@ int main(int argc, char **argv) {
   raw_open(&b.r, path);
   b.kdao_ids = calloc(b.n, 37);
   b.raw_ids = calloc(b.n, 37);
-  if (!b.consumers || !b.kdao_ids || !b.raw_ids)
-    die("setup", NULL);
+  if (!b.consumers || !b.kdao_ids || !b.raw_ids) die("setup", NULL);
 
   printf("sqlite %s, N = %zu, file %s (WAL, synchronous=NORMAL)\n", sqlite3_libversion(), b.n,
          path);

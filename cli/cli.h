@@ -57,8 +57,8 @@ typedef struct cli_opt {
  * entries). `--` ends the options. Returns CLI_OK, CLI_HELP (help printed), or CLI_USAGE
  * (error printed).
  */
-int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts,
-              char **pos, int *npos);
+int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts, char **pos,
+              int *npos);
 
 /* Parses a non-negative integer option into *out; CLI_USAGE (printed) when malformed. */
 int cli_opt_int(const cli_command *cmd, const cli_opt *opt, long long min, long long *out);

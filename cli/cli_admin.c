@@ -20,10 +20,8 @@
 static int cli_simple(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts,
                       char **pos, int *npos, int max) {
   int rc = cli_parse(c, cmd, argc, argv, opts, pos, npos);
-  if (rc != CLI_OK)
-    return rc;
-  if (*npos > max)
-    return cli_usage_error(cmd, "unexpected argument '%s'", pos[max]);
+  if (rc != CLI_OK) return rc;
+  if (*npos > max) return cli_usage_error(cmd, "unexpected argument '%s'", pos[max]);
   return CLI_OK;
 }
 
@@ -37,16 +35,14 @@ static void cli_migrated(const char *identifier, const char *name, void *ud) {
   json_t *list = json_object_get(ran, identifier);
   if (list == NULL) {
     list = json_array();
-    if (list == NULL || json_object_set_new(ran, identifier, list) != 0)
-      return;
+    if (list == NULL || json_object_set_new(ran, identifier, list) != 0) return;
   }
   json_array_append_new(list, json_string(name));
 }
 
 static int cli_migrations_up(cli *c) {
   json_t *ran = json_object();
-  if (ran == NULL)
-    return cli_fail(NULL);
+  if (ran == NULL) return cli_fail(NULL);
   kdao_error *err = NULL;
   if (kdao_factory_migrate(c->factory, cli_migrated, ran, NULL, &err) != KDAO_OK) {
     /* What did run stays recorded; say so before the error. */
@@ -64,15 +60,13 @@ static int cli_migrations_up(cli *c) {
 static int cli_migrations_list(cli *c) {
   json_t *done = NULL;
   kdao_error *err = NULL;
-  if (kdao_factory_migrations(c->factory, &done, &err) != KDAO_OK)
-    return cli_fail(err);
+  if (kdao_factory_migrations(c->factory, &done, &err) != KDAO_OK) return cli_fail(err);
   return cli_print(done);
 }
 
 static int cli_migrations_reset(cli *c) {
   kdao_error *err = NULL;
-  if (kdao_factory_drop_schema(c->factory, &err) != KDAO_OK)
-    return cli_fail(err);
+  if (kdao_factory_drop_schema(c->factory, &err) != KDAO_OK) return cli_fail(err);
   return cli_print(json_pack("{s:o}", "reset", kdao_factory_infos(c->factory)));
 }
 
@@ -81,10 +75,8 @@ int cli_cmd_migrations(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc + 1];
   int npos = 0;
   int rc = cli_simple(c, cmd, argc, argv, opts, pos, &npos, 1);
-  if (rc != CLI_OK)
-    return CLI_DONE(rc);
-  if (npos == 0)
-    return cli_usage_error(cmd, "missing subcommand (up, list or reset)");
+  if (rc != CLI_OK) return CLI_DONE(rc);
+  if (npos == 0) return cli_usage_error(cmd, "missing subcommand (up, list or reset)");
   const char *sub = pos[0];
   bool up = strcmp(sub, "up") == 0, list = strcmp(sub, "list") == 0;
   bool reset = strcmp(sub, "reset") == 0;
@@ -95,10 +87,8 @@ int cli_cmd_migrations(cli *c, const cli_command *cmd, int argc, char **argv) {
   /* A tool run from scripts never prompts: destruction must be asked for explicitly. */
   if (reset && opts[0].value == NULL)
     return cli_usage_error(cmd, "'migrations reset' drops every table: add --yes to confirm");
-  if ((rc = cli_factory(c, false)) != CLI_OK)
-    return rc;
-  if (up)
-    return cli_migrations_up(c);
+  if ((rc = cli_factory(c, false)) != CLI_OK) return rc;
+  if (up) return cli_migrations_up(c);
   return list ? cli_migrations_list(c) : cli_migrations_reset(c);
 }
 
@@ -107,8 +97,7 @@ int cli_cmd_migrations(cli *c, const cli_command *cmd, int argc, char **argv) {
 /* A cell of the keys table: `|` would end the cell. */
 static void cli_md_cell(const char *text) {
   for (; *text != '\0'; text++) {
-    if (*text == '|')
-      fputc('\\', stdout);
+    if (*text == '|') fputc('\\', stdout);
     fputc(*text, stdout);
   }
 }
@@ -122,8 +111,7 @@ static void cli_md_row(const json_t *row) {
     printf(" (%" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT ")",
            json_integer_value(json_object_get(row, "min")),
            json_integer_value(json_object_get(row, "max")));
-  if (json_is_true(json_object_get(row, "secret")))
-    fputs(" (secret)", stdout);
+  if (json_is_true(json_object_get(row, "secret"))) fputs(" (secret)", stdout);
   size_t i;
   const json_t *v;
   json_array_foreach(values, i, v) printf("%s`%s`", i == 0 ? ": " : ", ", json_string_value(v));
@@ -143,8 +131,7 @@ static void cli_md_row(const json_t *row) {
 /* The option table as Markdown: the source of docs/configuration.md's table. */
 static int cli_config_keys(void) {
   json_t *rows = kdao__config_describe();
-  if (rows == NULL)
-    return cli_fail(NULL);
+  if (rows == NULL) return cli_fail(NULL);
   puts("| key | type | default | environment | description |");
   puts("|---|---|---|---|---|");
   size_t i;
@@ -159,12 +146,9 @@ int cli_cmd_config(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc + 1];
   int npos = 0;
   int rc = cli_simple(c, cmd, argc, argv, opts, pos, &npos, 0);
-  if (rc != CLI_OK)
-    return CLI_DONE(rc);
-  if (opts[0].value != NULL)
-    return cli_config_keys();
-  if ((rc = cli_config(c)) != CLI_OK)
-    return rc;
+  if (rc != CLI_OK) return CLI_DONE(rc);
+  if (opts[0].value != NULL) return cli_config_keys();
+  if ((rc = cli_config(c)) != CLI_OK) return rc;
   return cli_print(kdao_config_dump(c->cfg));
 }
 
@@ -173,11 +157,9 @@ int cli_cmd_config(cli *c, const cli_command *cmd, int argc, char **argv) {
 int cli_cmd_serve(cli *c, const cli_command *cmd, int argc, char **argv) {
 #ifdef CLI_HAVE_SERVE
   for (int i = 0; i < argc; i++)
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-      return cli_help(cmd);
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return cli_help(cmd);
   int rc = cli_factory(c, true);
-  if (rc != CLI_OK)
-    return rc;
+  if (rc != CLI_OK) return rc;
   return kdao__cli_serve(c->factory, c->cfg, argc, argv);
 #else
   (void)c;

@@ -21,8 +21,7 @@ static bool cli_global_opt(cli *c, const char *name, const char ***slot) {
 
 static cli_opt *cli_find_opt(cli_opt *opts, const char *name, size_t len) {
   for (cli_opt *o = opts; o != NULL && o->name != NULL; o++)
-    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-      return o;
+    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
   return NULL;
 }
 
@@ -51,8 +50,7 @@ static int cli_parse_opt(cli *c, const cli_command *cmd, int argc, char **argv, 
     return cli_usage_error(cmd, "unknown option '%.*s'", (int)len, arg);
   }
   if (!has_arg) {
-    if (eq != NULL)
-      return cli_usage_error(cmd, "option '%s' takes no value", name);
+    if (eq != NULL) return cli_usage_error(cmd, "option '%s' takes no value", name);
     *slot = "1";
     return CLI_OK;
   }
@@ -60,14 +58,13 @@ static int cli_parse_opt(cli *c, const cli_command *cmd, int argc, char **argv, 
     *slot = eq + 1;
     return CLI_OK;
   }
-  if (*i + 1 >= argc)
-    return cli_usage_error(cmd, "option '%s' needs a value", name);
+  if (*i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", name);
   *slot = argv[++*i];
   return CLI_OK;
 }
 
-int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts,
-              char **pos, int *npos) {
+int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts, char **pos,
+              int *npos) {
   *npos = 0;
   bool options_done = false;
   for (int i = 0; i < argc; i++) {
@@ -81,8 +78,7 @@ int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *op
       continue;
     }
     int rc = cli_parse_opt(c, cmd, argc, argv, &i, opts);
-    if (rc != CLI_OK)
-      return rc;
+    if (rc != CLI_OK) return rc;
   }
   return CLI_OK;
 }
@@ -108,14 +104,12 @@ bool cli_is_assignment(const char *arg) {
 static json_t *cli_value(const char *text, bool raw, char **msg) {
   if (!raw) {
     json_t *s = json_string(text);
-    if (s == NULL)
-      *msg = kdao__asprintf("value is not valid UTF-8: '%s'", text);
+    if (s == NULL) *msg = kdao__asprintf("value is not valid UTF-8: '%s'", text);
     return s;
   }
   json_error_t jerr;
   json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-  if (v == NULL)
-    *msg = kdao__asprintf("invalid JSON '%s': %s", text, jerr.text);
+  if (v == NULL) *msg = kdao__asprintf("invalid JSON '%s': %s", text, jerr.text);
   return v;
 }
 
@@ -127,8 +121,7 @@ static int cli_store(json_t *obj, char *path, json_t *value, const char *arg, ch
     json_t *next = json_object_get(obj, path);
     if (next == NULL) {
       next = json_object();
-      if (next == NULL || json_object_set_new(obj, path, next) != 0)
-        goto fail;
+      if (next == NULL || json_object_set_new(obj, path, next) != 0) goto fail;
     } else if (!json_is_object(next)) {
       *msg = kdao__asprintf("'%s' conflicts with an earlier value of '%s'", arg, path);
       goto fail;
@@ -140,8 +133,7 @@ static int cli_store(json_t *obj, char *path, json_t *value, const char *arg, ch
     *msg = kdao__asprintf("'%s' sets '%s' a second time", arg, path);
     goto fail;
   }
-  if (json_object_set_new(obj, path, value) == 0)
-    return 0;
+  if (json_object_set_new(obj, path, value) == 0) return 0;
   value = NULL;
 fail:
   json_decref(value);
@@ -158,16 +150,14 @@ static int cli_field(json_t *obj, const char *arg, char **msg) {
   bool raw = eq[-1] == ':';
   size_t keylen = (size_t)(eq - arg) - (raw ? 1 : 0);
   char *key = strndup(arg, keylen);
-  if (key == NULL)
-    return -1;
+  if (key == NULL) return -1;
   int rc = -1;
   if (key[0] == '.' || key[keylen - 1] == '.' || strstr(key, "..") != NULL) {
     *msg = kdao__asprintf("invalid field name '%s'", key);
     goto cleanup;
   }
   json_t *value = cli_value(eq + 1, raw, msg);
-  if (value != NULL)
-    rc = cli_store(obj, key, value, arg, msg);
+  if (value != NULL) rc = cli_store(obj, key, value, arg, msg);
 cleanup:
   free(key);
   return rc;
@@ -176,13 +166,11 @@ cleanup:
 json_t *cli_fields(char **args, int n, char **msg) {
   *msg = NULL;
   json_t *obj = json_object();
-  if (obj == NULL)
-    return NULL;
+  if (obj == NULL) return NULL;
   for (int i = 0; i < n; i++) {
     if (cli_field(obj, args[i], msg) != 0) {
       json_decref(obj);
-      if (*msg == NULL)
-        *msg = kdao__strdup("out of memory");
+      if (*msg == NULL) *msg = kdao__strdup("out of memory");
       return NULL;
     }
   }

@@ -10,12 +10,10 @@
 #include "schema.h"
 
 int cli_config(cli *c) {
-  if (c->cfg != NULL)
-    return CLI_OK;
+  if (c->cfg != NULL) return CLI_OK;
   kdao_config *cfg = NULL;
   kdao_error *err = NULL;
-  if (kdao_config_new(&cfg, &err) != KDAO_OK)
-    return cli_fail(err);
+  if (kdao_config_new(&cfg, &err) != KDAO_OK) return cli_fail(err);
   if ((c->conf_path != NULL && kdao_config_load_file(cfg, c->conf_path, &err) != KDAO_OK) ||
       kdao_config_load_env(cfg, &err) != KDAO_OK ||
       (c->plugins_dir != NULL &&
@@ -35,20 +33,16 @@ int cli_config(cli *c) {
 static int cli_migrate_if_needed(cli *c) {
   int pending = 0;
   kdao_error *err = NULL;
-  if (kdao_factory_pending_migrations(c->factory, &pending, &err) != KDAO_OK)
-    return cli_fail(err);
-  if (pending == 0)
-    return CLI_OK;
+  if (kdao_factory_pending_migrations(c->factory, &pending, &err) != KDAO_OK) return cli_fail(err);
+  if (pending == 0) return CLI_OK;
   const char *db = kdao_factory_db_name(c->factory);
   if (strcmp(db, "sqlite") != 0) {
     err = kdao_error_new(KDAO_ERR_DB, "database needs migrations: run 'kdao migrations up'");
-    if (err != NULL)
-      kdao__error_set_db(err, db);
+    if (err != NULL) kdao__error_set_db(err, db);
     return cli_fail(err);
   }
   int ran = 0;
-  if (kdao_factory_migrate(c->factory, NULL, NULL, &ran, &err) != KDAO_OK)
-    return cli_fail(err);
+  if (kdao_factory_migrate(c->factory, NULL, NULL, &ran, &err) != KDAO_OK) return cli_fail(err);
   cli_note("ran %d pending migration%s on %s", ran, ran == 1 ? "" : "s",
            kdao_config_get(c->cfg, "sqlite_path"));
   return CLI_OK;
@@ -57,29 +51,24 @@ static int cli_migrate_if_needed(cli *c) {
 int cli_factory(cli *c, bool ready) {
   if (c->factory == NULL) {
     int rc = cli_config(c);
-    if (rc != CLI_OK)
-      return rc;
+    if (rc != CLI_OK) return rc;
     kdao_error *err = NULL;
-    if (kdao_factory_open(c->cfg, &c->factory, &err) != KDAO_OK)
-      return cli_fail(err);
+    if (kdao_factory_open(c->cfg, &c->factory, &err) != KDAO_OK) return cli_fail(err);
   }
   return ready ? cli_migrate_if_needed(c) : CLI_OK;
 }
 
 kdao_dao *cli_dao(cli *c, const cli_command *cmd, const char *name) {
   kdao_dao *dao = kdao_factory_dao(c->factory, name);
-  if (dao != NULL)
-    return dao;
+  if (dao != NULL) return dao;
   json_t *names = kdao_factory_dao_names(c->factory);
   size_t len = 1, i;
   json_t *n;
   json_array_foreach(names, i, n) len += strlen(json_string_value(n)) + 2;
   char *list = calloc(1, len);
   json_array_foreach(names, i, n) {
-    if (list == NULL)
-      break;
-    if (i > 0)
-      strcat(list, ", ");
+    if (list == NULL) break;
+    if (i > 0) strcat(list, ", ");
     strcat(list, json_string_value(n));
   }
   cli_usage_error(cmd, "unknown entity '%s' (%s)", name, list != NULL ? list : "");
@@ -92,35 +81,28 @@ kdao_dao *cli_dao(cli *c, const cli_command *cmd, const char *name) {
 
 static bool cli_is_pk_field(const kdao_schema *s, const char *name) {
   for (size_t i = 0; i < s->npk; i++)
-    if (strcmp(s->fields[s->pk[i]].name, name) == 0)
-      return true;
+    if (strcmp(s->fields[s->pk[i]].name, name) == 0) return true;
   return false;
 }
 
 /* The field name of a `field=value` argument (into buf), or false if it is no assignment. */
 static bool cli_arg_field(const char *arg, char *buf, size_t size) {
-  if (!cli_is_assignment(arg))
-    return false;
+  if (!cli_is_assignment(arg)) return false;
   size_t len = (size_t)(strchr(arg, '=') - arg);
-  if (len > 0 && arg[len - 1] == ':')
-    len--;
-  if (len >= size)
-    return false;
+  if (len > 0 && arg[len - 1] == ':') len--;
+  if (len >= size) return false;
   memcpy(buf, arg, len);
   buf[len] = '\0';
   return true;
 }
 
 int cli_pk_arg_count(kdao_dao *dao, char **args, int n) {
-  if (n == 0)
-    return 0;
-  if (!cli_is_assignment(args[0]))
-    return 1;
+  if (n == 0) return 0;
+  if (!cli_is_assignment(args[0])) return 1;
   const kdao_schema *s = kdao_dao_schema(dao);
   char field[128];
   int k = 0;
-  while (k < n && cli_arg_field(args[k], field, sizeof field) && cli_is_pk_field(s, field))
-    k++;
+  while (k < n && cli_arg_field(args[k], field, sizeof field) && cli_is_pk_field(s, field)) k++;
   return k;
 }
 
@@ -130,8 +112,7 @@ static json_t *cli_pk_of(const kdao_schema *s, const json_t *row) {
   for (size_t i = 0; pk != NULL && i < s->npk; i++) {
     const char *name = s->fields[s->pk[i]].name;
     json_t *v = json_object_get(row, name);
-    if (v != NULL)
-      json_object_set(pk, name, v);
+    if (v != NULL) json_object_set(pk, name, v);
   }
   return pk;
 }
@@ -142,8 +123,7 @@ static int cli_lookup(const cli_command *cmd, kdao_dao *dao, json_t *filter, jso
   kdao_error *err = NULL;
   int st = kdao_dao_find_all(dao, filter, &rows, &err);
   json_decref(filter);
-  if (st != KDAO_OK)
-    return cli_fail(err);
+  if (st != KDAO_OK) return cli_fail(err);
   size_t n = json_array_size(rows);
   int rc = CLI_OK;
   if (n > 1)
@@ -159,8 +139,7 @@ static const char *cli_alternate_field(const kdao_schema *s) {
   static const char *const candidates[] = {"name", "username"};
   for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
     const kdao__field *f = kdao__schema_field(s, candidates[i]);
-    if (f != NULL && (f->flags & KDAO_FIELD_UNIQUE) && !cli_is_pk_field(s, f->name))
-      return f->name;
+    if (f != NULL && (f->flags & KDAO_FIELD_UNIQUE) && !cli_is_pk_field(s, f->name)) return f->name;
   }
   return NULL;
 }
@@ -181,22 +160,18 @@ static int cli_resolve_value(const cli_command *cmd, kdao_dao *dao, const char *
   const char *alt = cli_alternate_field(s);
   if (first->type == KDAO_TYPE_ID && kdao_is_uuid(value)) {
     int rc = cli_lookup(cmd, dao, cli_single(first->name, value), pk);
-    if (rc != CLI_OK || *pk != NULL || alt == NULL)
-      return rc;
+    if (rc != CLI_OK || *pk != NULL || alt == NULL) return rc;
   }
-  if (alt != NULL)
-    return cli_lookup(cmd, dao, cli_single(alt, value), pk);
+  if (alt != NULL) return cli_lookup(cmd, dao, cli_single(alt, value), pk);
   return CLI_OK; /* not a uuid, and nothing else to look by: no such row */
 }
 
 int cli_resolve_pk(const cli_command *cmd, kdao_dao *dao, char **args, int n, json_t **pk) {
   *pk = NULL;
   const kdao_schema *s = kdao_dao_schema(dao);
-  if (n == 0)
-    return cli_usage_error(cmd, "missing PK");
+  if (n == 0) return cli_usage_error(cmd, "missing PK");
   if (!cli_is_assignment(args[0])) {
-    if (n > 1)
-      return cli_usage_error(cmd, "unexpected argument '%s'", args[1]);
+    if (n > 1) return cli_usage_error(cmd, "unexpected argument '%s'", args[1]);
     return cli_resolve_value(cmd, dao, args[0], pk);
   }
   char *msg = NULL;
@@ -210,8 +185,8 @@ int cli_resolve_pk(const cli_command *cmd, kdao_dao *dao, char **args, int n, js
   json_t *v;
   json_object_foreach(given, key, v) {
     if (!cli_is_pk_field(s, key)) {
-      int rc = cli_usage_error(cmd, "'%s' is not a primary-key field of %s", key,
-                               kdao_dao_name(dao));
+      int rc =
+          cli_usage_error(cmd, "'%s' is not a primary-key field of %s", key, kdao_dao_name(dao));
       json_decref(given);
       return rc;
     }

@@ -24,8 +24,7 @@ static int cli_emit(FILE *fp, json_t *doc, size_t flags) {
   }
   int rc = json_dumpf(doc, fp, flags) == 0 && fputc('\n', fp) != EOF ? CLI_OK : CLI_DATA;
   json_decref(doc);
-  if (fflush(fp) != 0)
-    rc = CLI_DATA;
+  if (fflush(fp) != 0) rc = CLI_DATA;
   return rc;
 }
 
@@ -37,8 +36,7 @@ int cli_fail(kdao_error *err) {
     const json_t *fields = kdao_error_fields(err);
     json_object_set_new(doc, "kind", json_string(kdao_error_kind_name(kdao_error_kind(err))));
     json_object_set_new(doc, "message", json_string(kdao_error_message(err)));
-    if (fields != NULL)
-      json_object_set(doc, "fields", (json_t *)fields);
+    if (fields != NULL) json_object_set(doc, "fields", (json_t *)fields);
     if (kdao_error_db_name(err) != NULL)
       json_object_set_new(doc, "db", json_string(kdao_error_db_name(err)));
     if (kdao_error_code(err) != NULL)
@@ -63,9 +61,9 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   char *msg = cli_vformat(fmt, ap);
   va_end(ap);
-  json_t *doc = json_pack("{s:s, s:s, s:s}", "kind", "usage", "message",
-                          msg != NULL ? msg : "out of memory", "usage",
-                          cmd != NULL ? cmd->usage : "kdao [-c FILE] COMMAND ... (kdao --help)");
+  json_t *doc =
+      json_pack("{s:s, s:s, s:s}", "kind", "usage", "message", msg != NULL ? msg : "out of memory",
+                "usage", cmd != NULL ? cmd->usage : "kdao [-c FILE] COMMAND ... (kdao --help)");
   free(msg);
   cli_emit(stderr, doc, CLI_JSON_FLAGS);
   return CLI_USAGE;
@@ -76,8 +74,7 @@ void cli_note(const char *fmt, ...) {
   va_start(ap, fmt);
   char *msg = cli_vformat(fmt, ap);
   va_end(ap);
-  if (msg == NULL)
-    return;
+  if (msg == NULL) return;
   cli_emit(stderr, json_pack("{s:s}", "note", msg), JSON_COMPACT | JSON_SORT_KEYS);
   free(msg);
 }
@@ -93,8 +90,7 @@ static const char cli_global_help[] =
 int cli_help(const cli_command *cmd) {
   if (cmd != NULL) {
     printf("usage: %s\n\n%s.\n", cmd->usage, cmd->summary);
-    if (cmd->help[0] != '\0')
-      printf("\n%s", cmd->help);
+    if (cmd->help[0] != '\0') printf("\n%s", cmd->help);
     printf("\n%s", cli_global_help);
     return CLI_OK;
   }

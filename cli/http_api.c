@@ -43,12 +43,12 @@ typedef struct ctx {
   kdao__http_api *api;
   const kdao__http_request *req;
   const route *route;
-  kdao_dao *dao;           /* the route's entity, when it has one */
+  kdao_dao *dao; /* the route's entity, when it has one */
   char *caps[MAX_CAPTURES];
   size_t ncaps;
-  json_t *parent;          /* the scope's row, once resolved */
+  json_t *parent; /* the scope's row, once resolved */
   int status;
-  json_t *out;             /* response body (new reference) */
+  json_t *out; /* response body (new reference) */
 } ctx;
 
 typedef void (*handler_fn)(ctx *c);
@@ -56,11 +56,11 @@ typedef void (*handler_fn)(ctx *c);
 enum { M_GET, M_POST, M_PUT, M_PATCH, M_DELETE, M_COUNT };
 
 struct route {
-  const char *pattern;     /* "/apis/:api/plugins/:id": ":x" captures one segment */
-  const char *dao;         /* entity of the generic handlers */
-  const scope *scope;      /* parent named by the first capture, or NULL */
-  const char *id_field;    /* element lookup: this field when the key is a UUID ... */
-  const char *alt_field;   /* ... else (or when nothing matched) this one */
+  const char *pattern;   /* "/apis/:api/plugins/:id": ":x" captures one segment */
+  const char *dao;       /* entity of the generic handlers */
+  const scope *scope;    /* parent named by the first capture, or NULL */
+  const char *id_field;  /* element lookup: this field when the key is a UUID ... */
+  const char *alt_field; /* ... else (or when nothing matched) this one */
   handler_fn methods[M_COUNT];
 };
 
@@ -68,17 +68,14 @@ struct route {
  * Responses
  * ---------------------------------------------------------------------------------------- */
 
-json_t *kdao__http_message(const char *message) {
-  return json_pack("{ss}", "message", message);
-}
+json_t *kdao__http_message(const char *message) { return json_pack("{ss}", "message", message); }
 
 /* Sets the response; `body` is stolen. A NULL body for a status that needs one is OOM. */
 static void respond(ctx *c, int status, json_t *body) {
   json_decref(c->out);
   c->out = body;
   c->status = status;
-  if (!body && status != 204)
-    c->status = 500;
+  if (!body && status != 204) c->status = 500;
 }
 
 static void respond_message(ctx *c, int status, const char *message) {
@@ -128,8 +125,7 @@ static json_t *write_params(const ctx *c) {
 
 /* Sets the scope's reference (api_id, ...) in `obj` from the resolved parent. */
 static int set_scope(const ctx *c, json_t *obj) {
-  if (!c->route->scope)
-    return 0;
+  if (!c->route->scope) return 0;
   return json_object_set(obj, c->route->scope->child_field, json_object_get(c->parent, "id"));
 }
 
@@ -138,8 +134,7 @@ static bool has_primary_key(const kdao_dao *dao, const json_t *params) {
   const kdao_schema *s = kdao_dao_schema(dao);
   for (size_t i = 0; i < s->npk; i++) {
     json_t *v = json_object_get(params, s->fields[s->pk[i]].name);
-    if (!v || json_is_null(v))
-      return false;
+    if (!v || json_is_null(v)) return false;
   }
   return s->npk > 0;
 }
@@ -160,14 +155,12 @@ static int find_by_id_or_field(kdao_dao *dao, json_t *filter, const char *value,
   bool try_id = id_field && (kdao_is_uuid(value) || !alt_field);
   const char *fields[2] = {try_id ? id_field : alt_field, try_id ? alt_field : NULL};
   for (size_t i = 0; i < 2 && fields[i] && !*row; i++) {
-    if (i == 1)
-      json_object_del(filter, fields[0]);
+    if (i == 1) json_object_del(filter, fields[0]);
     json_t *rows = NULL;
     if (json_object_set_new(filter, fields[i], json_string(value)) != 0)
       return kdao_error_kind(*err = kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
     int rc = kdao_dao_find_all(dao, filter, &rows, err);
-    if (rc != KDAO_OK)
-      return rc;
+    if (rc != KDAO_OK) return rc;
     *row = json_incref(json_array_get(rows, 0));
     json_decref(rows);
   }
@@ -177,14 +170,13 @@ static int find_by_id_or_field(kdao_dao *dao, json_t *filter, const char *value,
 /* Resolves the route's parent from the first capture; false once a response is set. */
 static bool resolve_parent(ctx *c) {
   const scope *s = c->route->scope;
-  if (!s)
-    return true;
+  if (!s) return true;
   kdao_dao *dao = kdao_factory_dao(c->api->factory, s->dao);
   json_t *filter = json_object();
   kdao_error *e = NULL;
-  int rc = dao && filter ? find_by_id_or_field(dao, filter, c->caps[0], "id", s->name_field,
-                                               &c->parent, &e)
-                         : KDAO_ERR_NOMEM;
+  int rc = dao && filter
+               ? find_by_id_or_field(dao, filter, c->caps[0], "id", s->name_field, &c->parent, &e)
+               : KDAO_ERR_NOMEM;
   json_decref(filter);
   if (rc != KDAO_OK) {
     respond_error(c, e);
@@ -211,8 +203,7 @@ static json_t *resolve_element(ctx *c) {
     respond_error(c, e);
     return NULL;
   }
-  if (!row)
-    respond_message(c, 404, KDAO__HTTP_NOT_FOUND);
+  if (!row) respond_message(c, 404, KDAO__HTTP_NOT_FOUND);
   return row;
 }
 
@@ -277,12 +268,10 @@ static json_t *next_link(const ctx *c, const char *token, long size, const json_
 static bool page_size(ctx *c, long *size) {
   const char *s = json_string_value(json_object_get(c->req->query, "size"));
   *size = DEFAULT_PAGE_SIZE;
-  if (!s)
-    return true;
+  if (!s) return true;
   char *end;
   double d = strtod(s, &end);
-  if (end == s || *end != '\0')
-    return true;
+  if (end == s || *end != '\0') return true;
   if (d < 1 || d > MAX_PAGE_SIZE || d != (double)(long)d) {
     respond_message(c, 400, "size must be an integer between 1 and 1000");
     return false;
@@ -294,8 +283,7 @@ static bool page_size(ctx *c, long *size) {
 /* Kong's paginated_set: {"data": [...], "total": n, "next": url, "offset": token}. */
 static void list_page(ctx *c) {
   long size;
-  if (!page_size(c, &size))
-    return;
+  if (!page_size(c, &size)) return;
   const char *offset = json_string_value(json_object_get(c->req->query, "offset"));
   json_t *filter = json_deep_copy(c->req->query);
   json_t *rows = NULL, *body = NULL;
@@ -303,20 +291,16 @@ static void list_page(ctx *c) {
   long long total = 0;
   kdao_error *e = NULL;
   int rc = KDAO_ERR_NOMEM;
-  if (!filter || set_scope(c, filter) != 0)
-    goto cleanup;
+  if (!filter || set_scope(c, filter) != 0) goto cleanup;
   json_object_del(filter, "size");
   json_object_del(filter, "offset");
   json_t *f = json_object_size(filter) ? filter : NULL;
   rc = kdao_dao_find_page(c->dao, f, offset, (size_t)size, &rows, &next, &e);
-  if (rc == KDAO_OK)
-    rc = kdao_dao_count(c->dao, f, &total, &e);
-  if (rc != KDAO_OK)
-    goto cleanup;
+  if (rc == KDAO_OK) rc = kdao_dao_count(c->dao, f, &total, &e);
+  if (rc != KDAO_OK) goto cleanup;
   rc = KDAO_ERR_NOMEM;
   body = json_pack("{sOsI}", "data", rows, "total", (json_int_t)total);
-  if (!body)
-    goto cleanup;
+  if (!body) goto cleanup;
   if (next && (json_object_set_new(body, "offset", json_string(next)) != 0 ||
                json_object_set_new(body, "next", next_link(c, next, size, filter)) != 0))
     goto cleanup;
@@ -324,8 +308,7 @@ static void list_page(ctx *c) {
   respond(c, 200, body);
   body = NULL;
 cleanup:
-  if (rc != KDAO_OK)
-    respond_error(c, e);
+  if (rc != KDAO_OK) respond_error(c, e);
   json_decref(body);
   json_decref(rows);
   json_decref(filter);
@@ -402,8 +385,7 @@ static void collection_put(ctx *c) {
 
 static void element_get(ctx *c) {
   json_t *row = resolve_element(c);
-  if (row)
-    respond(c, 200, row);
+  if (row) respond(c, 200, row);
 }
 
 /* Kong's crud.patch: the stored row fills what the body leaves out. */
@@ -438,15 +420,13 @@ static void delete_row(ctx *c, const json_t *pk) {
 
 static void element_patch(ctx *c) {
   json_t *row = resolve_element(c);
-  if (row)
-    patch_row(c, row);
+  if (row) patch_row(c, row);
   json_decref(row);
 }
 
 static void element_delete(ctx *c) {
   json_t *row = resolve_element(c);
-  if (row)
-    delete_row(c, row);
+  if (row) delete_row(c, row);
   json_decref(row);
 }
 
@@ -458,8 +438,7 @@ static void element_delete(ctx *c) {
 static json_t *plugins_in_use(ctx *c, kdao_error **e) {
   json_t *rows = NULL;
   kdao_dao *plugins = kdao_factory_dao(c->api->factory, "plugins");
-  if (!plugins || kdao_dao_find_all(plugins, NULL, &rows, e) != KDAO_OK)
-    return NULL;
+  if (!plugins || kdao_dao_find_all(plugins, NULL, &rows, e) != KDAO_OK) return NULL;
   json_t *seen = json_object(), *names = json_array();
   size_t i;
   json_t *row;
@@ -489,7 +468,8 @@ static void node_info(ctx *c) {
   json_t *available = json_object();
   size_t i;
   json_t *name;
-  json_array_foreach(names, i, name) json_object_set(available, json_string_value(name), json_true());
+  json_array_foreach(names, i, name)
+      json_object_set(available, json_string_value(name), json_true());
   json_decref(names);
   respond(c, 200,
           json_pack("{sssssss{soso}soso}", "tagline", "Welcome to kdao", "version",
@@ -534,8 +514,7 @@ static int target_newest_first(const void *a, const void *b) {
   const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
   json_int_t tx = json_integer_value(json_object_get(x, "created_at"));
   json_int_t ty = json_integer_value(json_object_get(y, "created_at"));
-  if (tx != ty)
-    return tx < ty ? 1 : -1;
+  if (tx != ty) return tx < ty ? 1 : -1;
   const char *ix = json_string_value(json_object_get(x, "id"));
   const char *iy = json_string_value(json_object_get(y, "id"));
   return -strcmp(ix ? ix : "", iy ? iy : "");
@@ -547,8 +526,7 @@ static json_t *target_history(ctx *c, kdao_error **e) {
   json_t *rows = NULL;
   int rc = filter ? kdao_dao_find_all(c->dao, filter, &rows, e) : KDAO_ERR_NOMEM;
   json_decref(filter);
-  if (rc != KDAO_OK)
-    return NULL;
+  if (rc != KDAO_OK) return NULL;
   size_t n = json_array_size(rows);
   json_t **v = n ? calloc(n, sizeof *v) : NULL;
   json_t *sorted = json_array();
@@ -558,12 +536,9 @@ static json_t *target_history(ctx *c, kdao_error **e) {
     json_decref(sorted);
     return NULL;
   }
-  for (size_t i = 0; i < n; i++)
-    v[i] = json_array_get(rows, i);
-  if (n > 1)
-    qsort(v, n, sizeof *v, target_newest_first);
-  for (size_t i = 0; i < n; i++)
-    json_array_append(sorted, v[i]);
+  for (size_t i = 0; i < n; i++) v[i] = json_array_get(rows, i);
+  if (n > 1) qsort(v, n, sizeof *v, target_newest_first);
+  for (size_t i = 0; i < n; i++) json_array_append(sorted, v[i]);
   free(v);
   json_decref(rows);
   return sorted;
@@ -580,8 +555,7 @@ static void clean_target_history(ctx *c) {
   json_t *seen = json_object(), *obsolete = json_array();
   size_t distinct = 0, i;
   json_t *row;
-  if (!history || !seen || !obsolete)
-    goto cleanup;
+  if (!history || !seen || !obsolete) goto cleanup;
   json_array_foreach(history, i, row) {
     const char *target = json_string_value(json_object_get(row, "target"));
     if (!target || json_object_get(seen, target)) {
@@ -590,8 +564,7 @@ static void clean_target_history(ctx *c) {
     }
     json_object_set_new(seen, target, json_true());
     distinct++;
-    if (json_integer_value(json_object_get(row, "weight")) == 0)
-      json_array_append(obsolete, row);
+    if (json_integer_value(json_object_get(row, "weight")) == 0) json_array_append(obsolete, row);
   }
   size_t n = json_array_size(obsolete);
   if (n > 0 && n >= (distinct > 1 ? distinct : 1) * 10) {
@@ -629,25 +602,23 @@ static void targets_active(ctx *c) {
   json_t *row;
   json_array_foreach(history, i, row) {
     const char *target = json_string_value(json_object_get(row, "target"));
-    if (!target || json_object_get(seen, target))
-      continue;
+    if (!target || json_object_get(seen, target)) continue;
     json_object_set_new(seen, target, json_true());
-    if (json_integer_value(json_object_get(row, "weight")) != 0)
-      json_array_append(active, row);
+    if (json_integer_value(json_object_get(row, "weight")) != 0) json_array_append(active, row);
   }
   json_decref(seen);
   json_decref(history);
-  respond(c, 200, json_pack("{sIso}", "total", (json_int_t)json_array_size(active), "data", active));
+  respond(c, 200,
+          json_pack("{sIso}", "total", (json_int_t)json_array_size(active), "data", active));
 }
 
 /* DELETE /upstreams/{u}/targets/{target or id}: Kong records a weight-0 entry. */
 static void target_delete(ctx *c) {
   json_t *target = resolve_element(c);
-  if (!target)
-    return;
+  if (!target) return;
   clean_target_history(c);
-  json_t *entry = json_pack("{sOsOsi}", "target", json_object_get(target, "target"),
-                            "upstream_id", json_object_get(c->parent, "id"), "weight", 0);
+  json_t *entry = json_pack("{sOsOsi}", "target", json_object_get(target, "target"), "upstream_id",
+                            json_object_get(c->parent, "id"), "weight", 0);
   json_t *row = NULL;
   kdao_error *e = NULL;
   if (!entry || kdao_dao_insert(c->dao, entry, 0, 0, &row, &e) != KDAO_OK)
@@ -705,14 +676,12 @@ static void certificates_list(ctx *c) {
 
 /* The requested SNI names: "a,b" as Kong splits it, or (kdao) a JSON array of strings. */
 static json_t *requested_snis(json_t *value) {
-  if (json_is_array(value))
-    return json_incref(value);
+  if (json_is_array(value)) return json_incref(value);
   json_t *names = json_array();
   const char *s = json_string_value(value);
   while (names && s && *s) {
     size_t len = strcspn(s, ",");
-    if (len)
-      json_array_append_new(names, json_stringn(s, len));
+    if (len) json_array_append_new(names, json_stringn(s, len));
     s += len + (s[len] == ',');
   }
   return names;
@@ -756,15 +725,12 @@ static void certificates_post(ctx *c) {
   json_t *names = NULL, *cert = NULL;
   kdao_dao *snis = kdao_factory_dao(c->api->factory, "ssl_servers_names");
   kdao_error *e = NULL;
-  if (!params || !snis)
-    goto oom;
+  if (!params || !snis) goto oom;
   json_t *requested = json_object_get(params, "snis");
   if (requested && (json_is_string(requested) || json_is_array(requested))) {
-    if (!(names = requested_snis(requested)))
-      goto oom;
+    if (!(names = requested_snis(requested))) goto oom;
     json_object_del(params, "snis");
-    if (!snis_available(c, names))
-      goto cleanup;
+    if (!snis_available(c, names)) goto cleanup;
   }
   if (kdao_dao_insert(c->dao, params, 0, 0, &cert, &e) != KDAO_OK) {
     respond_error(c, e);
@@ -773,7 +739,8 @@ static void certificates_post(ctx *c) {
   size_t i;
   json_t *name;
   json_array_foreach(names, i, name) {
-    json_t *sni = json_pack("{sOsO}", "name", name, "ssl_certificate_id", json_object_get(cert, "id"));
+    json_t *sni =
+        json_pack("{sOsO}", "name", name, "ssl_certificate_id", json_object_get(cert, "id"));
     json_t *row = NULL;
     int rc = sni ? kdao_dao_insert(snis, sni, 0, 0, &row, &e) : KDAO_ERR_NOMEM;
     json_decref(sni);
@@ -783,8 +750,7 @@ static void certificates_post(ctx *c) {
       goto cleanup;
     }
   }
-  if (names && json_object_set(cert, "snis", names) != 0)
-    goto oom;
+  if (names && json_object_set(cert, "snis", names) != 0) goto oom;
   respond(c, 201, cert);
   cert = NULL;
   goto cleanup;
@@ -799,8 +765,7 @@ cleanup:
 /* The certificate id named by the capture: a UUID as such, else through its SNI. */
 static json_t *certificate_key(ctx *c) {
   const char *key = c->caps[0];
-  if (kdao_is_uuid(key))
-    return json_pack("{ss}", "id", key);
+  if (kdao_is_uuid(key)) return json_pack("{ss}", "id", key);
   kdao_dao *snis = kdao_factory_dao(c->api->factory, "ssl_servers_names");
   json_t *pk = json_pack("{ss}", "name", key);
   json_t *row = NULL;
@@ -812,8 +777,7 @@ static json_t *certificate_key(ctx *c) {
     return NULL;
   }
   json_t *id = row ? json_pack("{sO}", "id", json_object_get(row, "ssl_certificate_id")) : NULL;
-  if (!row)
-    respond_message(c, 404, KDAO__HTTP_NOT_FOUND);
+  if (!row) respond_message(c, 404, KDAO__HTTP_NOT_FOUND);
   json_decref(row);
   return id;
 }
@@ -822,8 +786,7 @@ static void certificate_get(ctx *c) {
   json_t *pk = certificate_key(c);
   json_t *row = NULL;
   kdao_error *e = NULL;
-  if (!pk)
-    return;
+  if (!pk) return;
   if (kdao_dao_find(c->dao, pk, &row, &e) != KDAO_OK || (row && add_snis(c, row, &e) != 0))
     respond_error(c, e);
   else if (!row)
@@ -836,15 +799,13 @@ static void certificate_get(ctx *c) {
 
 static void certificate_patch(ctx *c) {
   json_t *pk = certificate_key(c);
-  if (pk)
-    patch_row(c, pk);
+  if (pk) patch_row(c, pk);
   json_decref(pk);
 }
 
 static void certificate_delete(ctx *c) {
   json_t *pk = certificate_key(c);
-  if (pk)
-    delete_row(c, pk);
+  if (pk) delete_row(c, pk);
   json_decref(pk);
 }
 
@@ -852,8 +813,10 @@ static void certificate_delete(ctx *c) {
  * Routing
  * ---------------------------------------------------------------------------------------- */
 
-#define COLLECTION {[M_GET] = list_page, [M_POST] = collection_post, [M_PUT] = collection_put}
-#define ELEMENT {[M_GET] = element_get, [M_PATCH] = element_patch, [M_DELETE] = element_delete}
+#define COLLECTION \
+  { [M_GET] = list_page, [M_POST] = collection_post, [M_PUT] = collection_put }
+#define ELEMENT \
+  { [M_GET] = element_get, [M_PATCH] = element_patch, [M_DELETE] = element_delete }
 
 /*
  * In match order: a literal segment wins over a capture, as in Kong's router, so
@@ -875,8 +838,8 @@ static const route routes[] = {
      ELEMENT},
     {"/consumers/:consumer/basic-auth", "basicauth_credentials", &scope_consumer, NULL, NULL,
      COLLECTION},
-    {"/consumers/:consumer/basic-auth/:username", "basicauth_credentials", &scope_consumer,
-     "id", "username", ELEMENT},
+    {"/consumers/:consumer/basic-auth/:username", "basicauth_credentials", &scope_consumer, "id",
+     "username", ELEMENT},
     {"/consumers/:consumer/acls", "acls", &scope_consumer, NULL, NULL, COLLECTION},
     {"/consumers/:consumer/acls/:group", "acls", &scope_consumer, "id", "group", ELEMENT},
     {"/plugins", "plugins", NULL, NULL, NULL, COLLECTION},
@@ -885,17 +848,36 @@ static const route routes[] = {
     {"/plugins/:id", "plugins", NULL, "id", NULL, ELEMENT},
     {"/upstreams", "upstreams", NULL, NULL, NULL, COLLECTION},
     {"/upstreams/:upstream", "upstreams", NULL, "id", "name", ELEMENT},
-    {"/upstreams/:upstream/targets", "targets", &scope_upstream, NULL, NULL,
+    {"/upstreams/:upstream/targets",
+     "targets",
+     &scope_upstream,
+     NULL,
+     NULL,
      {[M_GET] = list_page, [M_POST] = targets_post}},
-    {"/upstreams/:upstream/targets/active", "targets", &scope_upstream, NULL, NULL,
+    {"/upstreams/:upstream/targets/active",
+     "targets",
+     &scope_upstream,
+     NULL,
+     NULL,
      {[M_GET] = targets_active}},
-    {"/upstreams/:upstream/targets/:target", "targets", &scope_upstream, "id", "target",
+    {"/upstreams/:upstream/targets/:target",
+     "targets",
+     &scope_upstream,
+     "id",
+     "target",
      {[M_DELETE] = target_delete}},
-    {"/certificates", "ssl_certificates", NULL, NULL, NULL,
+    {"/certificates",
+     "ssl_certificates",
+     NULL,
+     NULL,
+     NULL,
      {[M_GET] = certificates_list, [M_POST] = certificates_post, [M_PUT] = collection_put}},
-    {"/certificates/:sni_or_id", "ssl_certificates", NULL, NULL, NULL,
-     {[M_GET] = certificate_get, [M_PATCH] = certificate_patch,
-      [M_DELETE] = certificate_delete}},
+    {"/certificates/:sni_or_id",
+     "ssl_certificates",
+     NULL,
+     NULL,
+     NULL,
+     {[M_GET] = certificate_get, [M_PATCH] = certificate_patch, [M_DELETE] = certificate_delete}},
     {"/snis", "ssl_servers_names", NULL, NULL, NULL, COLLECTION},
     {"/snis/:name", "ssl_servers_names", NULL, NULL, "name", ELEMENT},
 };
@@ -903,8 +885,7 @@ static const route routes[] = {
 static int method_index(const char *m) {
   static const char *const names[M_COUNT] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
   for (int i = 0; i < M_COUNT; i++)
-    if (!strcmp(m, names[i]))
-      return i;
+    if (!strcmp(m, names[i])) return i;
   return -1;
 }
 
@@ -929,8 +910,7 @@ static bool match(ctx *c, const char *pattern, char **segs, size_t n) {
   bool ok;
   snprintf(pat, sizeof pat, "%s", pattern);
   size_t pn = split_path(pat, psegs, &ok);
-  if (pn != n)
-    return false;
+  if (pn != n) return false;
   c->ncaps = 0;
   for (size_t i = 0; i < n; i++) {
     if (psegs[i][0] == ':')
@@ -943,8 +923,7 @@ static bool match(ctx *c, const char *pattern, char **segs, size_t n) {
 
 static void dispatch(ctx *c, char **segs, size_t n) {
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (!match(c, routes[i].pattern, segs, n))
-      continue;
+    if (!match(c, routes[i].pattern, segs, n)) continue;
     c->route = &routes[i];
     int m = method_index(c->req->method);
     if (m < 0 || !routes[i].methods[m]) {
@@ -957,8 +936,7 @@ static void dispatch(ctx *c, char **segs, size_t n) {
       respond_message(c, 404, KDAO__HTTP_NOT_FOUND);
       return;
     }
-    if (resolve_parent(c))
-      routes[i].methods[m](c);
+    if (resolve_parent(c)) routes[i].methods[m](c);
     return;
   }
   respond_message(c, 404, KDAO__HTTP_NOT_FOUND);

@@ -12,7 +12,7 @@
 
 /* What the API reads: the factory it serves and the configuration shown at GET /. */
 typedef struct kdao__http_api {
-  kdao_factory *factory;    /* used by one thread at a time: the server's */
+  kdao_factory *factory; /* used by one thread at a time: the server's */
   const kdao_config *cfg;
 } kdao__http_api;
 

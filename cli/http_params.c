@@ -8,12 +8,9 @@
 #include <string.h>
 
 static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
 
@@ -24,8 +21,7 @@ bool kdao__http_decode(char *s, bool plus_is_space) {
     if (*in == '+' && plus_is_space) {
       *out++ = ' ';
     } else if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
-      if (hi == 0 && lo == 0)
-        return false;
+      if (hi == 0 && lo == 0) return false;
       *out++ = (char)(hi << 4 | lo);
       in += 2;
     } else {
@@ -37,28 +33,22 @@ bool kdao__http_decode(char *s, bool plus_is_space) {
 }
 
 int kdao__http_form_add(json_t *flat, const char *key, const char *value, size_t len) {
-  if (memchr(value, '\0', len))
-    return -1;
+  if (memchr(value, '\0', len)) return -1;
   json_t *v = json_stringn_nocheck(value, len);
-  if (!v)
-    return -1;
+  if (!v) return -1;
   json_t *prev = json_object_get(flat, key);
-  if (!prev)
-    return json_object_set_new(flat, key, v);
-  if (json_is_array(prev))
-    return json_array_append_new(prev, v);
+  if (!prev) return json_object_set_new(flat, key, v);
+  if (json_is_array(prev)) return json_array_append_new(prev, v);
   json_t *arr = json_pack("[OO]", prev, v);
   json_decref(v);
-  if (!arr)
-    return -1;
+  if (!arr) return -1;
   return json_object_set_new(flat, key, arr);
 }
 
 /* One "key=value" pair of an urlencoded text, `len` bytes from `pair`. */
 static int add_pair(json_t *flat, const char *pair, size_t len) {
   char *copy = strndup(pair, len);
-  if (!copy)
-    return -1;
+  if (!copy) return -1;
   char *eq = strchr(copy, '=');
   char *value = copy + len; /* its terminator: a key without "=" has an empty value */
   if (eq) {
@@ -76,8 +66,7 @@ static int add_pair(json_t *flat, const char *pair, size_t len) {
 
 json_t *kdao__http_parse_urlencoded(const char *text) {
   json_t *flat = json_object();
-  if (!flat)
-    return NULL;
+  if (!flat) return NULL;
   const char *p = text ? text : "";
   while (*p) {
     size_t len = strcspn(p, "&");
@@ -86,8 +75,7 @@ json_t *kdao__http_parse_urlencoded(const char *text) {
       return NULL;
     }
     p += len;
-    if (*p == '&')
-      p++;
+    if (*p == '&') p++;
   }
   return flat;
 }
@@ -97,11 +85,9 @@ static int append_to_array(json_t *obj, const char *name, json_t *value) {
   json_t *arr = json_object_get(obj, name);
   if (!json_is_array(arr)) {
     arr = json_array();
-    if (!arr || json_object_set_new(obj, name, arr) != 0)
-      return -1;
+    if (!arr || json_object_set_new(obj, name, arr) != 0) return -1;
   }
-  if (json_is_array(value))
-    return json_array_extend(arr, value);
+  if (json_is_array(value)) return json_array_extend(arr, value);
   return json_array_append(arr, value);
 }
 
@@ -111,8 +97,7 @@ static int append_to_array(json_t *obj, const char *name, json_t *value) {
  */
 static int attach_dotted(json_t *obj, const char *key, json_t *value) {
   char *path = strdup(key);
-  if (!path)
-    return -1;
+  if (!path) return -1;
   int rc = -1;
   json_t *at = obj;
   char *seg = path;
@@ -121,8 +106,7 @@ static int attach_dotted(json_t *obj, const char *key, json_t *value) {
     json_t *next = json_object_get(at, seg);
     if (!json_is_object(next)) {
       next = json_object();
-      if (!next || json_object_set_new(at, seg, next) != 0)
-        goto cleanup;
+      if (!next || json_object_set_new(at, seg, next) != 0) goto cleanup;
     }
     at = next;
   }
@@ -141,8 +125,7 @@ cleanup:
 
 json_t *kdao__http_normalize(const json_t *flat) {
   json_t *out = json_object();
-  if (!out)
-    return NULL;
+  if (!out) return NULL;
   const char *key;
   json_t *value;
   json_object_foreach((json_t *)flat, key, value) {
@@ -160,16 +143,13 @@ json_t *kdao__http_normalize(const json_t *flat) {
 int kdao__http_parse_listen(const char *listen, char **host, unsigned *port) {
   *host = NULL;
   *port = 0;
-  if (!listen)
-    return -1;
+  if (!listen) return -1;
   const char *colon = strrchr(listen, ':');
-  if (!colon || colon == listen)
-    return -1;
+  if (!colon || colon == listen) return -1;
   const char *h = listen;
   size_t hlen = (size_t)(colon - listen);
   if (h[0] == '[') {
-    if (hlen < 3 || h[hlen - 1] != ']')
-      return -1;
+    if (hlen < 3 || h[hlen - 1] != ']') return -1;
     h++;
     hlen -= 2;
   } else if (memchr(h, ':', hlen)) {
@@ -178,12 +158,10 @@ int kdao__http_parse_listen(const char *listen, char **host, unsigned *port) {
   char *end;
   errno = 0;
   unsigned long p = strtoul(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end != '\0' || errno || p > 65535 || colon[1] == '-' ||
-      colon[1] == '+')
+  if (colon[1] == '\0' || *end != '\0' || errno || p > 65535 || colon[1] == '-' || colon[1] == '+')
     return -1;
   *host = strndup(h, hlen);
-  if (!*host)
-    return -1;
+  if (!*host) return -1;
   *port = (unsigned)p;
   return 0;
 }

@@ -45,17 +45,15 @@ typedef struct request {
   size_t len, cap;
   size_t received;
   struct MHD_PostProcessor *pp;
-  json_t *form; /* multipart fields: flat object */
+  json_t *form;   /* multipart fields: flat object */
   char *last_key; /* multipart field being streamed in pieces */
   bool failed;    /* the body could not be kept (out of memory, NUL in a field) */
   bool responded; /* a response was queued before the body ended */
 } request;
 
 static void request_free(request *r) {
-  if (!r)
-    return;
-  if (r->pp)
-    MHD_destroy_post_processor(r->pp);
+  if (!r) return;
+  if (r->pp) MHD_destroy_post_processor(r->pp);
   json_decref(r->form);
   free(r->last_key);
   free(r->buf);
@@ -115,11 +113,9 @@ static bool content_type_is(const char *ct, const char *type) {
 static int buffer_append(request *r, const char *data, size_t size) {
   if (r->len + size + 1 > r->cap) {
     size_t cap = r->cap ? r->cap : 1024;
-    while (cap < r->len + size + 1)
-      cap *= 2;
+    while (cap < r->len + size + 1) cap *= 2;
     char *p = realloc(r->buf, cap);
-    if (!p)
-      return -1;
+    if (!p) return -1;
     r->buf = p;
     r->cap = cap;
   }
@@ -135,8 +131,8 @@ static int buffer_append(request *r, const char *data, size_t size) {
  */
 static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *filename, const char *content_type,
-                                     const char *transfer_encoding, const char *data,
-                                     uint64_t off, size_t size) {
+                                     const char *transfer_encoding, const char *data, uint64_t off,
+                                     size_t size) {
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
   request *r = cls;
   if (off > 0 && r->last_key && !strcmp(r->last_key, key)) {
@@ -172,13 +168,12 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
 static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection *conn,
                                      const char *method, request **out) {
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *cl =
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   request *r = calloc(1, sizeof *r);
-  if (!r)
-    return MHD_NO;
+  if (!r) return MHD_NO;
   *out = r;
-  if (!needs_body(method))
-    return MHD_YES;
+  if (!needs_body(method)) return MHD_YES;
   /* Kong reads JSON wherever the type mentions it (its find() on the lowered header). */
   if (ct && strcasestr(ct, "application/json"))
     r->kind = BODY_JSON;
@@ -188,8 +183,9 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
     r->kind = BODY_MULTIPART;
   else {
     r->responded = true;
-    return send_message(conn, 415, "Unsupported Content-Type. Use application/json, "
-                                   "application/x-www-form-urlencoded or multipart/form-data");
+    return send_message(conn, 415,
+                        "Unsupported Content-Type. Use application/json, "
+                        "application/x-www-form-urlencoded or multipart/form-data");
   }
   if (cl && strtoull(cl, NULL, 10) > s->limits.max_body) {
     r->responded = true;
@@ -207,20 +203,17 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
 }
 
 /* One chunk of body. Past the limit the connection is answered 413 (or dropped). */
-static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection *conn,
-                                    request *r, const char *data, size_t size) {
-  if (r->responded || r->kind == BODY_IGNORED)
-    return MHD_YES;
+static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection *conn, request *r,
+                                    const char *data, size_t size) {
+  if (r->responded || r->kind == BODY_IGNORED) return MHD_YES;
   r->received += size;
   if (r->received > s->limits.max_body) {
     r->responded = true;
     return send_message(conn, 413, "Request body too large");
   }
-  if (r->failed)
-    return MHD_YES;
+  if (r->failed) return MHD_YES;
   if (r->kind == BODY_MULTIPART) {
-    if (MHD_post_process(r->pp, data, size) != MHD_YES)
-      r->failed = true;
+    if (MHD_post_process(r->pp, data, size) != MHD_YES) r->failed = true;
   } else if (buffer_append(r, data, size) != 0) {
     r->failed = true;
   }
@@ -241,21 +234,16 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
     }
     break;
   }
-  case BODY_URLENCODED:
-    flat = kdao__http_parse_urlencoded(r->buf);
-    break;
+  case BODY_URLENCODED: flat = kdao__http_parse_urlencoded(r->buf); break;
   case BODY_MULTIPART:
-    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES)
-      flat = json_incref(r->form);
+    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES) flat = json_incref(r->form);
     r->pp = NULL;
     break;
-  case BODY_IGNORED:
-    return NULL;
+  case BODY_IGNORED: return NULL;
   }
   json_t *params = flat ? kdao__http_normalize(flat) : NULL;
   json_decref(flat);
-  if (!params)
-    *rc = send_message(conn, 400, bad);
+  if (!params) *rc = send_message(conn, 400, bad);
   return params;
 }
 
@@ -273,19 +261,16 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
             kdao__http_form_add(query, k, v, strlen(v)) == 0;
   free(k);
   free(v);
-  if (!ok)
-    json_object_set_new(query, "", json_true()); /* marks the query as unusable */
+  if (!ok) json_object_set_new(query, "", json_true()); /* marks the query as unusable */
   return MHD_YES;
 }
 
 static char *base_url(kdao__http_server *s, struct MHD_Connection *conn) {
   const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-  if (!host || !*host || strpbrk(host, "/?#@ \"<>\\"))
-    return strdup(s->default_base);
+  if (!host || !*host || strpbrk(host, "/?#@ \"<>\\")) return strdup(s->default_base);
   size_t n = strlen(host) + sizeof "http://";
   char *url = malloc(n);
-  if (url)
-    snprintf(url, n, "http://%s", host);
+  if (url) snprintf(url, n, "http://%s", host);
   return url;
 }
 
@@ -293,8 +278,7 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
                                    const char *url, const char *method, request *r) {
   enum MHD_Result rc = MHD_YES;
   json_t *body = NULL;
-  if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc)))
-    return rc;
+  if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc))) return rc;
   json_t *query = json_object();
   char *base = base_url(s, conn);
   if (!query || !base) {
@@ -319,25 +303,23 @@ cleanup:
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   (void)version;
   kdao__http_server *s = cls;
   request *r = *con_cls;
-  if (!r)
-    return request_begin(s, conn, method, (request **)con_cls);
+  if (!r) return request_begin(s, conn, method, (request **)con_cls);
   if (*upload_data_size) {
     enum MHD_Result rc = request_data(s, conn, r, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return rc;
   }
-  if (r->responded)
-    return MHD_YES;
+  if (r->responded) return MHD_YES;
   r->responded = true;
   if (r->failed)
-    return send_message(conn, 400, r->kind == BODY_MULTIPART ? "Cannot parse multipart body"
-                                                             : "Cannot read request body");
+    return send_message(conn, 400,
+                        r->kind == BODY_MULTIPART ? "Cannot parse multipart body"
+                                                  : "Cannot read request body");
   return request_end(s, conn, url, method, r);
 }
 
@@ -371,8 +353,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 /* Resolves host:port to one socket address (numeric hosts and names alike). */
 static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, char *errbuf,
                    size_t errlen) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
   char service[8];
   snprintf(service, sizeof service, "%u", port);
@@ -387,12 +369,11 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
 }
 
 int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
-                            const kdao__http_limits *limits, kdao__http_server **out,
-                            char *errbuf, size_t errlen) {
+                            const kdao__http_limits *limits, kdao__http_server **out, char *errbuf,
+                            size_t errlen) {
   *out = NULL;
   struct sockaddr_storage ss = {0};
-  if (resolve(host, port, &ss, errbuf, errlen) != 0)
-    return -1;
+  if (resolve(host, port, &ss, errbuf, errlen) != 0) return -1;
   kdao__http_server *s = calloc(1, sizeof *s);
   if (!s) {
     snprintf(errbuf, errlen, "out of memory");
@@ -401,12 +382,11 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
   s->api = api;
   s->limits = *limits;
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-  if (ss.ss_family == AF_INET6)
-    flags |= MHD_USE_IPv6;
+  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* The logger goes first: MHD reports problems with the options that follow through it. */
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-      s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
       limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header, MHD_OPTION_NOTIFY_COMPLETED,
       on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
@@ -424,21 +404,17 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
     snprintf(errbuf, errlen, "out of memory");
     return -1;
   }
-  snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u",
-           host, s->port);
+  snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
+           s->port);
   *out = s;
   return 0;
 }
 
-unsigned kdao__http_server_port(const kdao__http_server *s) {
-  return s->port;
-}
+unsigned kdao__http_server_port(const kdao__http_server *s) { return s->port; }
 
 void kdao__http_server_stop(kdao__http_server *s) {
-  if (!s)
-    return;
-  if (s->daemon)
-    MHD_stop_daemon(s->daemon);
+  if (!s) return;
+  if (s->daemon) MHD_stop_daemon(s->daemon);
   free(s->default_base);
   free(s);
 }

@@ -28,8 +28,8 @@ typedef struct kdao__http_server kdao__http_server;
  * server. Returns 0, or -1 with a reason in errbuf.
  */
 int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
-                            const kdao__http_limits *limits, kdao__http_server **out,
-                            char *errbuf, size_t errlen);
+                            const kdao__http_limits *limits, kdao__http_server **out, char *errbuf,
+                            size_t errlen);
 
 /* The port actually bound. */
 unsigned kdao__http_server_port(const kdao__http_server *s);

@@ -27,8 +27,8 @@ const cli_command cli_commands[] = {
      "  Prints {\"data\": [...], \"offset\": TOKEN}; offset is present when there is a\n"
      "  next page: pass it back with --offset. --size defaults to 100.\n",
      cli_cmd_list},
-    {"count", "kdao count ENTITY [field=value...]", "Count entities",
-     "  Prints {\"count\": N}.\n", cli_cmd_count},
+    {"count", "kdao count ENTITY [field=value...]", "Count entities", "  Prints {\"count\": N}.\n",
+     cli_cmd_count},
     {"update", "kdao update ENTITY PK field=value... [--full] [--ttl N]", "Update an entity",
      "  Partial by default (nested tables such as plugin config are merged); --full\n"
      "  replaces the entity. Prints the updated entity.\n",
@@ -47,8 +47,7 @@ const cli_command cli_commands[] = {
 
 static const cli_command *cli_find_command(const char *name) {
   for (const cli_command *cmd = cli_commands; cmd->name != NULL; cmd++)
-    if (strcmp(cmd->name, name) == 0)
-      return cmd;
+    if (strcmp(cmd->name, name) == 0) return cmd;
   return NULL;
 }
 
@@ -56,15 +55,11 @@ int cli_cmd_help(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc > 0 ? argc : 1];
   int npos = 0;
   int rc = cli_parse(c, cmd, argc, argv, NULL, pos, &npos);
-  if (rc != CLI_OK)
-    return rc == CLI_HELP ? CLI_OK : rc;
-  if (npos > 1)
-    return cli_usage_error(cmd, "unexpected argument '%s'", pos[1]);
-  if (npos == 0)
-    return cli_help(NULL);
+  if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+  if (npos > 1) return cli_usage_error(cmd, "unexpected argument '%s'", pos[1]);
+  if (npos == 0) return cli_help(NULL);
   const cli_command *topic = cli_find_command(pos[0]);
-  if (topic == NULL)
-    return cli_usage_error(NULL, "unknown command '%s'", pos[0]);
+  if (topic == NULL) return cli_usage_error(NULL, "unknown command '%s'", pos[0]);
   return cli_help(topic);
 }
 
@@ -72,10 +67,8 @@ int cli_cmd_version(cli *c, const cli_command *cmd, int argc, char **argv) {
   char *pos[argc > 0 ? argc : 1];
   int npos = 0;
   int rc = cli_parse(c, cmd, argc, argv, NULL, pos, &npos);
-  if (rc != CLI_OK)
-    return rc == CLI_HELP ? CLI_OK : rc;
-  if (npos > 0)
-    return cli_usage_error(cmd, "unexpected argument '%s'", pos[0]);
+  if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+  if (npos > 0) return cli_usage_error(cmd, "unexpected argument '%s'", pos[0]);
   return cli_print(json_pack("{s:s, s:s}", "version", KDAO_VERSION_STRING, "kong", "0.10.4"));
 }
 
@@ -109,8 +102,7 @@ static int cli_globals(cli *c, int argc, char **argv, int *next) {
       }
       return cli_usage_error(NULL, "unknown option '%s'", a);
     }
-    if (i + 1 >= argc)
-      return cli_usage_error(NULL, "option '%s' needs a value", a);
+    if (i + 1 >= argc) return cli_usage_error(NULL, "option '%s' needs a value", a);
     *slot = argv[++i];
   }
   *next = i;
@@ -121,15 +113,11 @@ int main(int argc, char **argv) {
   cli c = {0};
   int next = 0;
   int rc = cli_globals(&c, argc, argv, &next);
-  if (rc != CLI_OK)
-    return rc == CLI_HELP ? CLI_OK : rc;
-  if (next < 0)
-    return cli_cmd_version(&c, cli_find_command("version"), 0, argv + argc);
-  if (next >= argc)
-    return cli_usage_error(NULL, "missing command");
+  if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+  if (next < 0) return cli_cmd_version(&c, cli_find_command("version"), 0, argv + argc);
+  if (next >= argc) return cli_usage_error(NULL, "missing command");
   const cli_command *cmd = cli_find_command(argv[next]);
-  if (cmd == NULL)
-    return cli_usage_error(NULL, "unknown command '%s'", argv[next]);
+  if (cmd == NULL) return cli_usage_error(NULL, "unknown command '%s'", argv[next]);
   rc = cmd->run(&c, cmd, argc - next - 1, argv + next + 1);
   kdao_factory_close(c.factory);
   kdao_config_free(c.cfg);

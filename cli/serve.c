@@ -31,14 +31,13 @@ static int setting(const kdao_config *cfg, const char *key, unsigned long fallba
                    unsigned long min, unsigned long max, unsigned long *out) {
   const char *s = kdao_config_get(cfg, key);
   *out = fallback;
-  if (!s || !*s)
-    return 0;
+  if (!s || !*s) return 0;
   char *end;
   errno = 0;
   unsigned long v = strtoul(s, &end, 10);
   if (errno || *end || v < min || v > max || s[0] == '-') {
-    fprintf(stderr, "kdao serve: %s must be an integer between %lu and %lu, got '%s'\n", key,
-            min, max, s);
+    fprintf(stderr, "kdao serve: %s must be an integer between %lu and %lu, got '%s'\n", key, min,
+            max, s);
     return -1;
   }
   *out = v;

@@ -53,14 +53,14 @@ extern "C" {
  * The error catalogue, listed once: (constant, number, name). The first four are Kong 0.10's
  * error kinds; the rest are kdao's own and never produced by valid use on a healthy backend.
  */
-#define KDAO_ERROR_MAP(X)                                                                    \
-  X(KDAO_ERR_DB, 1, "db")           /* the backend failed (connection, SQL, CQL, ...) */     \
-  X(KDAO_ERR_UNIQUE, 2, "unique")   /* a unique value already exists */                      \
-  X(KDAO_ERR_FOREIGN, 3, "foreign") /* a referenced row does not exist */                    \
-  X(KDAO_ERR_SCHEMA, 4, "schema")   /* the entity or filter failed validation */             \
-  X(KDAO_ERR_MISUSE, 5, "misuse")   /* the API was called wrongly (a programming error) */   \
-  X(KDAO_ERR_NOMEM, 6, "nomem")     /* out of memory */                                      \
-  X(KDAO_ERR_CONFIG, 7, "config")   /* bad configuration: unknown key, bad value */          \
+#define KDAO_ERROR_MAP(X)                                                                  \
+  X(KDAO_ERR_DB, 1, "db")           /* the backend failed (connection, SQL, CQL, ...) */   \
+  X(KDAO_ERR_UNIQUE, 2, "unique")   /* a unique value already exists */                    \
+  X(KDAO_ERR_FOREIGN, 3, "foreign") /* a referenced row does not exist */                  \
+  X(KDAO_ERR_SCHEMA, 4, "schema")   /* the entity or filter failed validation */           \
+  X(KDAO_ERR_MISUSE, 5, "misuse")   /* the API was called wrongly (a programming error) */ \
+  X(KDAO_ERR_NOMEM, 6, "nomem")     /* out of memory */                                    \
+  X(KDAO_ERR_CONFIG, 7, "config")   /* bad configuration: unknown key, bad value */        \
   X(KDAO_ERR_IO, 8, "io")           /* a file could not be read */
 
 /* Status codes: KDAO_OK, or the kind of the error. */
@@ -249,8 +249,8 @@ typedef const kdao_schema *(*kdao_schema_fn)(kdao_dao *dao, json_t *entity, char
  * they found no error. Return NULL to accept, or a new error of any kind to reject (kdao
  * takes ownership).
  */
-typedef kdao_error *(*kdao_self_check_fn)(kdao_dao *dao, const kdao_schema *schema,
-                                          json_t *entity, kdao_mode mode, void *ud);
+typedef kdao_error *(*kdao_self_check_fn)(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
+                                          kdao_mode mode, void *ud);
 
 struct kdao_schema_def;
 
@@ -259,7 +259,7 @@ struct kdao_schema_def;
  * compiled at registration, so they need not outlive that call, except `ud`.
  */
 typedef struct kdao_field_def {
-  const char *name;                     /* [a-z_][a-z0-9_]* for entity fields */
+  const char *name; /* [a-z_][a-z0-9_]* for entity fields */
   kdao_type type;
   unsigned flags;                       /* KDAO_FIELD_* */
   const char *default_json;             /* default value as JSON text, e.g. "true", "[]" */
@@ -278,14 +278,14 @@ typedef struct kdao_field_def {
 
 /* A schema definition: an entity (name + table + primary_key) or a nested/config schema. */
 typedef struct kdao_schema_def {
-  unsigned version;                  /* KDAO_DEF_VERSION */
-  const char *name;                  /* DAO name, e.g. "apis"; NULL for nested schemas */
-  const char *table;                 /* table name; defaults to name */
-  const char *const *primary_key;    /* NULL-terminated field names (entities only) */
-  const kdao_field_def *fields;      /* array terminated by an entry with name == NULL */
-  unsigned flags;                    /* KDAO_SCHEMA_* */
+  unsigned version;               /* KDAO_DEF_VERSION */
+  const char *name;               /* DAO name, e.g. "apis"; NULL for nested schemas */
+  const char *table;              /* table name; defaults to name */
+  const char *const *primary_key; /* NULL-terminated field names (entities only) */
+  const kdao_field_def *fields;   /* array terminated by an entry with name == NULL */
+  unsigned flags;                 /* KDAO_SCHEMA_* */
   kdao_self_check_fn self_check;
-  void *ud;                          /* passed to self_check */
+  void *ud; /* passed to self_check */
 } kdao_schema_def;
 
 /*
@@ -293,8 +293,7 @@ typedef struct kdao_schema_def {
  * KDAO_ERR_MISUSE naming the problem for an invalid definition (bad name, bad regex, bad
  * default JSON, primary key naming no field). Free with kdao_schema_free().
  */
-KDAO_API int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out,
-                                 kdao_error **err);
+KDAO_API int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err);
 
 /* DESTRUCTOR for schemas from kdao_schema_compile() (never for a factory's schemas). */
 KDAO_API void kdao_schema_free(kdao_schema *schema);
@@ -313,8 +312,8 @@ KDAO_API json_t *kdao_schema_describe(const kdao_schema *schema);
  * callbacks. Fails with KDAO_ERR_SCHEMA and the field map, or with the error a self_check
  * returned.
  */
-KDAO_API int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
-                           kdao_dao *dao, kdao_error **err);
+KDAO_API int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kdao_dao *dao,
+                           kdao_error **err);
 
 /*
  * Kong's is_schema_subset for filters: every key must be a field ("unknown field") and
@@ -354,10 +353,10 @@ typedef struct kdao_migration_def {
  * each entity's table from its schema.
  */
 typedef struct kdao_plugin_def {
-  unsigned version;                                 /* KDAO_DEF_VERSION */
-  const char *name;                                 /* e.g. "key-auth" */
-  const kdao_schema_def *config;                    /* may be NULL: any config accepted */
-  const kdao_schema_def *const *entities;           /* NULL-terminated, may be NULL */
+  unsigned version;                                         /* KDAO_DEF_VERSION */
+  const char *name;                                         /* e.g. "key-auth" */
+  const kdao_schema_def *config;                            /* may be NULL: any config accepted */
+  const kdao_schema_def *const *entities;                   /* NULL-terminated, may be NULL */
   const kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* per backend, may be NULL */
 } kdao_plugin_def;
 
@@ -382,8 +381,8 @@ KDAO_API const char *kdao_event_type_name(kdao_event_type type);
  * (NULL for other events; Kong's payload carried the old row). Both are borrowed for the
  * duration of the call. The callback must not use the factory.
  */
-typedef void (*kdao_event_fn)(const char *collection, kdao_event_type type,
-                              const json_t *entity, const json_t *old_entity, void *ud);
+typedef void (*kdao_event_fn)(const char *collection, kdao_event_type type, const json_t *entity,
+                              const json_t *old_entity, void *ud);
 
 /*
  * CONSTRUCTOR: a factory for `cfg` with the core entities (apis, consumers, plugins,
@@ -445,8 +444,7 @@ KDAO_API kdao_dao *kdao_factory_dao(kdao_factory *f, const char *name);
 KDAO_API json_t *kdao_factory_dao_names(const kdao_factory *f);
 
 /* The config schema of plugin `name`, or NULL. Borrowed from the factory. */
-KDAO_API const kdao_schema *kdao_factory_plugin_schema(const kdao_factory *f,
-                                                       const char *name);
+KDAO_API const kdao_schema *kdao_factory_plugin_schema(const kdao_factory *f, const char *name);
 
 /* Names of all registered plugins, as a sorted JSON array. New reference. */
 KDAO_API json_t *kdao_factory_plugin_names(const kdao_factory *f);
@@ -464,8 +462,8 @@ typedef void (*kdao_migration_fn)(const char *identifier, const char *name, void
  * where the backend has them. Stops at the first failure with
  * "Error during migration <name>: <reason>". *ran (may be NULL) receives the count run.
  */
-KDAO_API int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud,
-                                  int *ran, kdao_error **err);
+KDAO_API int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, int *ran,
+                                  kdao_error **err);
 
 /*
  * The executed migrations: {"core": ["2015-01-12-175310_skeleton", ...], "key-auth": [...]}

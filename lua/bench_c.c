@@ -15,38 +15,32 @@
 
 #include "kdao.h"
 
-static double now(void)
-{
+static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static kdao_dao *arg_dao(lua_State *L)
-{
+static kdao_dao *arg_dao(lua_State *L) {
   luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
   kdao_factory *f = lua_touserdata(L, 1);
   kdao_dao *dao = kdao_factory_dao(f, luaL_checkstring(L, 2));
-  if (!dao)
-    luaL_error(L, "no DAO named '%s'", lua_tostring(L, 2));
+  if (!dao) luaL_error(L, "no DAO named '%s'", lua_tostring(L, 2));
   return dao;
 }
 
-static int raise_err(lua_State *L, kdao_error *err)
-{
+static int raise_err(lua_State *L, kdao_error *err) {
   lua_pushstring(L, err ? kdao_error_string(err) : "not enough memory");
   kdao_error_free(err);
   return lua_error(L);
 }
 
-static int b_now(lua_State *L)
-{
+static int b_now(lua_State *L) {
   lua_pushnumber(L, now());
   return 1;
 }
 
-static int b_insert(lua_State *L)
-{
+static int b_insert(lua_State *L) {
   kdao_dao *dao = arg_dao(L);
   const char *prefix = luaL_checkstring(L, 3);
   int n = (int)luaL_checkinteger(L, 4);
@@ -59,15 +53,13 @@ static int b_insert(lua_State *L)
     int rc = entity ? kdao_dao_insert(dao, entity, 0, 0, &row, &err) : KDAO_ERR_NOMEM;
     json_decref(entity);
     json_decref(row);
-    if (rc != KDAO_OK)
-      return raise_err(L, err);
+    if (rc != KDAO_OK) return raise_err(L, err);
   }
   lua_pushnumber(L, now() - t0);
   return 1;
 }
 
-static int b_find(lua_State *L)
-{
+static int b_find(lua_State *L) {
   kdao_dao *dao = arg_dao(L);
   luaL_checktype(L, 3, LUA_TTABLE);
   int n = (int)lua_objlen(L, 3);
@@ -81,10 +73,8 @@ static int b_find(lua_State *L)
     json_decref(pk);
     bool found = row != NULL;
     json_decref(row);
-    if (rc != KDAO_OK)
-      return raise_err(L, err);
-    if (!found)
-      return luaL_error(L, "row %d not found", i);
+    if (rc != KDAO_OK) return raise_err(L, err);
+    if (!found) return luaL_error(L, "row %d not found", i);
   }
   lua_pushnumber(L, now() - t0);
   return 1;
@@ -92,8 +82,7 @@ static int b_find(lua_State *L)
 
 int luaopen_kdao_bench(lua_State *L);
 
-KDAO_API int luaopen_kdao_bench(lua_State *L)
-{
+KDAO_API int luaopen_kdao_bench(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"now", b_now}, {"insert", b_insert}, {"find", b_find}, {NULL, NULL}};
   lua_newtable(L);

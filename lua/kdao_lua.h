@@ -25,7 +25,8 @@ void luaL_setmetatable(lua_State *L, const char *tname);
 #endif
 
 /* An absolute stack index (Lua 5.1 has no lua_absindex). */
-#define kdao_lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
+#define kdao_lua_absindex(L, i) \
+  ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 
 #define KDAO_LUA_FACTORY "kdao.factory"
 #define KDAO_LUA_DAO "kdao.dao"

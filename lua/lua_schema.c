@@ -39,18 +39,15 @@ typedef struct l_schema {
  * Small helpers
  * ---------------------------------------------------------------------------------------- */
 
-static char *dup_cstr(const char *s)
-{
+static char *dup_cstr(const char *s) {
   size_t n = strlen(s) + 1;
   char *d = malloc(n);
-  if (d)
-    memcpy(d, s, n);
+  if (d) memcpy(d, s, n);
   return d;
 }
 
 /* tostring(v) with __tostring honoured, never raising; pushes the string. */
-static void push_tostring(lua_State *L, int idx)
-{
+static void push_tostring(lua_State *L, int idx) {
   idx = kdao_lua_absindex(L, idx);
   lua_getglobal(L, "tostring");
   lua_pushvalue(L, idx);
@@ -61,8 +58,7 @@ static void push_tostring(lua_State *L, int idx)
 }
 
 /* Pushes private.fns[i]. */
-static void push_fn(lua_State *L, kdao_lua_factory *fs, int i)
-{
+static void push_fn(lua_State *L, kdao_lua_factory *fs, int i) {
   kdao_lua__push_private(L, fs);
   lua_getfield(L, -1, "fns");
   lua_rawgeti(L, -1, i);
@@ -70,8 +66,7 @@ static void push_fn(lua_State *L, kdao_lua_factory *fs, int i)
   lua_pop(L, 1);
 }
 
-void kdao_lua__frame_forget_check(lua_State *L, kdao_lua_frame *fr)
-{
+void kdao_lua__frame_forget_check(lua_State *L, kdao_lua_frame *fr) {
   if (fr->check_ref != LUA_NOREF && fr->check_ref != LUA_REFNIL)
     luaL_unref(L, LUA_REGISTRYINDEX, fr->check_ref);
   fr->check_ref = LUA_NOREF;
@@ -80,15 +75,13 @@ void kdao_lua__frame_forget_check(lua_State *L, kdao_lua_frame *fr)
   fr->check_msg = NULL;
 }
 
-bool kdao_lua__frame_is_check(const kdao_lua_frame *fr, const kdao_error *e)
-{
+bool kdao_lua__frame_is_check(const kdao_lua_frame *fr, const kdao_error *e) {
   return fr->check_ref != LUA_NOREF && e && e == fr->check_err &&
          kdao_error_kind(e) == fr->check_kind && fr->check_msg &&
          strcmp(kdao_error_message(e), fr->check_msg) == 0;
 }
 
-void kdao_lua__frame_raise(lua_State *L, kdao_lua_frame *fr)
-{
+void kdao_lua__frame_raise(lua_State *L, kdao_lua_frame *fr) {
   if (fr->raise_ref == LUA_NOREF)
     fr->raise_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else
@@ -96,17 +89,14 @@ void kdao_lua__frame_raise(lua_State *L, kdao_lua_frame *fr)
 }
 
 /* The frame a callback runs in, or NULL when kdao calls outside any Lua DAO call. */
-static kdao_lua_frame *cb_frame(const l_cb *cb)
-{
+static kdao_lua_frame *cb_frame(const l_cb *cb) {
   kdao_lua_frame *fr = cb->fs->call;
-  if (!fr || !lua_checkstack(fr->L, 16))
-    return NULL;
+  if (!fr || !lua_checkstack(fr->L, 16)) return NULL;
   return fr;
 }
 
 /* Writes the Lua view of the entity (at `t`) back; a failure is parked as a raise. */
-static void cb_writeback(lua_State *L, kdao_lua_frame *fr, int t, json_t *entity)
-{
+static void cb_writeback(lua_State *L, kdao_lua_frame *fr, int t, json_t *entity) {
   const char *why = NULL;
   if (json_is_object(entity) && kdao_lua__writeback(L, t, entity, &why) != 0) {
     lua_pushfstring(L, "kdao: cannot store the entity a schema function changed: %s", why);
@@ -119,14 +109,12 @@ static void cb_writeback(lua_State *L, kdao_lua_frame *fr, int t, json_t *entity
  * ---------------------------------------------------------------------------------------- */
 
 static int cb_func(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
-                   json_t **new_fields, char **message, void *ud)
-{
+                   json_t **new_fields, char **message, void *ud) {
   (void)dao;
   (void)value; /* Kong passes t[column]: taken from the table view so both are one value */
   l_cb *cb = ud;
   kdao_lua_frame *fr = cb_frame(cb);
-  if (!fr)
-    return 0;
+  if (!fr) return 0;
   lua_State *L = fr->L;
   int top = lua_gettop(L);
   kdao_lua__pushjson(L, entity);
@@ -159,12 +147,10 @@ static int cb_func(kdao_dao *dao, const char *field, json_t *value, json_t *enti
   return rc;
 }
 
-static json_t *cb_default(json_t *entity, void *ud)
-{
+static json_t *cb_default(json_t *entity, void *ud) {
   l_cb *cb = ud;
   kdao_lua_frame *fr = cb_frame(cb);
-  if (!fr)
-    return NULL;
+  if (!fr) return NULL;
   lua_State *L = fr->L;
   int top = lua_gettop(L);
   kdao_lua__pushjson(L, entity);
@@ -195,8 +181,7 @@ static int build_def_protected(lua_State *L);
 
 /* Compiles (once per Lua table) a schema a `schema = function(t)` returned; NULL + message. */
 static const kdao_schema *compiled_schema(lua_State *L, kdao_lua_factory *fs, int tbl,
-                                          char **message)
-{
+                                          char **message) {
   kdao_lua__push_private(L, fs);
   lua_getfield(L, -1, "compiled");
   lua_pushvalue(L, tbl);
@@ -223,13 +208,11 @@ static const kdao_schema *compiled_schema(lua_State *L, kdao_lua_factory *fs, in
   return ls->schema;
 }
 
-static const kdao_schema *cb_schema(kdao_dao *dao, json_t *entity, char **message, void *ud)
-{
+static const kdao_schema *cb_schema(kdao_dao *dao, json_t *entity, char **message, void *ud) {
   (void)dao;
   l_cb *cb = ud;
   kdao_lua_frame *fr = cb_frame(cb);
-  if (!fr)
-    return NULL;
+  if (!fr) return NULL;
   lua_State *L = fr->L;
   int top = lua_gettop(L);
   kdao_lua__pushjson(L, entity);
@@ -250,21 +233,17 @@ static const kdao_schema *cb_schema(kdao_dao *dao, json_t *entity, char **messag
 }
 
 /* Is the value at idx a Kong error object (the shared error metatable)? */
-static bool is_error_object(lua_State *L, int idx)
-{
-  if (!lua_getmetatable(L, idx))
-    return false;
+static bool is_error_object(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
   luaL_getmetatable(L, KDAO_LUA_ERROR);
   bool same = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
   return same;
 }
 
-static void remember_check(lua_State *L, kdao_lua_frame *fr, int idx, const kdao_error *e)
-{
+static void remember_check(lua_State *L, kdao_lua_frame *fr, int idx, const kdao_error *e) {
   char *msg = dup_cstr(kdao_error_message(e));
-  if (!msg)
-    return;
+  if (!msg) return;
   kdao_lua__frame_forget_check(L, fr);
   lua_pushvalue(L, idx);
   fr->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -274,13 +253,11 @@ static void remember_check(lua_State *L, kdao_lua_frame *fr, int idx, const kdao
 }
 
 static kdao_error *cb_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                                 kdao_mode mode, void *ud)
-{
+                                 kdao_mode mode, void *ud) {
   (void)schema;
   l_cb *cb = ud;
   kdao_lua_frame *fr = cb_frame(cb);
-  if (!fr)
-    return NULL;
+  if (!fr) return NULL;
   lua_State *L = fr->L;
   int top = lua_gettop(L);
   kdao_lua__pushjson(L, entity);
@@ -301,8 +278,7 @@ static kdao_error *cb_self_check(kdao_dao *dao, const kdao_schema *schema, json_
       e = kdao_lua__error_from_lua(L, t + 2);
       /* An error object (or no error at all) reaches the caller unchanged, as in Kong: the
        * latest one, the top-level self_check running after the nested ones. */
-      if (e && (lua_isnil(L, t + 2) || is_error_object(L, t + 2)))
-        remember_check(L, fr, t + 2, e);
+      if (e && (lua_isnil(L, t + 2) || is_error_object(L, t + 2))) remember_check(L, fr, t + 2, e);
     }
   }
   lua_settop(L, top);
@@ -314,8 +290,7 @@ static kdao_error *cb_self_check(kdao_dao *dao, const kdao_schema *schema, json_
  * ---------------------------------------------------------------------------------------- */
 
 /* Kong's unique/foreign tbl holds messages; kdao's constructor wants the values back. */
-static json_t *values_from_messages(lua_State *L, int tbl, const char *prefix)
-{
+static json_t *values_from_messages(lua_State *L, int tbl, const char *prefix) {
   size_t plen = strlen(prefix);
   int top = lua_gettop(L);
   json_t *values = json_object();
@@ -334,14 +309,12 @@ static json_t *values_from_messages(lua_State *L, int tbl, const char *prefix)
     }
     lua_pop(L, 1);
   }
-  if (values)
-    return values;
+  if (values) return values;
   lua_settop(L, top); /* lua_next left its key on the stack when we broke out */
   return NULL;
 }
 
-static kdao_error *error_with_tbl(lua_State *L, int kind, int tbl)
-{
+static kdao_error *error_with_tbl(lua_State *L, int kind, int tbl) {
   json_t *fields = NULL;
   if (kind == KDAO_ERR_UNIQUE)
     fields = values_from_messages(L, tbl, "already exists with value '");
@@ -349,15 +322,13 @@ static kdao_error *error_with_tbl(lua_State *L, int kind, int tbl)
     fields = values_from_messages(L, tbl, "does not exist with value '");
   else
     fields = kdao_lua__tojson(L, tbl, NULL, true, NULL);
-  if (!fields)
-    return NULL;
+  if (!fields) return NULL;
   kdao_error *e = kdao_error_new_fields(kind, fields);
   json_decref(fields);
   return e;
 }
 
-kdao_error *kdao_lua__error_from_lua(lua_State *L, int idx)
-{
+kdao_error *kdao_lua__error_from_lua(lua_State *L, int idx) {
   static const struct {
     const char *flag;
     int kind;
@@ -372,16 +343,14 @@ kdao_error *kdao_lua__error_from_lua(lua_State *L, int idx)
     int kind = 0;
     for (size_t i = 0; !kind && i < sizeof kinds / sizeof kinds[0]; i++) {
       lua_getfield(L, idx, kinds[i].flag);
-      if (lua_toboolean(L, -1))
-        kind = kinds[i].kind;
+      if (lua_toboolean(L, -1)) kind = kinds[i].kind;
       lua_pop(L, 1);
     }
     if (!kind) /* a plain table: Errors.schema(tbl) */
       e = error_with_tbl(L, KDAO_ERR_SCHEMA, idx);
     else {
       lua_getfield(L, idx, "tbl");
-      if (lua_istable(L, -1))
-        e = error_with_tbl(L, kind, lua_gettop(L));
+      if (lua_istable(L, -1)) e = error_with_tbl(L, kind, lua_gettop(L));
       if (!e) {
         lua_getfield(L, idx, "message");
         push_tostring(L, -1);
@@ -408,13 +377,12 @@ typedef struct l_builder {
   kdao_lua_factory *fs;
   int scratch; /* table pinning what the definition points to */
   int nscratch;
-  int fns; /* private.fns */
-  int cbs; /* private.cbs */
+  int fns;          /* private.fns */
+  int cbs;          /* private.cbs */
   const char *what; /* name of what is being built, for messages */
 } l_builder;
 
-static void *b_alloc(l_builder *b, size_t size)
-{
+static void *b_alloc(l_builder *b, size_t size) {
   void *p = lua_newuserdata(b->L, size);
   memset(p, 0, size);
   lua_rawseti(b->L, b->scratch, ++b->nscratch);
@@ -422,8 +390,7 @@ static void *b_alloc(l_builder *b, size_t size)
 }
 
 /* The string at idx, pinned for the life of the definition. */
-static const char *b_str(l_builder *b, int idx, const char *attr)
-{
+static const char *b_str(l_builder *b, int idx, const char *attr) {
   if (lua_type(b->L, idx) != LUA_TSTRING)
     luaL_error(b->L, "invalid schema for '%s': '%s' must be a string", b->what, attr);
   lua_pushvalue(b->L, idx);
@@ -433,17 +400,14 @@ static const char *b_str(l_builder *b, int idx, const char *attr)
 }
 
 /* Keeps the value at idx alive with the factory; returns its index in private.fns. */
-static int b_keep(l_builder *b, int idx)
-{
+static int b_keep(l_builder *b, int idx) {
   lua_pushvalue(b->L, idx);
   lua_rawseti(b->L, b->fns, ++b->fs->nfns);
   return b->fs->nfns;
 }
 
-static l_cb *b_cb(l_builder *b, l_cb *cb)
-{
-  if (cb)
-    return cb;
+static l_cb *b_cb(l_builder *b, l_cb *cb) {
+  if (cb) return cb;
   cb = lua_newuserdata(b->L, sizeof *cb);
   memset(cb, 0, sizeof *cb);
   cb->fs = b->fs;
@@ -451,23 +415,24 @@ static l_cb *b_cb(l_builder *b, l_cb *cb)
   return cb;
 }
 
-static kdao_type type_from_name(const char *t)
-{
+static kdao_type type_from_name(const char *t) {
   static const struct {
     const char *name;
     kdao_type type;
-  } types[] = {{"id", KDAO_TYPE_ID},         {"string", KDAO_TYPE_STRING},
-               {"number", KDAO_TYPE_NUMBER}, {"boolean", KDAO_TYPE_BOOLEAN},
-               {"array", KDAO_TYPE_ARRAY},   {"table", KDAO_TYPE_TABLE},
-               {"timestamp", KDAO_TYPE_TIMESTAMP}, {"url", KDAO_TYPE_URL}};
+  } types[] = {{"id", KDAO_TYPE_ID},
+               {"string", KDAO_TYPE_STRING},
+               {"number", KDAO_TYPE_NUMBER},
+               {"boolean", KDAO_TYPE_BOOLEAN},
+               {"array", KDAO_TYPE_ARRAY},
+               {"table", KDAO_TYPE_TABLE},
+               {"timestamp", KDAO_TYPE_TIMESTAMP},
+               {"url", KDAO_TYPE_URL}};
   for (size_t i = 0; t && i < sizeof types / sizeof types[0]; i++)
-    if (strcmp(t, types[i].name) == 0)
-      return types[i].type;
+    if (strcmp(t, types[i].name) == 0) return types[i].type;
   return KDAO_TYPE_ANY; /* Kong never checks other types ("text", ...) */
 }
 
-static bool b_flag(lua_State *L, int idx, const char *name)
-{
+static bool b_flag(lua_State *L, int idx, const char *name) {
   lua_getfield(L, idx, name);
   bool on = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -476,8 +441,7 @@ static bool b_flag(lua_State *L, int idx, const char *name)
 
 static void build_def(l_builder *b, kdao_schema_def *def, const char *name, int sidx);
 
-static void build_default(l_builder *b, kdao_field_def *fd, l_cb **cb, int v)
-{
+static void build_default(l_builder *b, kdao_field_def *fd, l_cb **cb, int v) {
   lua_State *L = b->L;
   if (lua_isfunction(L, v)) {
     *cb = b_cb(b, *cb);
@@ -501,8 +465,7 @@ static void build_default(l_builder *b, kdao_field_def *fd, l_cb **cb, int v)
   lua_rawseti(L, b->scratch, ++b->nscratch);
 }
 
-static const char *const *build_enum(l_builder *b, int v)
-{
+static const char *const *build_enum(l_builder *b, int v) {
   lua_State *L = b->L;
   luaL_checktype(L, v, LUA_TTABLE);
   size_t n = lua_objlen(L, v);
@@ -511,8 +474,7 @@ static const char *const *build_enum(l_builder *b, int v)
     lua_rawgeti(L, v, (int)i + 1);
     lua_pushvalue(L, -1);
     const char *s = lua_tostring(L, -1); /* numbers become their text, as Kong prints them */
-    if (!s)
-      luaL_error(L, "invalid schema for '%s': enum values must be strings", b->what);
+    if (!s) luaL_error(L, "invalid schema for '%s': enum values must be strings", b->what);
     vals[i] = s;
     lua_rawseti(L, b->scratch, ++b->nscratch);
     lua_pop(L, 1);
@@ -520,8 +482,7 @@ static const char *const *build_enum(l_builder *b, int v)
   return vals;
 }
 
-static void build_field(l_builder *b, kdao_field_def *fd, int fidx)
-{
+static void build_field(l_builder *b, kdao_field_def *fd, int fidx) {
   lua_State *L = b->L;
   if (!lua_istable(L, fidx))
     luaL_error(L, "invalid schema for '%s': field '%s' must be a table", b->what, fd->name);
@@ -536,17 +497,13 @@ static void build_field(l_builder *b, kdao_field_def *fd, int fidx)
               (b_flag(L, fidx, "dao_insert_value") ? KDAO_FIELD_INSERT_VALUE : 0);
 
   lua_getfield(L, fidx, "default");
-  if (!lua_isnil(L, -1))
-    build_default(b, fd, &cb, lua_gettop(L));
+  if (!lua_isnil(L, -1)) build_default(b, fd, &cb, lua_gettop(L));
   lua_getfield(L, fidx, "foreign");
-  if (lua_type(L, -1) == LUA_TSTRING)
-    fd->foreign = b_str(b, -1, "foreign");
+  if (lua_type(L, -1) == LUA_TSTRING) fd->foreign = b_str(b, -1, "foreign");
   lua_getfield(L, fidx, "enum");
-  if (!lua_isnil(L, -1))
-    fd->enum_values = build_enum(b, lua_gettop(L));
+  if (!lua_isnil(L, -1)) fd->enum_values = build_enum(b, lua_gettop(L));
   lua_getfield(L, fidx, "regex");
-  if (!lua_isnil(L, -1))
-    fd->regex = b_str(b, -1, "regex");
+  if (!lua_isnil(L, -1)) fd->regex = b_str(b, -1, "regex");
   lua_getfield(L, fidx, "func");
   if (lua_isfunction(L, -1)) {
     cb = b_cb(b, cb);
@@ -567,13 +524,11 @@ static void build_field(l_builder *b, kdao_field_def *fd, int fidx)
   lua_settop(L, top);
 }
 
-static int field_name_cmp(const void *a, const void *b)
-{
+static int field_name_cmp(const void *a, const void *b) {
   return strcmp(((const kdao_field_def *)a)->name, ((const kdao_field_def *)b)->name);
 }
 
-static void build_fields(l_builder *b, kdao_schema_def *def, int sidx)
-{
+static void build_fields(l_builder *b, kdao_schema_def *def, int sidx) {
   lua_State *L = b->L;
   lua_getfield(L, sidx, "fields");
   int fields = lua_gettop(L);
@@ -599,8 +554,7 @@ static void build_fields(l_builder *b, kdao_schema_def *def, int sidx)
   lua_pop(L, 1);
 }
 
-static const char *const *build_primary_key(l_builder *b, int sidx)
-{
+static const char *const *build_primary_key(l_builder *b, int sidx) {
   lua_State *L = b->L;
   lua_getfield(L, sidx, "primary_key");
   if (!lua_istable(L, -1))
@@ -617,8 +571,7 @@ static const char *const *build_primary_key(l_builder *b, int sidx)
 }
 
 /* Fills `def` from the Lua schema at sidx; `name` NULL for nested and config schemas. */
-static void build_def(l_builder *b, kdao_schema_def *def, const char *name, int sidx)
-{
+static void build_def(l_builder *b, kdao_schema_def *def, const char *name, int sidx) {
   lua_State *L = b->L;
   sidx = kdao_lua_absindex(L, sidx);
   if (!lua_istable(L, sidx))
@@ -646,8 +599,7 @@ static void build_def(l_builder *b, kdao_schema_def *def, const char *name, int 
 }
 
 /* Sets up a builder: pushes the scratch table, private.fns and private.cbs. */
-static void builder_open(l_builder *b, lua_State *L, kdao_lua_factory *fs, const char *what)
-{
+static void builder_open(l_builder *b, lua_State *L, kdao_lua_factory *fs, const char *what) {
   b->L = L;
   b->fs = fs;
   b->what = what;
@@ -662,8 +614,7 @@ static void builder_open(l_builder *b, lua_State *L, kdao_lua_factory *fs, const
   b->cbs = b->scratch + 2;
 }
 
-static int schema_gc(lua_State *L)
-{
+static int schema_gc(lua_State *L) {
   l_schema *ls = luaL_checkudata(L, 1, KDAO_LUA_SCHEMA);
   kdao_schema_free(ls->schema);
   ls->schema = NULL;
@@ -671,8 +622,7 @@ static int schema_gc(lua_State *L)
 }
 
 /* (fs lightuserdata, schema table) -> schema userdata; raises on an invalid schema. */
-static int build_def_protected(lua_State *L)
-{
+static int build_def_protected(lua_State *L) {
   kdao_lua_factory *fs = lua_touserdata(L, 1);
   /* Inert first: the compiled schema is owned by the userdata as soon as it exists. */
   l_schema *ls = lua_newuserdata(L, sizeof *ls);
@@ -698,24 +648,20 @@ static int build_def_protected(lua_State *L)
 }
 
 /* Raises the registration error `err` (freed) as a Lua error. */
-static int raise_kdao(lua_State *L, kdao_error *err)
-{
+static int raise_kdao(lua_State *L, kdao_error *err) {
   lua_pushstring(L, err ? kdao_error_message(err) : "not enough memory");
   kdao_error_free(err);
   return lua_error(L);
 }
 
-static kdao_lua_factory *unconnected(lua_State *L)
-{
+static kdao_lua_factory *unconnected(lua_State *L) {
   kdao_lua_factory *fs = luaL_checkudata(L, 1, KDAO_LUA_FACTORY);
-  if (!fs->f)
-    luaL_error(L, "attempt to use a closed factory");
+  if (!fs->f) luaL_error(L, "attempt to use a closed factory");
   return fs;
 }
 
 /* Remembers which Lua schema a DAO came from (events use its marshall_event). */
-static void remember_schema(lua_State *L, kdao_lua_factory *fs, const char *name, int sidx)
-{
+static void remember_schema(lua_State *L, kdao_lua_factory *fs, const char *name, int sidx) {
   kdao_lua__push_private(L, fs);
   lua_getfield(L, -1, "lua_schemas");
   lua_pushvalue(L, sidx);
@@ -724,8 +670,7 @@ static void remember_schema(lua_State *L, kdao_lua_factory *fs, const char *name
 }
 
 /* Migrations of one backend: an array of {name = ..., up = "<statements>"}. */
-static const kdao_migration_def *build_migrations(l_builder *b, int tbl)
-{
+static const kdao_migration_def *build_migrations(l_builder *b, int tbl) {
   lua_State *L = b->L;
   size_t n = lua_objlen(L, tbl), k = 0;
   kdao_migration_def *m = b_alloc(b, (n + 1) * sizeof *m);
@@ -744,8 +689,7 @@ static const kdao_migration_def *build_migrations(l_builder *b, int tbl)
   return m;
 }
 
-int kdao_lua__register_plugin(lua_State *L)
-{
+int kdao_lua__register_plugin(lua_State *L) {
   static const char *const backends[KDAO_BACKEND_COUNT] = {"sqlite", "postgres", "cassandra"};
   kdao_lua_factory *fs = unconnected(L);
   const char *name = luaL_checkstring(L, 2);
@@ -783,20 +727,17 @@ int kdao_lua__register_plugin(lua_State *L)
   if (lua_istable(L, 5)) {
     for (int i = 0; i < KDAO_BACKEND_COUNT; i++) {
       lua_getfield(L, 5, backends[i]);
-      if (lua_istable(L, -1))
-        def->migrations[i] = build_migrations(&b, lua_gettop(L));
+      if (lua_istable(L, -1)) def->migrations[i] = build_migrations(&b, lua_gettop(L));
       lua_pop(L, 1);
     }
   }
   kdao_error *err = NULL;
-  if (kdao_factory_register_plugin(fs->f, def, &err) != KDAO_OK)
-    return raise_kdao(L, err);
+  if (kdao_factory_register_plugin(fs->f, def, &err) != KDAO_OK) return raise_kdao(L, err);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-int kdao_lua__register_entity(lua_State *L)
-{
+int kdao_lua__register_entity(lua_State *L) {
   kdao_lua_factory *fs = unconnected(L);
   const char *name = luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -806,8 +747,7 @@ int kdao_lua__register_entity(lua_State *L)
   kdao_schema_def *def = b_alloc(&b, sizeof *def);
   build_def(&b, def, name, 3);
   kdao_error *err = NULL;
-  if (kdao_factory_register_entity(fs->f, def, &err) != KDAO_OK)
-    return raise_kdao(L, err);
+  if (kdao_factory_register_entity(fs->f, def, &err) != KDAO_OK) return raise_kdao(L, err);
   remember_schema(L, fs, name, 3);
   lua_pushboolean(L, 1);
   return 1;

@@ -58,25 +58,24 @@ struct kdao__backend_ops {
    * stored row as read back (new reference). Unique violations → KDAO_ERR_UNIQUE with
    * fields {<field>: <value>} (kdao_error_new_fields), foreign → KDAO_ERR_FOREIGN likewise.
    */
-  int (*insert)(kdao__backend *b, const kdao_schema *s, const json_t *row, int ttl,
-                json_t **out, kdao_error **err);
+  int (*insert)(kdao__backend *b, const kdao_schema *s, const json_t *row, int ttl, json_t **out,
+                kdao_error **err);
   /* Inserts many rows atomically (one transaction or pipeline); *out = array of rows. */
-  int (*insert_many)(kdao__backend *b, const kdao_schema *s, const json_t *rows,
-                     json_t **out, kdao_error **err);
+  int (*insert_many)(kdao__backend *b, const kdao_schema *s, const json_t *rows, json_t **out,
+                     kdao_error **err);
   /* Finds by primary key `pk` (object holding exactly the pk fields). *out NULL if none. */
   int (*find)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
               kdao_error **err);
   /* Rows matching every member of `filter` (NULL: all), array in primary-key order. */
-  int (*find_all)(kdao__backend *b, const kdao_schema *s, const json_t *filter,
-                  json_t **out, kdao_error **err);
+  int (*find_all)(kdao__backend *b, const kdao_schema *s, const json_t *filter, json_t **out,
+                  kdao_error **err);
   /*
    * One page of at most `size` rows after the keyset position encoded in `offset` (NULL:
    * start). *next = malloc()ed opaque token of the next page, NULL on the last page. The
    * token format is the backend's; a malformed one → KDAO_ERR_SCHEMA "invalid offset".
    */
-  int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter,
-                   const char *offset, size_t size, json_t **out, char **next,
-                   kdao_error **err);
+  int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter, const char *offset,
+                   size_t size, json_t **out, char **next, kdao_error **err);
   int (*count)(kdao__backend *b, const kdao_schema *s, const json_t *filter, long long *out,
                kdao_error **err);
   /*
@@ -84,9 +83,8 @@ struct kdao__backend_ops {
    * field named in `nulls` (a JSON array; empty unless full update). `ttl` > 0 sets a new
    * expiry. *out = the updated row, NULL when no (unexpired) row matched.
    */
-  int (*update)(kdao__backend *b, const kdao_schema *s, const json_t *pk,
-                const json_t *values, const json_t *nulls, int ttl, json_t **out,
-                kdao_error **err);
+  int (*update)(kdao__backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
+                const json_t *nulls, int ttl, json_t **out, kdao_error **err);
   /* Deletes by pk; *out = the deleted row, NULL if none matched. */
   int (*delete)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
                 kdao_error **err);
@@ -103,13 +101,12 @@ struct kdao__backend_ops {
    * Runs migration `up` (statements separated by ";") and records `name` under
    * `identifier` in schema_migrations, atomically where the backend can.
    */
-  int (*migration_apply)(kdao__backend *b, const char *identifier, const char *name,
-                         const char *up, kdao_error **err);
+  int (*migration_apply)(kdao__backend *b, const char *identifier, const char *name, const char *up,
+                         kdao_error **err);
   /* DDL text creating the table of `s` (and its indexes): for plugins without migrations. */
   char *(*schema_ddl)(kdao__backend *b, const kdao_schema *s);
   /* Drops the named tables (missing ones ignored), helper tables and schema_migrations. */
-  int (*drop_schema)(kdao__backend *b, const char *const *tables, size_t n,
-                     kdao_error **err);
+  int (*drop_schema)(kdao__backend *b, const char *const *tables, size_t n, kdao_error **err);
   /* Deletes expired rows; *purged = how many. */
   int (*purge_expired)(kdao__backend *b, long long *purged, kdao_error **err);
 };

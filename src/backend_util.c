@@ -18,8 +18,7 @@ static const char b64_alphabet[] =
 char *kdao__b64_encode(const unsigned char *data, size_t len) {
   size_t out_len = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
   char *out = malloc(out_len + 1);
-  if (!out)
-    return NULL;
+  if (!out) return NULL;
   char *p = out;
   size_t i = 0;
   for (; i + 3 <= len; i += 3) {
@@ -44,16 +43,11 @@ char *kdao__b64_encode(const unsigned char *data, size_t len) {
 }
 
 static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
   return -1;
 }
 
@@ -63,22 +57,18 @@ static int b64_value(unsigned char c) {
  * token that decodes was produced by kdao__b64_encode.
  */
 unsigned char *kdao__b64_decode(const char *text, size_t *len) {
-  if (!text || !len)
-    return NULL;
+  if (!text || !len) return NULL;
   size_t n = strlen(text);
-  if (n % 4 == 1)
-    return NULL;
+  if (n % 4 == 1) return NULL;
   size_t out_len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
   unsigned char *out = malloc(out_len + 1); /* +1: room for a NUL, callers parse text */
-  if (!out)
-    return NULL;
+  if (!out) return NULL;
   size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < n; i++) {
     int v = b64_value((unsigned char)text[i]);
-    if (v < 0)
-      goto bad;
+    if (v < 0) goto bad;
     acc = (acc << 6 | (uint32_t)v) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
@@ -86,8 +76,7 @@ unsigned char *kdao__b64_decode(const char *text, size_t *len) {
       out[o++] = (unsigned char)(acc >> bits & 0xff);
     }
   }
-  if (acc & ((1u << bits) - 1))
-    goto bad;
+  if (acc & ((1u << bits) - 1)) goto bad;
   out[o] = '\0';
   *len = o;
   return out;
@@ -97,16 +86,13 @@ bad:
 }
 
 char *kdao__keyset_encode(const kdao_schema *s, const json_t *row) {
-  if (!s || !row || s->npk == 0)
-    return NULL;
+  if (!s || !row || s->npk == 0) return NULL;
   json_t *keys = json_array();
-  if (!keys)
-    return NULL;
+  if (!keys) return NULL;
   char *token = NULL;
   for (size_t i = 0; i < s->npk; i++) {
     json_t *v = json_object_get(row, s->fields[s->pk[i]].name);
-    if (!v || json_is_null(v) || json_array_append(keys, v) != 0)
-      goto cleanup;
+    if (!v || json_is_null(v) || json_array_append(keys, v) != 0) goto cleanup;
   }
   char *text = json_dumps(keys, JSON_COMPACT | JSON_ENCODE_ANY);
   if (text) {
@@ -126,15 +112,12 @@ static bool keyset_value_ok(const json_t *v) {
 json_t *kdao__keyset_decode(const char *token, size_t npk) {
   size_t len = 0;
   unsigned char *text = kdao__b64_decode(token, &len);
-  if (!text)
-    return NULL;
+  if (!text) return NULL;
   json_t *keys = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL);
   free(text);
-  if (!json_is_array(keys) || json_array_size(keys) != npk || npk == 0)
-    goto bad;
+  if (!json_is_array(keys) || json_array_size(keys) != npk || npk == 0) goto bad;
   for (size_t i = 0; i < npk; i++)
-    if (!keyset_value_ok(json_array_get(keys, i)))
-      goto bad;
+    if (!keyset_value_ok(json_array_get(keys, i))) goto bad;
   return keys;
 bad:
   json_decref(keys);

@@ -48,18 +48,23 @@ typedef struct conf_option {
 
 static const char *const databases[] = {"sqlite", "postgres", "cassandra", NULL};
 /* ANY is left out on purpose, as in Kong: the level is used for reads and writes alike. */
-static const char *const consistencies[] = {"ALL", "EACH_QUORUM", "QUORUM", "LOCAL_QUORUM",
-                                            "ONE", "TWO",         "THREE",  "LOCAL_ONE",
-                                            NULL};
+static const char *const consistencies[] = {
+    "ALL", "EACH_QUORUM", "QUORUM", "LOCAL_QUORUM", "ONE", "TWO", "THREE", "LOCAL_ONE", NULL};
 static const char *const lb_policies[] = {"RoundRobin", "DCAwareRoundRobin", NULL};
 static const char *const repl_strategies[] = {"SimpleStrategy", "NetworkTopologyStrategy", NULL};
 
-#define STR(k, d, doc) {k, CONF_STRING, d, 0, NULL, 0, 0, doc}
-#define SECRET(k, doc) {k, CONF_STRING, NULL, CONF_SECRET, NULL, 0, 0, doc}
-#define NUM(k, d, lo, hi, doc) {k, CONF_NUMBER, d, 0, NULL, lo, hi, doc}
-#define BOOL(k, d, doc) {k, CONF_BOOLEAN, d, 0, NULL, 0, 0, doc}
-#define ENUM(k, d, vals, doc) {k, CONF_ENUM, d, 0, vals, 0, 0, doc}
-#define ARRAY(k, d, doc) {k, CONF_ARRAY, d, 0, NULL, 0, 0, doc}
+#define STR(k, d, doc) \
+  { k, CONF_STRING, d, 0, NULL, 0, 0, doc }
+#define SECRET(k, doc) \
+  { k, CONF_STRING, NULL, CONF_SECRET, NULL, 0, 0, doc }
+#define NUM(k, d, lo, hi, doc) \
+  { k, CONF_NUMBER, d, 0, NULL, lo, hi, doc }
+#define BOOL(k, d, doc) \
+  { k, CONF_BOOLEAN, d, 0, NULL, 0, 0, doc }
+#define ENUM(k, d, vals, doc) \
+  { k, CONF_ENUM, d, 0, vals, 0, 0, doc }
+#define ARRAY(k, d, doc) \
+  { k, CONF_ARRAY, d, 0, NULL, 0, 0, doc }
 
 /*
  * The table. Parsing, environment overrides, kdao_config_dump(), `kdao config --keys` and
@@ -100,12 +105,10 @@ static const conf_option conf_options[] = {
          "Consistency level of every read and write."),
     ENUM("cassandra_lb_policy", "RoundRobin", lb_policies,
          "Load-balancing policy across the cluster's nodes."),
-    STR("cassandra_local_datacenter", NULL,
-        "Local data center; required by `DCAwareRoundRobin`."),
+    STR("cassandra_local_datacenter", NULL, "Local data center; required by `DCAwareRoundRobin`."),
     ENUM("cassandra_repl_strategy", "SimpleStrategy", repl_strategies,
          "Replication strategy used when the keyspace is created."),
-    NUM("cassandra_repl_factor", "1", 1, 1000,
-        "Replication factor of `SimpleStrategy` keyspaces."),
+    NUM("cassandra_repl_factor", "1", 1, 1000, "Replication factor of `SimpleStrategy` keyspaces."),
     ARRAY("cassandra_data_centers", "dc1:2,dc2:3",
           "`name:factor` pairs of `NetworkTopologyStrategy` keyspaces."),
     NUM("cassandra_schema_consensus_timeout", "10000", 0, 86400000,
@@ -132,19 +135,16 @@ struct kdao_config {
  * ---------------------------------------------------------------------------------------- */
 
 static int conf_index(const char *key) {
-  if (key == NULL)
-    return -1;
+  if (key == NULL) return -1;
   for (size_t i = 0; i < CONF_NOPTS; i++)
-    if (strcmp(conf_options[i].key, key) == 0)
-      return (int)i;
+    if (strcmp(conf_options[i].key, key) == 0) return (int)i;
   return -1;
 }
 
 /* "KDAO_PG_PORT" for "pg_port"; `buf` is large enough for every key of the table. */
 static void conf_env_name(const char *key, char *buf, size_t size) {
   size_t n = (size_t)snprintf(buf, size, "KDAO_%s", key);
-  for (size_t i = 5; i < n && i < size; i++)
-    buf[i] = (char)toupper((unsigned char)buf[i]);
+  for (size_t i = 5; i < n && i < size; i++) buf[i] = (char)toupper((unsigned char)buf[i]);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -158,8 +158,7 @@ static void conf_env_name(const char *key, char *buf, size_t size) {
 static char *conf_clean(const char *raw) {
   size_t len = strlen(raw);
   char *out = malloc(len + 1);
-  if (out == NULL)
-    return NULL;
+  if (out == NULL) return NULL;
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
     if (raw[i] == '\\' && raw[i + 1] == '#') {
@@ -171,24 +170,20 @@ static char *conf_clean(const char *raw) {
       out[n++] = raw[i];
     }
   }
-  while (n > 0 && isspace((unsigned char)out[n - 1]))
-    n--;
+  while (n > 0 && isspace((unsigned char)out[n - 1])) n--;
   out[n] = '\0';
   size_t lead = 0;
-  while (isspace((unsigned char)out[lead]))
-    lead++;
+  while (isspace((unsigned char)out[lead])) lead++;
   memmove(out, out + lead, n - lead + 1);
   return out;
 }
 
 static bool conf_parse_ll(const char *s, long long *out) {
-  if (*s == '\0' || isspace((unsigned char)*s) || *s == '+')
-    return false;
+  if (*s == '\0' || isspace((unsigned char)*s) || *s == '+') return false;
   char *end = NULL;
   errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0')
-    return false;
+  if (errno != 0 || *end != '\0') return false;
   *out = v;
   return true;
 }
@@ -208,10 +203,8 @@ static char *conf_number(const conf_option *o, const char *v, char **msg) {
 
 /* Unlike Kong, which turns anything but on/true into false, a typo here is an error. */
 static char *conf_boolean(const conf_option *o, const char *v, char **msg) {
-  if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
-    return kdao__strdup("on");
-  if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
-    return kdao__strdup("off");
+  if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0) return kdao__strdup("on");
+  if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0) return kdao__strdup("off");
   *msg = kdao__asprintf("%s is not a boolean: '%s'", o->key, v);
   return NULL;
 }
@@ -219,17 +212,14 @@ static char *conf_boolean(const conf_option *o, const char *v, char **msg) {
 static char *conf_enum(const conf_option *o, const char *v, char **msg) {
   size_t need = 1;
   for (const char *const *a = o->allowed; *a != NULL; a++) {
-    if (strcmp(*a, v) == 0)
-      return kdao__strdup(v);
+    if (strcmp(*a, v) == 0) return kdao__strdup(v);
     need += strlen(*a) + 2;
   }
   char *list = malloc(need);
-  if (list == NULL)
-    return NULL;
+  if (list == NULL) return NULL;
   list[0] = '\0';
   for (const char *const *a = o->allowed; *a != NULL; a++) {
-    if (a != o->allowed)
-      strcat(list, ", ");
+    if (a != o->allowed) strcat(list, ", ");
     strcat(list, *a);
   }
   *msg = kdao__asprintf("%s has an invalid value: '%s' (%s)", o->key, v, list);
@@ -240,28 +230,23 @@ static char *conf_enum(const conf_option *o, const char *v, char **msg) {
 /* Comma-separated, each element trimmed; an empty element is a mistake, not a value. */
 static char *conf_array(const conf_option *o, const char *v, char **msg) {
   char *out = malloc(strlen(v) + 1);
-  if (out == NULL)
-    return NULL;
+  if (out == NULL) return NULL;
   size_t n = 0;
   const char *p = v;
   for (;;) {
     const char *comma = strchr(p, ',');
     const char *end = comma != NULL ? comma : p + strlen(p);
-    while (p < end && isspace((unsigned char)*p))
-      p++;
-    while (end > p && isspace((unsigned char)end[-1]))
-      end--;
+    while (p < end && isspace((unsigned char)*p)) p++;
+    while (end > p && isspace((unsigned char)end[-1])) end--;
     if (end == p) {
       free(out);
       *msg = kdao__asprintf("%s has an empty element: '%s'", o->key, v);
       return NULL;
     }
-    if (n > 0)
-      out[n++] = ',';
+    if (n > 0) out[n++] = ',';
     memcpy(out + n, p, (size_t)(end - p));
     n += (size_t)(end - p);
-    if (comma == NULL)
-      break;
+    if (comma == NULL) break;
     p = comma + 1;
   }
   out[n] = '\0';
@@ -275,35 +260,22 @@ static char *conf_array(const conf_option *o, const char *v, char **msg) {
 static int conf_convert(const conf_option *o, const char *raw, char **out, char **msg) {
   *out = NULL;
   *msg = NULL;
-  if (raw == NULL)
-    return KDAO_OK;
+  if (raw == NULL) return KDAO_OK;
   char *v = conf_clean(raw);
-  if (v == NULL)
-    return KDAO_ERR_NOMEM;
+  if (v == NULL) return KDAO_ERR_NOMEM;
   if (v[0] == '\0' || strcmp(v, "NONE") == 0) {
     free(v);
     return KDAO_OK;
   }
   switch (o->type) {
-  case CONF_STRING:
-    *out = v;
-    return KDAO_OK;
-  case CONF_NUMBER:
-    *out = conf_number(o, v, msg);
-    break;
-  case CONF_BOOLEAN:
-    *out = conf_boolean(o, v, msg);
-    break;
-  case CONF_ENUM:
-    *out = conf_enum(o, v, msg);
-    break;
-  case CONF_ARRAY:
-    *out = conf_array(o, v, msg);
-    break;
+  case CONF_STRING: *out = v; return KDAO_OK;
+  case CONF_NUMBER: *out = conf_number(o, v, msg); break;
+  case CONF_BOOLEAN: *out = conf_boolean(o, v, msg); break;
+  case CONF_ENUM: *out = conf_enum(o, v, msg); break;
+  case CONF_ARRAY: *out = conf_array(o, v, msg); break;
   }
   free(v);
-  if (*out != NULL)
-    return KDAO_OK;
+  if (*out != NULL) return KDAO_OK;
   return *msg != NULL ? KDAO_ERR_CONFIG : KDAO_ERR_NOMEM;
 }
 
@@ -319,8 +291,7 @@ static void conf_clear(kdao_config *cfg) {
 }
 
 void kdao_config_free(kdao_config *cfg) {
-  if (cfg == NULL)
-    return;
+  if (cfg == NULL) return;
   conf_clear(cfg);
   free(cfg);
 }
@@ -328,26 +299,22 @@ void kdao_config_free(kdao_config *cfg) {
 /* Copies the values of `src` into the empty `dst`; false when out of memory. */
 static bool conf_copy_values(kdao_config *dst, char *const *src) {
   for (size_t i = 0; i < CONF_NOPTS; i++) {
-    if (src[i] == NULL)
-      continue;
+    if (src[i] == NULL) continue;
     dst->values[i] = kdao__strdup(src[i]);
-    if (dst->values[i] == NULL)
-      return false;
+    if (dst->values[i] == NULL) return false;
   }
   return true;
 }
 
 int kdao_config_new(kdao_config **out, kdao_error **err) {
   if (out == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE,
-                                          "bad argument #1 to 'config_new' (pointer expected)"));
+    return kdao__fail(
+        err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_new' (pointer expected)"));
   *out = NULL;
   kdao_config *cfg = calloc(1, sizeof *cfg);
-  if (cfg == NULL)
-    return kdao__fail(err, NULL);
+  if (cfg == NULL) return kdao__fail(err, NULL);
   for (size_t i = 0; i < CONF_NOPTS; i++) {
-    if (conf_options[i].def == NULL)
-      continue;
+    if (conf_options[i].def == NULL) continue;
     cfg->values[i] = kdao__strdup(conf_options[i].def);
     if (cfg->values[i] == NULL) {
       kdao_config_free(cfg);
@@ -359,11 +326,9 @@ int kdao_config_new(kdao_config **out, kdao_error **err) {
 }
 
 kdao_config *kdao__config_copy(const kdao_config *cfg) {
-  if (cfg == NULL)
-    return NULL;
+  if (cfg == NULL) return NULL;
   kdao_config *copy = calloc(1, sizeof *copy);
-  if (copy == NULL)
-    return NULL;
+  if (copy == NULL) return NULL;
   if (!conf_copy_values(copy, cfg->values)) {
     kdao_config_free(copy);
     return NULL;
@@ -386,8 +351,7 @@ static int conf_apply(kdao_config *cfg, int idx, const char *raw, const char *wh
                       kdao_error **err) {
   char *value = NULL, *msg = NULL;
   int rc = conf_convert(&conf_options[idx], raw, &value, &msg);
-  if (rc == KDAO_ERR_NOMEM)
-    return kdao__fail(err, NULL);
+  if (rc == KDAO_ERR_NOMEM) return kdao__fail(err, NULL);
   if (rc != KDAO_OK) {
     kdao_error *e = where != NULL ? kdao__error_fmt(KDAO_ERR_CONFIG, "%s: %s", where, msg)
                                   : kdao_error_new(KDAO_ERR_CONFIG, msg);
@@ -401,8 +365,8 @@ static int conf_apply(kdao_config *cfg, int idx, const char *raw, const char *wh
 
 int kdao_config_set(kdao_config *cfg, const char *key, const char *value, kdao_error **err) {
   if (cfg == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE,
-                                          "bad argument #1 to 'config_set' (config expected)"));
+    return kdao__fail(
+        err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_set' (config expected)"));
   int idx = conf_index(key);
   if (idx < 0)
     return kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG, "unknown configuration key '%s'",
@@ -412,8 +376,7 @@ int kdao_config_set(kdao_config *cfg, const char *key, const char *value, kdao_e
 
 const char *kdao_config_get(const kdao_config *cfg, const char *key) {
   int idx = conf_index(key);
-  if (cfg == NULL || idx < 0)
-    return NULL;
+  if (cfg == NULL || idx < 0) return NULL;
   return cfg->values[idx];
 }
 
@@ -422,11 +385,9 @@ const char *kdao_config_get(const kdao_config *cfg, const char *key) {
  * ---------------------------------------------------------------------------------------- */
 
 static char *conf_trim(char *s) {
-  while (isspace((unsigned char)*s))
-    s++;
+  while (isspace((unsigned char)*s)) s++;
   size_t n = strlen(s);
-  while (n > 0 && isspace((unsigned char)s[n - 1]))
-    s[--n] = '\0';
+  while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
   return s;
 }
 
@@ -434,23 +395,21 @@ static char *conf_trim(char *s) {
 static int conf_file_line(kdao_config *cfg, char *line, const char *path, size_t lineno,
                           kdao_error **err) {
   char *text = conf_trim(line);
-  if (*text == '\0' || *text == '#')
-    return KDAO_OK;
+  if (*text == '\0' || *text == '#') return KDAO_OK;
   char *eq = strchr(text, '=');
   if (eq == NULL)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
-                                           "%s:%zu: expected 'key = value', got '%s'", path,
-                                           lineno, text));
+    return kdao__fail(err,
+                      kdao__error_fmt(KDAO_ERR_CONFIG, "%s:%zu: expected 'key = value', got '%s'",
+                                      path, lineno, text));
   *eq = '\0';
   char *key = conf_trim(text);
   int idx = conf_index(key);
   if (idx < 0)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
-                                           "%s:%zu: unknown configuration key '%s'", path,
-                                           lineno, key));
+    return kdao__fail(err,
+                      kdao__error_fmt(KDAO_ERR_CONFIG, "%s:%zu: unknown configuration key '%s'",
+                                      path, lineno, key));
   char *full = kdao__asprintf("%s:%zu", path, lineno);
-  if (full == NULL)
-    return kdao__fail(err, NULL);
+  if (full == NULL) return kdao__fail(err, NULL);
   int rc = conf_apply(cfg, idx, eq + 1, full, err);
   free(full);
   return rc;
@@ -458,16 +417,15 @@ static int conf_file_line(kdao_config *cfg, char *line, const char *path, size_t
 
 int kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err) {
   if (cfg == NULL || path == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE,
-                                          cfg == NULL
-                                              ? "bad argument #1 to 'config_load_file' "
-                                                "(config expected)"
-                                              : "bad argument #2 to 'config_load_file' "
-                                                "(string expected, got nil)"));
+    return kdao__fail(
+        err, kdao_error_new(KDAO_ERR_MISUSE, cfg == NULL ? "bad argument #1 to 'config_load_file' "
+                                                           "(config expected)"
+                                                         : "bad argument #2 to 'config_load_file' "
+                                                           "(string expected, got nil)"));
   FILE *fp = fopen(path, "r");
   if (fp == NULL)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path,
-                                           strerror(errno)));
+    return kdao__fail(err,
+                      kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path, strerror(errno)));
   int rc = KDAO_OK;
   char *line = NULL;
   size_t cap = 0;
@@ -480,12 +438,11 @@ int kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err) 
   }
   while (getline(&line, &cap, fp) != -1) {
     rc = conf_file_line(scratch, line, path, ++lineno, err);
-    if (rc != KDAO_OK)
-      goto cleanup;
+    if (rc != KDAO_OK) goto cleanup;
   }
   if (ferror(fp)) {
-    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path,
-                                         strerror(errno)));
+    rc = kdao__fail(err,
+                    kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path, strerror(errno)));
     goto cleanup;
   }
   conf_commit(cfg, scratch);
@@ -498,18 +455,15 @@ cleanup:
 
 int kdao_config_load_env(kdao_config *cfg, kdao_error **err) {
   if (cfg == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE,
-                                          "bad argument #1 to 'config_load_env' "
-                                          "(config expected)"));
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_load_env' "
+                                                           "(config expected)"));
   kdao_config *scratch = kdao__config_copy(cfg);
-  if (scratch == NULL)
-    return kdao__fail(err, NULL);
+  if (scratch == NULL) return kdao__fail(err, NULL);
   for (size_t i = 0; i < CONF_NOPTS; i++) {
     char name[64];
     conf_env_name(conf_options[i].key, name, sizeof name);
     const char *value = getenv(name);
-    if (value == NULL)
-      continue;
+    if (value == NULL) continue;
     int rc = conf_apply(scratch, (int)i, value, name, err);
     if (rc != KDAO_OK) {
       kdao_config_free(scratch);
@@ -555,35 +509,27 @@ static json_t *conf_split(const char *text) {
       json_decref(arr);
       return NULL;
     }
-    if (comma == NULL)
-      break;
+    if (comma == NULL) break;
     p = comma + 1;
   }
   return arr;
 }
 
 static json_t *conf_value_json(const conf_option *o, const char *text) {
-  if (text == NULL)
-    return json_null();
-  if (o->flags & CONF_SECRET)
-    return json_string(CONF_MASK);
+  if (text == NULL) return json_null();
+  if (o->flags & CONF_SECRET) return json_string(CONF_MASK);
   switch (o->type) {
-  case CONF_NUMBER:
-    return json_integer(strtoll(text, NULL, 10));
-  case CONF_BOOLEAN:
-    return json_boolean(strcmp(text, "on") == 0);
-  case CONF_ARRAY:
-    return conf_split(text);
+  case CONF_NUMBER: return json_integer(strtoll(text, NULL, 10));
+  case CONF_BOOLEAN: return json_boolean(strcmp(text, "on") == 0);
+  case CONF_ARRAY: return conf_split(text);
   case CONF_STRING:
-  case CONF_ENUM:
-    break;
+  case CONF_ENUM: break;
   }
   return json_string(text);
 }
 
 json_t *kdao_config_dump(const kdao_config *cfg) {
-  if (cfg == NULL)
-    return NULL;
+  if (cfg == NULL) return NULL;
   json_t *out = json_object();
   for (size_t i = 0; out != NULL && i < CONF_NOPTS; i++) {
     if (json_object_set_new(out, conf_options[i].key,
@@ -598,18 +544,17 @@ json_t *kdao_config_dump(const kdao_config *cfg) {
 static json_t *conf_describe_one(const conf_option *o) {
   char env[64];
   conf_env_name(o->key, env, sizeof env);
-  json_t *row = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "key", o->key, "type",
-                          conf_type_names[o->type], "default",
-                          o->def != NULL ? json_string(o->def) : json_null(), "secret",
-                          (o->flags & CONF_SECRET) != 0, "env", env, "description", o->doc);
+  json_t *row =
+      json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "key", o->key, "type", conf_type_names[o->type],
+                "default", o->def != NULL ? json_string(o->def) : json_null(), "secret",
+                (o->flags & CONF_SECRET) != 0, "env", env, "description", o->doc);
   if (row != NULL && o->type == CONF_NUMBER &&
       (json_object_set_new(row, "min", json_integer(o->min)) != 0 ||
        json_object_set_new(row, "max", json_integer(o->max)) != 0)) {
     json_decref(row);
     return NULL;
   }
-  if (row == NULL || o->allowed == NULL)
-    return row;
+  if (row == NULL || o->allowed == NULL) return row;
   json_t *values = json_array();
   for (const char *const *a = o->allowed; values != NULL && *a != NULL; a++)
     json_array_append_new(values, json_string(*a));
@@ -637,11 +582,9 @@ json_t *kdao__config_describe(void) {
  * ---------------------------------------------------------------------------------------- */
 
 static bool conf_hostname_ok(const char *s) {
-  if (*s == '\0' || *s == '.' || *s == '-')
-    return false;
+  if (*s == '\0' || *s == '.' || *s == '-') return false;
   for (const char *p = s; *p != '\0'; p++)
-    if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
-      return false;
+    if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') return false;
   return true;
 }
 
@@ -655,8 +598,7 @@ static char *conf_check_contact_point(const char *cp) {
   if (colon != NULL) {
     unsigned char addr[16];
     if (inet_pton(AF_INET6, cp, addr) != 1)
-      return kdao__asprintf("bad cassandra contact point '%s': invalid ipv6 address: %s", cp,
-                            cp);
+      return kdao__asprintf("bad cassandra contact point '%s': invalid ipv6 address: %s", cp, cp);
     return NULL;
   }
   if (!conf_hostname_ok(cp))
@@ -678,15 +620,13 @@ static char *conf_check_data_center(const char *dc) {
  * Runs `check` on each element of array option `key`. Returns KDAO_OK with *msg the first
  * complaint (or NULL), or KDAO_ERR_NOMEM.
  */
-static int conf_check_each(const kdao_config *cfg, const char *key,
-                           char *(*check)(const char *), char **msg) {
+static int conf_check_each(const kdao_config *cfg, const char *key, char *(*check)(const char *),
+                           char **msg) {
   *msg = NULL;
   const char *text = kdao_config_get(cfg, key);
-  if (text == NULL)
-    return KDAO_OK;
+  if (text == NULL) return KDAO_OK;
   char *copy = kdao__strdup(text);
-  if (copy == NULL)
-    return KDAO_ERR_NOMEM;
+  if (copy == NULL) return KDAO_ERR_NOMEM;
   char *save = NULL;
   for (char *e = strtok_r(copy, ",", &save); e != NULL && *msg == NULL;
        e = strtok_r(NULL, ",", &save))
@@ -697,21 +637,18 @@ static int conf_check_each(const kdao_config *cfg, const char *key,
 
 static char *conf_check_listen(const kdao_config *cfg) {
   const char *v = kdao_config_get(cfg, "admin_listen");
-  if (v == NULL)
-    return NULL;
+  if (v == NULL) return NULL;
   const char *colon = strrchr(v, ':');
   long long port;
-  if (colon == NULL || colon == v || !conf_parse_ll(colon + 1, &port) || port < 0 ||
-      port > 65535)
+  if (colon == NULL || colon == v || !conf_parse_ll(colon + 1, &port) || port < 0 || port > 65535)
     return kdao__asprintf("admin_listen must be of the form 'address:port': '%s'", v);
   return NULL;
 }
 
 int kdao__config_check(const kdao_config *cfg, kdao_error **err) {
   if (cfg == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE,
-                                          "bad argument #1 to 'config_check' "
-                                          "(config expected)"));
+    return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_check' "
+                                                           "(config expected)"));
   const char *policy = kdao_config_get(cfg, "cassandra_lb_policy");
   if (policy != NULL && strcmp(policy, "DCAwareRoundRobin") == 0 &&
       kdao_config_get(cfg, "cassandra_local_datacenter") == NULL)
@@ -723,10 +660,8 @@ int kdao__config_check(const kdao_config *cfg, kdao_error **err) {
       (msg == NULL &&
        conf_check_each(cfg, "cassandra_data_centers", conf_check_data_center, &msg) != 0))
     return kdao__fail(err, NULL);
-  if (msg == NULL)
-    msg = conf_check_listen(cfg);
-  if (msg == NULL)
-    return KDAO_OK;
+  if (msg == NULL) msg = conf_check_listen(cfg);
+  if (msg == NULL) return KDAO_OK;
   kdao_error *e = kdao_error_new(KDAO_ERR_CONFIG, msg);
   free(msg);
   return kdao__fail(err, e);

@@ -24,8 +24,8 @@ static const char *lua_type_name(const json_t *v) {
 }
 
 static kdao_error *bad_table_arg(int n, const char *method, const json_t *v) {
-  return kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #%d to '%s' (table expected, got %s)",
-                         n, method, json_is_array(v) ? "array" : lua_type_name(v));
+  return kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #%d to '%s' (table expected, got %s)", n,
+                         method, json_is_array(v) ? "array" : lua_type_name(v));
 }
 
 /* Kong's argument checks: an object (#n), optionally not empty. */
@@ -33,8 +33,7 @@ static kdao_error *check_table(int n, const char *method, const json_t *v, bool 
   if (!json_is_object(v)) return bad_table_arg(n, method, v);
   if (non_empty && json_object_size(v) == 0)
     return kdao__error_fmt(KDAO_ERR_MISUSE,
-                           "bad argument #%d to '%s' (expected table to not be empty)", n,
-                           method);
+                           "bad argument #%d to '%s' (expected table to not be empty)", n, method);
   return NULL;
 }
 
@@ -58,16 +57,15 @@ static kdao_error *need_dao(const kdao_dao *dao) {
 #define OPS(dao) ((dao)->factory->ops)
 
 /* Calls a backend op in the style `int op(b, ..., kdao_error **)` and yields its error. */
-#define CALL(dao, op, ...)                                                                   \
-  ({                                                                                         \
-    kdao_error *e_ = NULL;                                                                   \
-    if (OPS(dao)->op(BACKEND(dao), __VA_ARGS__, &e_) != KDAO_OK && e_ == NULL)               \
-      e_ = kdao_error_new(KDAO_ERR_DB, "backend failed without detail");                     \
-    e_;                                                                                      \
+#define CALL(dao, op, ...)                                                     \
+  ({                                                                           \
+    kdao_error *e_ = NULL;                                                     \
+    if (OPS(dao)->op(BACKEND(dao), __VA_ARGS__, &e_) != KDAO_OK && e_ == NULL) \
+      e_ = kdao_error_new(KDAO_ERR_DB, "backend failed without detail");       \
+    e_;                                                                        \
   })
 
-static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity,
-                    const json_t *old) {
+static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity, const json_t *old) {
   kdao_factory *f = dao->factory;
   if (f->on_event && entity) f->on_event(dao->schema->table, type, entity, old, f->on_event_ud);
 }
@@ -136,8 +134,10 @@ static kdao_error *typed_filter(const kdao_schema *s, const json_t *filter, json
     const char *sv = json_string_value(v);
     json_t *nv = NULL;
     if (f->type == KDAO_TYPE_BOOLEAN) {
-      if (strcasecmp(sv, "true") == 0) nv = json_true();
-      else if (strcasecmp(sv, "false") == 0) nv = json_false();
+      if (strcasecmp(sv, "true") == 0)
+        nv = json_true();
+      else if (strcasecmp(sv, "false") == 0)
+        nv = json_false();
     } else if (f->type == KDAO_TYPE_NUMBER || f->type == KDAO_TYPE_TIMESTAMP) {
       nv = kdao__number_from_string(sv);
     } else {
@@ -252,8 +252,7 @@ static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **
   if (row == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   kdao_error *e = NULL;
   if (kdao_validate(dao->schema, row, KDAO_MODE_INSERT, dao, &e) != KDAO_OK ||
-      (e = fill_insert_values(dao->schema, row)) != NULL ||
-      (e = check_foreign(dao, row)) != NULL) {
+      (e = fill_insert_values(dao->schema, row)) != NULL || (e = check_foreign(dao, row)) != NULL) {
     json_decref(row);
     return e;
   }
@@ -261,8 +260,8 @@ static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **
   return NULL;
 }
 
-int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
-                    json_t **row, kdao_error **err) {
+int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags, json_t **row,
+                    kdao_error **err) {
   if (row) *row = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
@@ -287,9 +286,11 @@ int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags, 
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   if (!json_is_array(entities))
-    return finish(dao, err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                            "bad argument #1 to 'insert_many' (array expected, "
-                                            "got %s)", lua_type_name(entities)));
+    return finish(dao, err,
+                  kdao__error_fmt(KDAO_ERR_MISUSE,
+                                  "bad argument #1 to 'insert_many' (array expected, "
+                                  "got %s)",
+                                  lua_type_name(entities)));
   json_t *prepared = json_array(), *stored = NULL;
   size_t i;
   json_t *ent;
@@ -396,12 +397,15 @@ int kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count, kdao_e
 static kdao_error *complete_pk(kdao_dao *dao, json_t *pk, bool *found) {
   *found = true;
   if (json_object_size(pk) == dao->schema->npk) return NULL;
-  if (json_object_size(pk) == 0) return kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field");
+  if (json_object_size(pk) == 0)
+    return kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field");
   json_t *rows = NULL;
   kdao_error *e = CALL(dao, find_all, dao->schema, pk, &rows);
   if (e) return e;
-  if (json_array_size(rows) == 0) *found = false;
-  else if (json_array_size(rows) > 1) e = kdao_error_new(KDAO_ERR_DB, "bad rows result");
+  if (json_array_size(rows) == 0)
+    *found = false;
+  else if (json_array_size(rows) > 1)
+    e = kdao_error_new(KDAO_ERR_DB, "bad rows result");
   else {
     json_t *r = json_array_get(rows, 0);
     for (size_t i = 0; i < dao->schema->npk; i++) {
@@ -536,8 +540,8 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   json_object_foreach((json_t *)filter_keys, k, v) {
     if (!json_object_get(u->entity, k)) json_object_set(u->entity, k, v);
   }
-  if (kdao_validate(dao->schema, u->entity, full ? KDAO_MODE_FULL_UPDATE : KDAO_MODE_UPDATE,
-                    dao, &e) != KDAO_OK)
+  if (kdao_validate(dao->schema, u->entity, full ? KDAO_MODE_FULL_UPDATE : KDAO_MODE_UPDATE, dao,
+                    &e) != KDAO_OK)
     return e;
   bool found = true;
   if ((e = extract_pk(dao->schema, u->entity, true, &u->pk))) return e;

@@ -10,47 +10,34 @@
 
 const char *kdao_error_kind_name(int kind) {
   switch (kind) {
-  case KDAO_OK:
-    return "ok";
-#define KDAO__ERR_NAME(name, num, str)                                                       \
-  case name:                                                                                 \
-    return str;
+  case KDAO_OK: return "ok";
+#define KDAO__ERR_NAME(name, num, str) \
+  case name: return str;
     KDAO_ERROR_MAP(KDAO__ERR_NAME)
 #undef KDAO__ERR_NAME
-  default:
-    return "unknown";
+  default: return "unknown";
   }
 }
 
-int kdao_error_kind(const kdao_error *err) {
-  return err ? err->kind : KDAO_OK;
-}
+int kdao_error_kind(const kdao_error *err) { return err ? err->kind : KDAO_OK; }
 
 const char *kdao_error_message(const kdao_error *err) {
   return err && err->message ? err->message : "";
 }
 
-const json_t *kdao_error_fields(const kdao_error *err) {
-  return err ? err->fields : NULL;
-}
+const json_t *kdao_error_fields(const kdao_error *err) { return err ? err->fields : NULL; }
 
-const char *kdao_error_db_name(const kdao_error *err) {
-  return err ? err->db_name : NULL;
-}
+const char *kdao_error_db_name(const kdao_error *err) { return err ? err->db_name : NULL; }
 
 const char *kdao_error_string(const kdao_error *err) {
-  if (!err)
-    return "";
+  if (!err) return "";
   return err->string ? err->string : kdao_error_message(err);
 }
 
-const char *kdao_error_code(const kdao_error *err) {
-  return err ? err->code : NULL;
-}
+const char *kdao_error_code(const kdao_error *err) { return err ? err->code : NULL; }
 
 void kdao_error_free(kdao_error *err) {
-  if (!err)
-    return;
+  if (!err) return;
   free(err->message);
   json_decref(err->fields);
   free(err->db_name);
@@ -59,14 +46,11 @@ void kdao_error_free(kdao_error *err) {
   free(err);
 }
 
-void kdao_free(void *ptr) {
-  free(ptr);
-}
+void kdao_free(void *ptr) { free(ptr); }
 
 /* An error that owns `message` (freed on failure). */
 static kdao_error *error_take(int kind, char *message) {
-  if (!message)
-    return NULL;
+  if (!message) return NULL;
   kdao_error *e = calloc(1, sizeof *e);
   if (!e) {
     free(message);
@@ -99,12 +83,10 @@ typedef struct strbuf {
 } strbuf;
 
 static void sb_append(strbuf *sb, const char *s, size_t n) {
-  if (sb->broken)
-    return;
+  if (sb->broken) return;
   if (sb->len + n + 1 > sb->cap) {
     size_t cap = sb->cap ? sb->cap : 64;
-    while (cap < sb->len + n + 1)
-      cap *= 2;
+    while (cap < sb->len + n + 1) cap *= 2;
     char *data = realloc(sb->data, cap);
     if (!data) {
       sb->broken = true;
@@ -118,9 +100,7 @@ static void sb_append(strbuf *sb, const char *s, size_t n) {
   sb->data[sb->len] = '\0';
 }
 
-static void sb_puts(strbuf *sb, const char *s) {
-  sb_append(sb, s, strlen(s));
-}
+static void sb_puts(strbuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
 /* Appends `v` as Lua's tostring() would print it (strings as they are). */
 static void sb_value(strbuf *sb, const json_t *v) {
@@ -140,11 +120,9 @@ static int cmp_cstr(const void *a, const void *b) {
 /* The object's keys in lexicographic order; NULL when out of memory (or empty: *n == 0). */
 static const char **sorted_keys(const json_t *obj, size_t *n) {
   *n = json_object_size(obj);
-  if (*n == 0)
-    return NULL;
+  if (*n == 0) return NULL;
   const char **keys = malloc(*n * sizeof *keys);
-  if (!keys)
-    return NULL;
+  if (!keys) return NULL;
   size_t i = 0;
   const char *k;
   const json_t *v;
@@ -164,8 +142,7 @@ static void sb_item(strbuf *sb, const json_t *v) {
     size_t i;
     const json_t *el;
     json_array_foreach(v, i, el) {
-      if (i > 0)
-        sb_puts(sb, ",");
+      if (i > 0) sb_puts(sb, ",");
       sb_value(sb, el);
     }
   } else if (json_is_object(v)) {
@@ -183,8 +160,7 @@ static void sb_printable(strbuf *sb, const json_t *fields) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    if (i > 0)
-      sb_puts(sb, " ");
+    if (i > 0) sb_puts(sb, " ");
     sb_puts(sb, keys[i]);
     sb_puts(sb, "=");
     sb_item(sb, json_object_get(fields, keys[i]));
@@ -209,8 +185,7 @@ char *kdao__printable(const json_t *fields) {
 /* ---- field-level errors ---- */
 
 kdao_error *kdao__error_schema_new(json_t *fields) {
-  if (!fields)
-    return NULL;
+  if (!fields) return NULL;
   char *message = kdao__printable(fields);
   kdao_error *e = error_take(KDAO_ERR_SCHEMA, message);
   if (!e) {
@@ -224,8 +199,7 @@ kdao_error *kdao__error_schema_new(json_t *fields) {
 /* Kong's serializers for unique/foreign: field → "<prefix> '<value>'". */
 static json_t *serialize_values(const json_t *values, const char *prefix) {
   json_t *out = json_object();
-  if (!out)
-    return NULL;
+  if (!out) return NULL;
   const char *k;
   const json_t *v;
   json_object_foreach((json_t *)values, k, v) {
@@ -246,7 +220,7 @@ kdao_error *kdao_error_new_fields(int kind, const json_t *fields) {
   if (!json_is_object(fields)) {
     /* Kong: a non-table "tbl" is used as the message itself. */
     char *text = fields ? (json_is_string(fields) ? kdao__strdup(json_string_value(fields))
-                                                   : kdao__value_text(fields))
+                                                  : kdao__value_text(fields))
                         : kdao__strdup("");
     return error_take(kind, text);
   }
@@ -257,17 +231,14 @@ kdao_error *kdao_error_new_fields(int kind, const json_t *fields) {
     tbl = serialize_values(fields, "does not exist with value");
   else
     tbl = json_deep_copy(fields);
-  if (!tbl)
-    return NULL;
+  if (!tbl) return NULL;
   kdao_error *e = kdao__error_schema_new(tbl);
-  if (e)
-    e->kind = kind;
+  if (e) e->kind = kind;
   return e;
 }
 
 void kdao__error_set_db(kdao_error *e, const char *db_name) {
-  if (!e || !db_name || e->db_name)
-    return;
+  if (!e || !db_name || e->db_name) return;
   char *name = kdao__strdup(db_name);
   char *string = kdao__asprintf("[%s error] %s", db_name, kdao_error_message(e));
   if (!name || !string) {
@@ -282,11 +253,9 @@ void kdao__error_set_db(kdao_error *e, const char *db_name) {
 }
 
 void kdao__error_set_code(kdao_error *e, const char *code) {
-  if (!e)
-    return;
+  if (!e) return;
   char *copy = code ? kdao__strdup(code) : NULL;
-  if (code && !copy)
-    return;
+  if (code && !copy) return;
   free(e->code);
   e->code = copy;
 }
@@ -301,15 +270,13 @@ int kdao__fail(kdao_error **err, kdao_error *e) {
 }
 
 int kdao__add_error_value(json_t **errors, const char *key, json_t *value) {
-  if (!value)
-    return -1;
+  if (!value) return -1;
   if (!*errors && !(*errors = json_object())) {
     json_decref(value);
     return -1;
   }
   json_t *prev = json_object_get(*errors, key);
-  if (!prev)
-    return json_object_set_new(*errors, key, value);
+  if (!prev) return json_object_set_new(*errors, key, value);
   if (!json_is_array(prev)) {
     json_t *list = json_pack("[O]", prev);
     if (!list || json_object_set_new(*errors, key, list) != 0) {
@@ -327,7 +294,6 @@ int kdao__add_error_value(json_t **errors, const char *key, json_t *value) {
 int kdao__add_error(json_t **errors, const char *key, const char *message) {
   /* Messages from callbacks are not guaranteed UTF-8; losing them would be worse. */
   json_t *v = json_string(message);
-  if (!v && message)
-    v = json_string_nocheck(message);
+  if (!v && message) v = json_string_nocheck(message);
   return kdao__add_error_value(errors, key, v);
 }

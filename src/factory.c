@@ -27,11 +27,11 @@ static const kdao__backend_ops *backend_by_name(const char *name) {
 
 /* A complete vtable is checked once here, so no operation finds a hole at run time. */
 static bool ops_complete(const kdao__backend_ops *o) {
-  return o->version == KDAO__BACKEND_OPS_VERSION && o->name && o->open && o->close &&
-         o->infos && o->insert && o->insert_many && o->find && o->find_all && o->find_page &&
-         o->count && o->update && o->delete && o->truncate && o->begin && o->commit &&
-         o->rollback && o->migrations_current && o->migration_apply && o->schema_ddl &&
-         o->drop_schema && o->purge_expired;
+  return o->version == KDAO__BACKEND_OPS_VERSION && o->name && o->open && o->close && o->infos &&
+         o->insert && o->insert_many && o->find && o->find_all && o->find_page && o->count &&
+         o->update && o->delete &&o->truncate && o->begin && o->commit && o->rollback &&
+         o->migrations_current && o->migration_apply && o->schema_ddl && o->drop_schema &&
+         o->purge_expired;
 }
 
 /* ---- DAO set (sorted by name for bsearch) ---- */
@@ -108,8 +108,7 @@ oom:
   return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
 }
 
-int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
-                                 kdao_error **err) {
+int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def, kdao_error **err) {
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
   kdao_error *e = add_dao(f, def, NULL, false);
   return e ? kdao__fail(err, e) : KDAO_OK;
@@ -186,8 +185,7 @@ static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def) {
   return NULL;
 }
 
-int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
-                                 kdao_error **err) {
+int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def, kdao_error **err) {
   if (f == NULL || def == NULL || def->name == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "plugin definition needs a name"));
   if (f->connected)
@@ -258,8 +256,7 @@ int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **
       if (path == NULL)
         rc = kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
       else if (desc == NULL)
-        rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "%s:%d: %s", path, jerr.line,
-                                             jerr.text));
+        rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "%s:%d: %s", path, jerr.line, jerr.text));
       else
         rc = kdao__plugin_register_json(f, desc, path, err);
       json_decref(desc);
@@ -314,13 +311,13 @@ int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **er
   const char *db = kdao_config_get(f->cfg, "database");
   f->ops = backend_by_name(db);
   if (f->ops == NULL) {
-    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
-                                         "database '%s' is not available in this build", db));
+    rc = kdao__fail(
+        err, kdao__error_fmt(KDAO_ERR_CONFIG, "database '%s' is not available in this build", db));
     goto fail;
   }
   if (!ops_complete(f->ops)) {
-    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "backend '%s' is incomplete",
-                                         f->ops->name));
+    rc = kdao__fail(err,
+                    kdao__error_fmt(KDAO_ERR_MISUSE, "backend '%s' is incomplete", f->ops->name));
     goto fail;
   }
   if ((rc = register_builtins(f, err)) != KDAO_OK) goto fail;
@@ -343,8 +340,7 @@ static kdao_error *link_edge(kdao_factory *f, kdao_dao *child, size_t fi) {
   int pf = kdao__schema_field_index(parent->schema, fld->foreign_field);
   if (pf < 0)
     return kdao__error_fmt(KDAO_ERR_MISUSE, "%s.%s references unknown field '%s.%s'",
-                           child->schema->name, fld->name, fld->foreign_entity,
-                           fld->foreign_field);
+                           child->schema->name, fld->name, fld->foreign_entity, fld->foreign_field);
   kdao__foreign *fg = realloc(child->foreign, (child->nforeign + 1) * sizeof *fg);
   if (fg == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   child->foreign = fg;
@@ -463,8 +459,7 @@ static void mig_lists_free(mig_list *l, size_t n) {
   free(l);
 }
 
-static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names,
-                                                size_t n) {
+static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names, size_t n) {
   kdao_migration_def *m = calloc(n + 1, sizeof *m);
   if (m == NULL) return NULL;
   for (size_t i = 0; i < n; i++) {
@@ -555,8 +550,8 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
   json_t *current = NULL;
   kdao_error *e = NULL;
   if (f->ops->migrations_current(f->backend, &current, &e) != KDAO_OK) {
-    kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "could not get current migrations: %s",
-                                    kdao_error_message(e));
+    kdao_error *w =
+        kdao__error_fmt(KDAO_ERR_DB, "could not get current migrations: %s", kdao_error_message(e));
     kdao_error_free(e);
     return fail_db(f, err, w);
   }
@@ -575,8 +570,8 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
       kdao_error *me = NULL;
       if (f->ops->migration_apply(f->backend, lists[i].identifier, m->name, m->up, &me) !=
           KDAO_OK) {
-        kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "Error during migration %s: %s",
-                                        m->name, kdao_error_message(me));
+        kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "Error during migration %s: %s", m->name,
+                                        kdao_error_message(me));
         if (w && kdao_error_code(me)) kdao__error_set_code(w, kdao_error_code(me));
         kdao_error_free(me);
         rc = fail_db(f, err, w);

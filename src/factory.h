@@ -36,9 +36,9 @@ struct kdao_dao {
 /* A registered plugin. */
 typedef struct kdao__plugin {
   char *name;
-  kdao_schema *config; /* owned, may be NULL */
+  kdao_schema *config;                                /* owned, may be NULL */
   kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* owned deep copies, may be NULL */
-  char **entities; /* names of the DAOs it brought */
+  char **entities;                                    /* names of the DAOs it brought */
   size_t nentities;
 } kdao__plugin;
 

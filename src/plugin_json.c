@@ -45,17 +45,24 @@ static void arena_free(arena *a) {
 
 static void fail(arena *a, const char *what, const char *detail) {
   if (!a->err)
-    a->err = kdao__error_fmt(KDAO_ERR_CONFIG, "%s: %s%s%s", a->origin, what,
-                             detail ? ": " : "", detail ? detail : "");
+    a->err = kdao__error_fmt(KDAO_ERR_CONFIG, "%s: %s%s%s", a->origin, what, detail ? ": " : "",
+                             detail ? detail : "");
 }
 
 static bool type_from_name(const char *s, kdao_type *t) {
-  static const struct { const char *name; kdao_type t; } map[] = {
-      {"id", KDAO_TYPE_ID},           {"string", KDAO_TYPE_STRING},
-      {"number", KDAO_TYPE_NUMBER},   {"boolean", KDAO_TYPE_BOOLEAN},
-      {"array", KDAO_TYPE_ARRAY},     {"table", KDAO_TYPE_TABLE},
-      {"timestamp", KDAO_TYPE_TIMESTAMP}, {"url", KDAO_TYPE_URL},
-      {"text", KDAO_TYPE_ANY},        {"any", KDAO_TYPE_ANY}};
+  static const struct {
+    const char *name;
+    kdao_type t;
+  } map[] = {{"id", KDAO_TYPE_ID},
+             {"string", KDAO_TYPE_STRING},
+             {"number", KDAO_TYPE_NUMBER},
+             {"boolean", KDAO_TYPE_BOOLEAN},
+             {"array", KDAO_TYPE_ARRAY},
+             {"table", KDAO_TYPE_TABLE},
+             {"timestamp", KDAO_TYPE_TIMESTAMP},
+             {"url", KDAO_TYPE_URL},
+             {"text", KDAO_TYPE_ANY},
+             {"any", KDAO_TYPE_ANY}};
   for (size_t i = 0; i < sizeof map / sizeof *map; i++)
     if (strcmp(s, map[i].name) == 0) {
       *t = map[i].t;
@@ -95,9 +102,9 @@ static const char *const *string_list(arena *a, const json_t *arr, const char *w
   return list;
 }
 
-static const char *const FIELD_KEYS[] = {"type", "required", "unique", "immutable",
-                                         "dao_insert_value", "default", "foreign", "enum",
-                                         "regex", "schema", NULL};
+static const char *const FIELD_KEYS[] = {
+    "type", "required", "unique", "immutable", "dao_insert_value", "default", "foreign",
+    "enum", "regex",    "schema", NULL};
 
 static void field_from_json(arena *a, const char *name, const json_t *o, kdao_field_def *f) {
   if (!json_is_object(o)) return fail(a, name, "field must be an object");
@@ -111,9 +118,13 @@ static void field_from_json(arena *a, const char *name, const json_t *o, kdao_fi
   f->name = name;
   const char *type = str_member(a, o, "type", false);
   if (type && !type_from_name(type, &f->type)) return fail(a, name, "unknown type");
-  static const struct { const char *key; unsigned flag; } flags[] = {
-      {"required", KDAO_FIELD_REQUIRED}, {"unique", KDAO_FIELD_UNIQUE},
-      {"immutable", KDAO_FIELD_IMMUTABLE}, {"dao_insert_value", KDAO_FIELD_INSERT_VALUE}};
+  static const struct {
+    const char *key;
+    unsigned flag;
+  } flags[] = {{"required", KDAO_FIELD_REQUIRED},
+               {"unique", KDAO_FIELD_UNIQUE},
+               {"immutable", KDAO_FIELD_IMMUTABLE},
+               {"dao_insert_value", KDAO_FIELD_INSERT_VALUE}};
   for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
     json_t *b = json_object_get(o, flags[i].key);
     if (b && !json_is_boolean(b)) return fail(a, name, "flags must be booleans");
@@ -176,7 +187,8 @@ int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *
   json_t *cfg = json_object_get(desc, "config");
   if (cfg) {
     kdao_schema_def *c = (kdao_schema_def *)schema_from_json(&a, cfg, NULL);
-    if (c && json_is_true(json_object_get(desc, "no_consumer"))) c->flags |= KDAO_SCHEMA_NO_CONSUMER;
+    if (c && json_is_true(json_object_get(desc, "no_consumer")))
+      c->flags |= KDAO_SCHEMA_NO_CONSUMER;
     def.config = c;
   }
   json_t *daos = json_object_get(desc, "daos");

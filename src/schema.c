@@ -13,37 +13,26 @@
 
 const char *kdao__type_name(kdao_type t) {
   switch (t) {
-  case KDAO_TYPE_ID:
-    return "id";
-  case KDAO_TYPE_STRING:
-    return "string";
-  case KDAO_TYPE_NUMBER:
-    return "number";
-  case KDAO_TYPE_BOOLEAN:
-    return "boolean";
-  case KDAO_TYPE_ARRAY:
-    return "array";
-  case KDAO_TYPE_TABLE:
-    return "table";
-  case KDAO_TYPE_TIMESTAMP:
-    return "timestamp";
-  case KDAO_TYPE_URL:
-    return "url";
+  case KDAO_TYPE_ID: return "id";
+  case KDAO_TYPE_STRING: return "string";
+  case KDAO_TYPE_NUMBER: return "number";
+  case KDAO_TYPE_BOOLEAN: return "boolean";
+  case KDAO_TYPE_ARRAY: return "array";
+  case KDAO_TYPE_TABLE: return "table";
+  case KDAO_TYPE_TIMESTAMP: return "timestamp";
+  case KDAO_TYPE_URL: return "url";
   case KDAO_TYPE_ANY:
-  default:
-    return "any";
+  default: return "any";
   }
 }
 
 int kdao__schema_field_index(const kdao_schema *s, const char *name) {
-  if (!s || !name)
-    return -1;
+  if (!s || !name) return -1;
   size_t lo = 0, hi = s->nfields;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(name, s->fields[mid].name);
-    if (c == 0)
-      return (int)mid;
+    if (c == 0) return (int)mid;
     if (c < 0)
       hi = mid;
     else
@@ -57,21 +46,16 @@ const kdao__field *kdao__schema_field(const kdao_schema *s, const char *name) {
   return i < 0 ? NULL : &s->fields[i];
 }
 
-const char *kdao_schema_name(const kdao_schema *schema) {
-  return schema ? schema->name : NULL;
-}
+const char *kdao_schema_name(const kdao_schema *schema) { return schema ? schema->name : NULL; }
 
-const char *kdao_schema_table(const kdao_schema *schema) {
-  return schema ? schema->table : NULL;
-}
+const char *kdao_schema_table(const kdao_schema *schema) { return schema ? schema->table : NULL; }
 
 static void field_clear(kdao__field *f) {
   free(f->name);
   json_decref(f->default_value);
   free(f->foreign_entity);
   free(f->foreign_field);
-  for (size_t i = 0; i < f->n_enum; i++)
-    free(f->enum_values[i]);
+  for (size_t i = 0; i < f->n_enum; i++) free(f->enum_values[i]);
   free(f->enum_values);
   free(f->regex_src);
   pcre2_code_free(f->regex);
@@ -79,10 +63,8 @@ static void field_clear(kdao__field *f) {
 }
 
 void kdao_schema_free(kdao_schema *schema) {
-  if (!schema)
-    return;
-  for (size_t i = 0; i < schema->nfields; i++)
-    field_clear(&schema->fields[i]);
+  if (!schema) return;
+  for (size_t i = 0; i < schema->nfields; i++) field_clear(&schema->fields[i]);
   free(schema->fields);
   free(schema->pk);
   free(schema->name);
@@ -98,15 +80,12 @@ void kdao_schema_free(kdao_schema *schema) {
  * upper case and '-'; '.' is never allowed because it separates re-keyed nested errors.
  */
 static bool valid_name(const char *s, bool strict) {
-  if (!s || !*s)
-    return false;
+  if (!s || !*s) return false;
   for (const char *p = s; *p; p++) {
     char c = *p;
     bool ok = (c >= 'a' && c <= 'z') || c == '_' || (p > s && c >= '0' && c <= '9');
-    if (!strict)
-      ok = ok || (c >= 'A' && c <= 'Z') || (p > s && c == '-');
-    if (!ok)
-      return false;
+    if (!strict) ok = ok || (c >= 'A' && c <= 'Z') || (p > s && c == '-');
+    if (!ok) return false;
   }
   return true;
 }
@@ -127,42 +106,35 @@ static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign
   if (colon) {
     f->foreign_entity = strndup(foreign, (size_t)(colon - foreign));
     f->foreign_field = kdao__strdup(colon + 1);
-    if (!f->foreign_entity || !f->foreign_field)
-      return kdao__fail(ctx->err, NULL);
+    if (!f->foreign_entity || !f->foreign_field) return kdao__fail(ctx->err, NULL);
   }
   if (!colon || !valid_name(f->foreign_entity, true) || !valid_name(f->foreign_field, true))
-    return COMPILE_FAIL(ctx, "%s: field \"%s\": foreign \"%s\" is not \"entity:field\"",
-                        ctx->what, f->name, foreign);
+    return COMPILE_FAIL(ctx, "%s: field \"%s\": foreign \"%s\" is not \"entity:field\"", ctx->what,
+                        f->name, foreign);
   return KDAO_OK;
 }
 
 static int compile_enum(compile_ctx *ctx, kdao__field *f, const char *const *values) {
   size_t n = 0;
-  while (values[n])
-    n++;
+  while (values[n]) n++;
   f->enum_values = calloc(n ? n : 1, sizeof *f->enum_values);
-  if (!f->enum_values)
-    return kdao__fail(ctx->err, NULL);
+  if (!f->enum_values) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
-    if (!(f->enum_values[i] = kdao__strdup(values[i])))
-      return kdao__fail(ctx->err, NULL);
+    if (!(f->enum_values[i] = kdao__strdup(values[i]))) return kdao__fail(ctx->err, NULL);
     f->n_enum = i + 1;
   }
   return KDAO_OK;
 }
 
 static int compile_regex(compile_ctx *ctx, kdao__field *f, const char *src) {
-  if (!(f->regex_src = kdao__strdup(src)))
-    return kdao__fail(ctx->err, NULL);
+  if (!(f->regex_src = kdao__strdup(src))) return kdao__fail(ctx->err, NULL);
   int code;
   PCRE2_SIZE offset;
   /* ngx.re.find without flags: plain PCRE, unanchored, byte semantics. */
   f->regex = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, 0, &code, &offset, NULL);
-  if (f->regex)
-    return KDAO_OK;
+  if (f->regex) return KDAO_OK;
   PCRE2_UCHAR msg[256];
-  if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
-    strcpy((char *)msg, "unknown error");
+  if (pcre2_get_error_message(code, msg, sizeof msg) < 0) strcpy((char *)msg, "unknown error");
   return COMPILE_FAIL(ctx, "%s: field \"%s\": bad regex \"%s\": %s at offset %zu", ctx->what,
                       f->name, src, (const char *)msg, (size_t)offset);
 }
@@ -175,21 +147,18 @@ static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text) {
     json_decref(f->default_value);
     f->default_value = NULL;
   }
-  if (f->default_value || strcmp(text, "null") == 0)
-    return KDAO_OK;
-  return COMPILE_FAIL(ctx, "%s: field \"%s\": bad default_json '%s': %s", ctx->what, f->name,
-                      text, jerr.text);
+  if (f->default_value || strcmp(text, "null") == 0) return KDAO_OK;
+  return COMPILE_FAIL(ctx, "%s: field \"%s\": bad default_json '%s': %s", ctx->what, f->name, text,
+                      jerr.text);
 }
 
 static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity, kdao__field *f) {
-  if (!(f->name = kdao__strdup(d->name)))
-    return kdao__fail(ctx->err, NULL);
+  if (!(f->name = kdao__strdup(d->name))) return kdao__fail(ctx->err, NULL);
   if (!valid_name(d->name, entity))
     return COMPILE_FAIL(ctx, "%s: invalid field name \"%s\" (allowed: %s)", ctx->what, d->name,
                         entity ? "[a-z_][a-z0-9_]*" : "[A-Za-z_][A-Za-z0-9_-]*");
   if ((unsigned)d->type > KDAO_TYPE_URL)
-    return COMPILE_FAIL(ctx, "%s: field \"%s\": unknown type %d", ctx->what, d->name,
-                        (int)d->type);
+    return COMPILE_FAIL(ctx, "%s: field \"%s\": unknown type %d", ctx->what, d->name, (int)d->type);
   if (d->schema && d->schema_fn)
     return COMPILE_FAIL(ctx, "%s: field \"%s\": both schema and schema_fn are set", ctx->what,
                         d->name);
@@ -201,15 +170,11 @@ static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity,
   f->ud = d->ud;
 
   int rc;
-  if (d->foreign && (rc = compile_foreign(ctx, f, d->foreign)) != KDAO_OK)
-    return rc;
-  if (d->enum_values && (rc = compile_enum(ctx, f, d->enum_values)) != KDAO_OK)
-    return rc;
-  if (d->regex && (rc = compile_regex(ctx, f, d->regex)) != KDAO_OK)
-    return rc;
+  if (d->foreign && (rc = compile_foreign(ctx, f, d->foreign)) != KDAO_OK) return rc;
+  if (d->enum_values && (rc = compile_enum(ctx, f, d->enum_values)) != KDAO_OK) return rc;
+  if (d->regex && (rc = compile_regex(ctx, f, d->regex)) != KDAO_OK) return rc;
   bool json_default = d->default_json && !d->default_fn;
-  if (json_default && (rc = compile_default(ctx, f, d->default_json)) != KDAO_OK)
-    return rc;
+  if (json_default && (rc = compile_default(ctx, f, d->default_json)) != KDAO_OK) return rc;
   if (d->schema) {
     kdao_error *sub = NULL;
     rc = compile_schema(d->schema, false, &f->nested, &sub);
@@ -218,8 +183,8 @@ static int compile_field(compile_ctx *ctx, const kdao_field_def *d, bool entity,
         kdao_error_free(sub);
         return kdao__fail(ctx->err, NULL);
       }
-      int out = COMPILE_FAIL(ctx, "%s: field \"%s\": %s", ctx->what, d->name,
-                             kdao_error_message(sub));
+      int out =
+          COMPILE_FAIL(ctx, "%s: field \"%s\": %s", ctx->what, d->name, kdao_error_message(sub));
       kdao_error_free(sub);
       return out;
     }
@@ -235,17 +200,14 @@ static int compile_fields(compile_ctx *ctx, const kdao_schema_def *def, bool ent
                           kdao_schema *s) {
   size_t n = 0;
   if (def->fields)
-    while (def->fields[n].name)
-      n++;
+    while (def->fields[n].name) n++;
   s->fields = calloc(n ? n : 1, sizeof *s->fields);
-  if (!s->fields)
-    return kdao__fail(ctx->err, NULL);
+  if (!s->fields) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
     /* Count the field before compiling it so a partial one is freed with the schema. */
     s->nfields = i + 1;
     int rc = compile_field(ctx, &def->fields[i], entity, &s->fields[i]);
-    if (rc != KDAO_OK)
-      return rc;
+    if (rc != KDAO_OK) return rc;
   }
   qsort(s->fields, n, sizeof *s->fields, cmp_field);
   for (size_t i = 1; i < n; i++)
@@ -257,12 +219,9 @@ static int compile_fields(compile_ctx *ctx, const kdao_schema_def *def, bool ent
 static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema *s) {
   size_t n = 0;
   if (def->primary_key)
-    while (def->primary_key[n])
-      n++;
-  if (n == 0)
-    return COMPILE_FAIL(ctx, "%s: an entity needs a primary_key", ctx->what);
-  if (!(s->pk = calloc(n, sizeof *s->pk)))
-    return kdao__fail(ctx->err, NULL);
+    while (def->primary_key[n]) n++;
+  if (n == 0) return COMPILE_FAIL(ctx, "%s: an entity needs a primary_key", ctx->what);
+  if (!(s->pk = calloc(n, sizeof *s->pk))) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
     int idx = kdao__schema_field_index(s, def->primary_key[i]);
     if (idx < 0)
@@ -281,13 +240,11 @@ static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema 
 static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema **out,
                           kdao_error **err) {
   *out = NULL;
-  if (!def)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "schema definition is NULL"));
+  if (!def) return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "schema definition is NULL"));
 
   char *what = entity && def->name ? kdao__asprintf("schema \"%s\"", def->name)
                                    : kdao__strdup(entity ? "schema" : "nested schema");
-  if (!what)
-    return kdao__fail(err, NULL);
+  if (!what) return kdao__fail(err, NULL);
   compile_ctx ctx = {what, err};
   kdao_schema *s = calloc(1, sizeof *s);
   int rc = KDAO_OK;
@@ -316,10 +273,8 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
       goto cleanup;
     }
   }
-  if ((rc = compile_fields(&ctx, def, entity, s)) != KDAO_OK)
-    goto cleanup;
-  if (entity && (rc = compile_pk(&ctx, def, s)) != KDAO_OK)
-    goto cleanup;
+  if ((rc = compile_fields(&ctx, def, entity, s)) != KDAO_OK) goto cleanup;
+  if (entity && (rc = compile_pk(&ctx, def, s)) != KDAO_OK) goto cleanup;
   *out = s;
   s = NULL;
 
@@ -331,8 +286,8 @@ cleanup:
 
 int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err) {
   if (!out)
-    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
-                                           "bad argument #2 to 'schema_compile' (out is NULL)"));
+    return kdao__fail(
+        err, kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #2 to 'schema_compile' (out is NULL)"));
   /* A definition with a name is an entity; without one it is a nested (config) schema. */
   return compile_schema(def, def && def->name, out, err);
 }
@@ -345,20 +300,15 @@ static int describe_set(json_t *obj, const char *key, json_t *value) {
 
 static json_t *describe_field(const kdao__field *f) {
   json_t *d = json_object();
-  if (!d)
-    return NULL;
+  if (!d) return NULL;
   int rc = 0;
   /* Kong's /plugins/schema output: the definition as written, functions as "function". */
   if (f->type != KDAO_TYPE_ANY)
     rc |= describe_set(d, "type", json_string(kdao__type_name(f->type)));
-  if (f->flags & KDAO_FIELD_REQUIRED)
-    rc |= describe_set(d, "required", json_true());
-  if (f->flags & KDAO_FIELD_UNIQUE)
-    rc |= describe_set(d, "unique", json_true());
-  if (f->flags & KDAO_FIELD_IMMUTABLE)
-    rc |= describe_set(d, "immutable", json_true());
-  if (f->flags & KDAO_FIELD_INSERT_VALUE)
-    rc |= describe_set(d, "dao_insert_value", json_true());
+  if (f->flags & KDAO_FIELD_REQUIRED) rc |= describe_set(d, "required", json_true());
+  if (f->flags & KDAO_FIELD_UNIQUE) rc |= describe_set(d, "unique", json_true());
+  if (f->flags & KDAO_FIELD_IMMUTABLE) rc |= describe_set(d, "immutable", json_true());
+  if (f->flags & KDAO_FIELD_INSERT_VALUE) rc |= describe_set(d, "dao_insert_value", json_true());
   if (f->default_fn)
     rc |= describe_set(d, "default", json_string("function"));
   else if (f->default_value)
@@ -377,10 +327,8 @@ static json_t *describe_field(const kdao__field *f) {
       }
     rc |= describe_set(d, "enum", e);
   }
-  if (f->regex_src)
-    rc |= describe_set(d, "regex", json_string(f->regex_src));
-  if (f->func)
-    rc |= describe_set(d, "func", json_string("function"));
+  if (f->regex_src) rc |= describe_set(d, "regex", json_string(f->regex_src));
+  if (f->func) rc |= describe_set(d, "func", json_string("function"));
   if (f->nested)
     rc |= describe_set(d, "schema", kdao_schema_describe(f->nested));
   else if (f->schema_fn)
@@ -393,8 +341,7 @@ static json_t *describe_field(const kdao__field *f) {
 }
 
 json_t *kdao_schema_describe(const kdao_schema *schema) {
-  if (!schema)
-    return NULL;
+  if (!schema) return NULL;
   json_t *out = json_object();
   json_t *fields = json_object();
   int rc = (out && fields) ? 0 : -1;
@@ -417,8 +364,7 @@ json_t *kdao_schema_describe(const kdao_schema *schema) {
     rc = describe_set(out, "no_consumer", json_true());
   if (rc == 0 && (schema->flags & KDAO_SCHEMA_FLEXIBLE))
     rc = describe_set(out, "flexible", json_true());
-  if (rc == 0 && schema->self_check)
-    rc = describe_set(out, "self_check", json_string("function"));
+  if (rc == 0 && schema->self_check) rc = describe_set(out, "self_check", json_string("function"));
   json_decref(fields);
   if (rc != 0) {
     json_decref(out);

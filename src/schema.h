@@ -118,8 +118,8 @@ long long kdao__now_ms(void);
  * is an update, fields flagged immutable (and not required) whose new value differs from
  * the old one collect "<f> cannot be updated". kdao_validate() is this with old == NULL.
  */
-int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
-                   const json_t *old, kdao_dao *dao, kdao_error **err);
+int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, const json_t *old,
+                   kdao_dao *dao, kdao_error **err);
 
 /* True when `v` is an array in Kong's sense (utils.is_array): a JSON array, or an object
  * whose keys are exactly "1".."n" (an empty object included). */

@@ -17,12 +17,10 @@
 #include "schema.h"
 
 char *kdao__strdup(const char *s) {
-  if (!s)
-    return NULL;
+  if (!s) return NULL;
   size_t n = strlen(s) + 1;
   char *copy = malloc(n);
-  if (copy)
-    memcpy(copy, s, n);
+  if (copy) memcpy(copy, s, n);
   return copy;
 }
 
@@ -31,11 +29,9 @@ static char *util_vasprintf(const char *fmt, va_list ap) {
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap2);
   va_end(ap2);
-  if (n < 0)
-    return NULL;
+  if (n < 0) return NULL;
   char *buf = malloc((size_t)n + 1);
-  if (!buf)
-    return NULL;
+  if (!buf) return NULL;
   vsnprintf(buf, (size_t)n + 1, fmt, ap);
   return buf;
 }
@@ -48,9 +44,7 @@ char *kdao__asprintf(const char *fmt, ...) {
   return s;
 }
 
-char *kdao__vasprintf(const char *fmt, va_list ap) {
-  return util_vasprintf(fmt, ap);
-}
+char *kdao__vasprintf(const char *fmt, va_list ap) { return util_vasprintf(fmt, ap); }
 
 /* Fills `buf` with random bytes: the kernel first, OpenSSL's CSPRNG as the fallback. */
 static void util_random_bytes(unsigned char *buf, size_t n) {
@@ -58,16 +52,13 @@ static void util_random_bytes(unsigned char *buf, size_t n) {
   while (got < n) {
     ssize_t r = getrandom(buf + got, n - got, 0);
     if (r < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       break;
     }
     got += (size_t)r;
   }
-  if (got == n)
-    return;
-  if (RAND_bytes(buf, (int)n) == 1)
-    return;
+  if (got == n) return;
+  if (RAND_bytes(buf, (int)n) == 1) return;
   /*
    * Both sources failing means the system has no entropy to give; ids must still be
    * distinct, so mix the clock and a counter rather than returning zeros.
@@ -91,8 +82,7 @@ void kdao__uuid_v4(char out[37]) {
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
   char *p = out;
   for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      *p++ = '-';
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
     *p++ = hex[b[i] >> 4];
     *p++ = hex[b[i] & 0x0f];
   }
@@ -110,45 +100,33 @@ static int util_is_hex(char c) {
 }
 
 bool kdao_is_uuid(const char *s) {
-  if (!s || strlen(s) != 36)
-    return false;
+  if (!s || strlen(s) != 36) return false;
   for (int i = 0; i < 36; i++) {
     bool dash = (i == 8 || i == 13 || i == 18 || i == 23);
-    if (dash ? s[i] != '-' : !util_is_hex(s[i]))
-      return false;
+    if (dash ? s[i] != '-' : !util_is_hex(s[i])) return false;
   }
   return true;
 }
 
 char *kdao__number_text(double d) {
   /* Lua 5.1 / LuaJIT tostring(): LUAI_NUMFFORMAT "%.14g". */
-  if (isnan(d))
-    return kdao__strdup(signbit(d) ? "-nan" : "nan");
-  if (isinf(d))
-    return kdao__strdup(d < 0 ? "-inf" : "inf");
+  if (isnan(d)) return kdao__strdup(signbit(d) ? "-nan" : "nan");
+  if (isinf(d)) return kdao__strdup(d < 0 ? "-inf" : "inf");
   char *s = kdao__asprintf("%.14g", d);
   /* A host program's LC_NUMERIC may print a decimal comma; Lua's messages use a point. */
   for (char *p = s; p && *p; p++)
-    if (*p == ',')
-      *p = '.';
+    if (*p == ',') *p = '.';
   return s;
 }
 
 char *kdao__value_text(const json_t *v) {
-  if (!v || json_is_null(v))
-    return kdao__strdup("nil");
+  if (!v || json_is_null(v)) return kdao__strdup("nil");
   switch (json_typeof(v)) {
-  case JSON_STRING:
-    return kdao__strdup(json_string_value(v));
-  case JSON_INTEGER:
-    return kdao__asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-  case JSON_REAL:
-    return kdao__number_text(json_real_value(v));
-  case JSON_TRUE:
-    return kdao__strdup("true");
-  case JSON_FALSE:
-    return kdao__strdup("false");
-  default:
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  case JSON_STRING: return kdao__strdup(json_string_value(v));
+  case JSON_INTEGER: return kdao__asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  case JSON_REAL: return kdao__number_text(json_real_value(v));
+  case JSON_TRUE: return kdao__strdup("true");
+  case JSON_FALSE: return kdao__strdup("false");
+  default: return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   }
 }

@@ -35,9 +35,7 @@ static json_t *get(const json_t *t, const char *key) {
   return json_is_null(v) ? NULL : v;
 }
 
-static bool is_table(const json_t *v) {
-  return json_is_object(v) || json_is_array(v);
-}
+static bool is_table(const json_t *v) { return json_is_object(v) || json_is_array(v); }
 
 /* ---- strings ---- */
 
@@ -49,10 +47,8 @@ static bool lua_space(char c) {
 /* pl.stringx.strip: the bounds of `s` without surrounding whitespace. */
 static void strip_bounds(const char *s, size_t len, size_t *start, size_t *end) {
   size_t a = 0, b = len;
-  while (a < b && lua_space(s[a]))
-    a++;
-  while (b > a && lua_space(s[b - 1]))
-    b--;
+  while (a < b && lua_space(s[a])) a++;
+  while (b > a && lua_space(s[b - 1])) b--;
   *start = a;
   *end = b;
 }
@@ -76,9 +72,8 @@ static int add_error(json_t **errors, const char *prefix, const char *column, co
 }
 
 /* add_error with a printf-formatted message. */
-__attribute__((format(printf, 4, 5))) static int add_errorf(json_t **errors, const char *prefix,
-                                                            const char *column, const char *fmt,
-                                                            ...) {
+__attribute__((format(printf, 4, 5))) static int
+add_errorf(json_t **errors, const char *prefix, const char *column, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = kdao__vasprintf(fmt, ap);
@@ -92,8 +87,7 @@ __attribute__((format(printf, 4, 5))) static int add_errorf(json_t **errors, con
 
 static bool scan_digits(const char **p, bool hex) {
   const char *start = *p;
-  while (hex ? isxdigit((unsigned char)**p) : isdigit((unsigned char)**p))
-    (*p)++;
+  while (hex ? isxdigit((unsigned char)**p) : isdigit((unsigned char)**p)) (*p)++;
   return *p > start;
 }
 
@@ -101,9 +95,7 @@ static bool scan_digits(const char **p, bool hex) {
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 
-static void c_locale_init(void) {
-  c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
+static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
 
 static double c_strtod(const char *s) {
   pthread_once(&c_locale_once, c_locale_init);
@@ -117,38 +109,30 @@ static double c_strtod(const char *s) {
  */
 static bool lua_tonumber(const char *s, double *out) {
   const char *p = s;
-  if (*p == '+' || *p == '-')
-    p++;
+  if (*p == '+' || *p == '-') p++;
   bool hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
-  if (hex)
-    p += 2;
+  if (hex) p += 2;
   bool digits = scan_digits(&p, hex);
   if (*p == '.') {
     p++;
     digits |= scan_digits(&p, hex);
   }
-  if (!digits)
-    return false;
+  if (!digits) return false;
   if ((hex && (*p == 'p' || *p == 'P')) || (!hex && (*p == 'e' || *p == 'E'))) {
     p++;
-    if (*p == '+' || *p == '-')
-      p++;
-    if (!scan_digits(&p, false))
-      return false;
+    if (*p == '+' || *p == '-') p++;
+    if (!scan_digits(&p, false)) return false;
   }
-  if (*p != '\0')
-    return false;
+  if (*p != '\0') return false;
   double d = c_strtod(s);
-  if (!isfinite(d))
-    return false;
+  if (!isfinite(d)) return false;
   *out = d;
   return true;
 }
 
 /* A Lua number as JSON: integral values as integers (Lua 5.1 has one number type). */
 static json_t *number_value(double d) {
-  if (d == floor(d) && fabs(d) < 9.2e18)
-    return json_integer((json_int_t)d);
+  if (d == floor(d) && fabs(d) < 9.2e18) return json_integer((json_int_t)d);
   return json_real(d);
 }
 
@@ -163,24 +147,19 @@ json_t *kdao__number_from_string(const char *s) {
  */
 static json_t *split_list(const char *s, size_t len) {
   json_t *arr = json_array();
-  if (!arr)
-    return NULL;
+  if (!arr) return NULL;
   if (len == 1 && s[0] == ',') {
-    if (json_array_append_new(arr, json_string("")) != 0)
-      goto oom;
+    if (json_array_append_new(arr, json_string("")) != 0) goto oom;
     return arr;
   }
   size_t i = 0;
   for (;;) {
     size_t j = i;
-    while (j < len && s[j] != ',')
-      j++;
+    while (j < len && s[j] != ',') j++;
     size_t a, b;
     strip_bounds(s + i, j - i, &a, &b);
-    if (json_array_append_new(arr, json_stringn(s + i + a, b - a)) != 0)
-      goto oom;
-    if (j >= len)
-      break;
+    if (json_array_append_new(arr, json_stringn(s + i + a, b - a)) != 0) goto oom;
+    if (j >= len) break;
     i = j + 1;
   }
   return arr;
@@ -195,27 +174,20 @@ oom:
  * :port removed). The path always defaults to "/".
  */
 static bool url_valid(const char *s, size_t len) {
-  if (len == 0)
-    return false;
+  if (len == 0) return false;
   const char *hash = memchr(s, '#', len);
-  if (hash)
-    len = (size_t)(hash - s);
+  if (hash) len = (size_t)(hash - s);
   size_t i = 0;
-  if (i >= len || !isalnum((unsigned char)s[i]))
-    return false;
+  if (i >= len || !isalnum((unsigned char)s[i])) return false;
   while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
     i++;
-  if (i >= len || s[i] != ':')
-    return false;
+  if (i >= len || s[i] != ':') return false;
   i++;
-  if (len - i < 2 || s[i] != '/' || s[i + 1] != '/')
-    return false;
+  if (len - i < 2 || s[i] != '/' || s[i + 1] != '/') return false;
   size_t a = i + 2, b = a;
-  while (b < len && s[b] != '/')
-    b++;
+  while (b < len && s[b] != '/') b++;
   const char *at = memchr(s + a, '@', b - a);
-  if (at)
-    a = (size_t)(at - s) + 1;
+  if (at) a = (size_t)(at - s) + 1;
   for (size_t k = b; k > a; k--)
     if (s[k - 1] == ':') {
       b = k - 1;
@@ -225,16 +197,13 @@ static bool url_valid(const char *s, size_t len) {
 }
 
 bool kdao__is_array(const json_t *v) {
-  if (json_is_array(v))
-    return true;
-  if (!json_is_object(v))
-    return false;
+  if (json_is_array(v)) return true;
+  if (!json_is_object(v)) return false;
   size_t n = json_object_size(v);
   char key[32];
   for (size_t i = 1; i <= n; i++) {
     snprintf(key, sizeof key, "%zu", i);
-    if (!json_object_get(v, key))
-      return false;
+    if (!json_object_get(v, key)) return false;
   }
   return true;
 }
@@ -292,16 +261,14 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
     return V_OK;
   }
   char *str = strndup(s + a, len);
-  if (!str)
-    return V_NOMEM;
+  if (!str) return V_NOMEM;
   int rc = V_OK;
   double d;
   /* JSON strings may hold NUL bytes; no boolean or number literal does. */
   bool whole = strlen(str) == len;
   switch (f->type) {
   case KDAO_TYPE_BOOLEAN:
-    for (char *p = str; *p; p++)
-      *p = (char)tolower((unsigned char)*p);
+    for (char *p = str; *p; p++) *p = (char)tolower((unsigned char)*p);
     *valid = whole && (strcmp(str, "true") == 0 || strcmp(str, "false") == 0);
     rc = put(t, f->name, json_boolean(whole && strcmp(str, "true") == 0));
     break;
@@ -331,42 +298,27 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
 /* [TYPE] */
 static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
-  if (!v)
-    return V_OK;
+  if (!v) return V_OK;
   bool valid = true;
   if (json_is_string(v)) {
-    if (coerce_string(t, f, v, &valid) != V_OK)
-      return V_NOMEM;
+    if (coerce_string(t, f, v, &valid) != V_OK) return V_NOMEM;
   } else {
     switch (f->type) {
     case KDAO_TYPE_STRING:
-    case KDAO_TYPE_URL:
-      valid = false;
-      break;
-    case KDAO_TYPE_NUMBER:
-      valid = json_is_number(v);
-      break;
-    case KDAO_TYPE_TIMESTAMP:
-      valid = json_is_number(v) && json_number_value(v) > 0;
-      break;
-    case KDAO_TYPE_BOOLEAN:
-      valid = json_is_boolean(v);
-      break;
-    case KDAO_TYPE_TABLE:
-      valid = is_table(v);
-      break;
+    case KDAO_TYPE_URL: valid = false; break;
+    case KDAO_TYPE_NUMBER: valid = json_is_number(v); break;
+    case KDAO_TYPE_TIMESTAMP: valid = json_is_number(v) && json_number_value(v) > 0; break;
+    case KDAO_TYPE_BOOLEAN: valid = json_is_boolean(v); break;
+    case KDAO_TYPE_TABLE: valid = is_table(v); break;
     case KDAO_TYPE_ARRAY:
       valid = kdao__is_array(v);
       /* kdao stores arrays as JSON arrays: {} and {"1": ..} become [...]. */
-      if (valid && json_is_object(v) && put(t, f->name, object_to_array(v)) != V_OK)
-        return V_NOMEM;
+      if (valid && json_is_object(v) && put(t, f->name, object_to_array(v)) != V_OK) return V_NOMEM;
       break;
-    default:
-      break;
+    default: break;
     }
   }
-  if (valid || f->type == KDAO_TYPE_ANY || f->type == KDAO_TYPE_ID)
-    return V_OK;
+  if (valid || f->type == KDAO_TYPE_ANY || f->type == KDAO_TYPE_ID) return V_OK;
   return add_errorf(errors, prefix, f->name, "%s is not %s %s", f->name,
                     f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao__type_name(f->type));
 }
@@ -378,48 +330,40 @@ static int check_immutable(const vopts *o, json_t *t, const kdao__field *f, cons
       (f->flags & KDAO_FIELD_REQUIRED))
     return V_OK;
   json_t *v = get(t, f->name), *old = get(o->old, f->name);
-  if (!v || !old || json_equal(v, old))
-    return V_OK;
+  if (!v || !old || json_equal(v, old)) return V_OK;
   return add_errorf(errors, prefix, f->name, "%s cannot be updated", f->name);
 }
 
 static bool enum_contains(const kdao__field *f, const json_t *v) {
-  if (!json_is_string(v))
-    return false;
+  if (!json_is_string(v)) return false;
   for (size_t i = 0; i < f->n_enum; i++)
-    if (strcmp(f->enum_values[i], json_string_value(v)) == 0)
-      return true;
+    if (strcmp(f->enum_values[i], json_string_value(v)) == 0) return true;
   return false;
 }
 
 /* [ENUM] */
 static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
-  if (!v || !f->enum_values)
-    return V_OK;
+  if (!v || !f->enum_values) return V_OK;
   const json_t *wrong = NULL;
   if (f->type == KDAO_TYPE_ARRAY) {
     /* ipairs(): only a real array has elements to check. */
     for (size_t i = 0; json_is_array(v) && i < json_array_size(v) && !wrong; i++)
-      if (!enum_contains(f, json_array_get(v, i)))
-        wrong = json_array_get(v, i);
+      if (!enum_contains(f, json_array_get(v, i))) wrong = json_array_get(v, i);
   } else if (!enum_contains(f, v)) {
     wrong = v;
   }
-  if (!wrong)
-    return V_OK;
+  if (!wrong) return V_OK;
 
   size_t len = 1;
-  for (size_t i = 0; i < f->n_enum; i++)
-    len += strlen(f->enum_values[i]) + 4;
+  for (size_t i = 0; i < f->n_enum; i++) len += strlen(f->enum_values[i]) + 4;
   char *allowed = malloc(len);
   char *text = kdao__value_text(wrong);
   int rc = V_NOMEM;
   if (allowed && text) {
     allowed[0] = '\0';
     for (size_t i = 0; i < f->n_enum; i++) {
-      if (i > 0)
-        strcat(allowed, "\", \"");
+      if (i > 0) strcat(allowed, "\", \"");
       strcat(allowed, f->enum_values[i]);
     }
     rc = add_errorf(errors, prefix, f->name, "\"%s\" is not allowed. Allowed values are: \"%s\"",
@@ -433,25 +377,20 @@ static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_
 /* [REGEX] ngx.re.find(value, regex): unanchored; a match error counts as no match. */
 static int check_regex(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
-  if (!f->regex || !json_is_string(v))
-    return V_OK;
+  if (!f->regex || !json_is_string(v)) return V_OK;
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(f->regex, NULL);
-  if (!md)
-    return V_NOMEM;
-  int m = pcre2_match(f->regex, (PCRE2_SPTR)json_string_value(v), json_string_length(v), 0, 0,
-                      md, NULL);
+  if (!md) return V_NOMEM;
+  int m = pcre2_match(f->regex, (PCRE2_SPTR)json_string_value(v), json_string_length(v), 0, 0, md,
+                      NULL);
   pcre2_match_data_free(md);
-  if (m >= 0)
-    return V_OK;
+  if (m >= 0) return V_OK;
   return add_errorf(errors, prefix, f->name, "%s has an invalid value", f->name);
 }
 
 static int validate_entity(const vopts *o, const kdao_schema *s, json_t *tbl, json_t **errors,
                            kdao_error **self_err);
 
-static bool has_default(const kdao__field *f) {
-  return f->default_value || f->default_fn;
-}
+static bool has_default(const kdao__field *f) { return f->default_value || f->default_fn; }
 
 /* Re-keys the nested errors under "<prefix><column>.<subkey>". */
 static int merge_nested_errors(json_t **errors, const char *prefix, const char *column,
@@ -462,8 +401,7 @@ static int merge_nested_errors(json_t **errors, const char *prefix, const char *
     char *key = kdao__asprintf("%s%s.%s", prefix, column, k);
     int rc = key ? kdao__add_error_value(errors, key, json_deep_copy(v)) : -1;
     free(key);
-    if (rc != 0)
-      return V_NOMEM;
+    if (rc != 0) return V_NOMEM;
   }
   return V_OK;
 }
@@ -471,19 +409,16 @@ static int merge_nested_errors(json_t **errors, const char *prefix, const char *
 /* [SCHEMA] nested validation, static or chosen by schema_fn. */
 static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
                         const char *tk, json_t **errors) {
-  if (!f->nested && !f->schema_fn)
-    return V_OK;
+  if (!f->nested && !f->schema_fn) return V_OK;
   const kdao_schema *sub = f->nested;
   if (f->schema_fn) {
     char *msg = NULL;
     sub = f->schema_fn(o->dao, t, &msg, f->ud);
     int rc = msg ? add_error(errors, prefix, f->name, msg) : V_OK;
     free(msg);
-    if (rc != V_OK)
-      return rc;
+    if (rc != V_OK) return rc;
   }
-  if (!sub)
-    return V_OK;
+  if (!sub) return V_OK;
 
   if (!get(t, f->name)) {
     /* Pre-create the table when a sub-field has a default; report required sub-fields. */
@@ -494,19 +429,16 @@ static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const c
         rc = put(t, f->name, json_object());
       else if (sf->flags & KDAO_FIELD_REQUIRED)
         rc = add_errorf(errors, prefix, f->name, "%s.%s is required", f->name, sf->name);
-      if (rc != V_OK)
-        return rc;
+      if (rc != V_OK) return rc;
     }
   }
 
   json_t *v = get(t, f->name);
   if (json_is_array(v)) {
-    if (put(t, f->name, array_to_object(v)) != V_OK)
-      return V_NOMEM;
+    if (put(t, f->name, array_to_object(v)) != V_OK) return V_NOMEM;
     v = get(t, f->name);
   }
-  if (!json_is_object(v))
-    return V_OK;
+  if (!json_is_object(v)) return V_OK;
 
   json_t *sub_errors = NULL;
   kdao_error *sub_self = NULL;
@@ -533,8 +465,7 @@ static bool missing(const json_t *v) {
 static int check_func(const vopts *o, json_t *t, const kdao__field *f, const char *prefix,
                       json_t **errors) {
   /* Kong looks for an existing error under the un-prefixed column. */
-  if (!f->func || (*errors && json_object_get(*errors, f->name)))
-    return V_OK;
+  if (!f->func || (*errors && json_object_get(*errors, f->name))) return V_OK;
   json_t *v = get(t, f->name);
   json_t *new_fields = NULL;
   char *msg = NULL;
@@ -566,8 +497,7 @@ static int check_field(const vopts *o, json_t *t, const kdao__field *f, const ch
   if (o->mode == KDAO_MODE_FULL_UPDATE && required && missing(get(t, f->name)) &&
       (rc = add_errorf(errors, prefix, f->name, "%s is required", f->name)) != V_OK)
     return rc;
-  if (o->partial && !get(t, f->name))
-    return V_OK;
+  if (o->partial && !get(t, f->name)) return V_OK;
   if (required && !(f->flags & KDAO_FIELD_INSERT_VALUE) && missing(get(t, f->name)) &&
       (rc = add_errorf(errors, prefix, f->name, "%s is required", f->name)) != V_OK)
     return rc;
@@ -576,20 +506,16 @@ static int check_field(const vopts *o, json_t *t, const kdao__field *f, const ch
 
 /* Step 1: defaults (insert and full update). */
 static int apply_defaults(const vopts *o, const kdao_schema *s, json_t *t) {
-  if (o->partial)
-    return V_OK;
+  if (o->partial) return V_OK;
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
-    if (get(t, f->name) || !has_default(f))
-      continue;
+    if (get(t, f->name) || !has_default(f)) continue;
     json_t *v = f->default_fn ? f->default_fn(t, f->ud) : json_deep_copy(f->default_value);
     if (!v) {
-      if (f->default_fn)
-        continue; /* the function chose no default */
+      if (f->default_fn) continue; /* the function chose no default */
       return V_NOMEM;
     }
-    if (json_object_set_new(t, f->name, v) != 0)
-      return V_NOMEM;
+    if (json_object_set_new(t, f->name, v) != 0) return V_NOMEM;
   }
   return V_OK;
 }
@@ -598,15 +524,13 @@ static int apply_defaults(const vopts *o, const kdao_schema *s, json_t *t) {
 static int check_unknown(const kdao_schema *s, json_t *t, const char *tk, const char *prefix,
                          json_t **errors) {
   bool flexible = s->flags & KDAO_SCHEMA_FLEXIBLE;
-  if (flexible && blank(tk))
-    return V_OK;
+  if (flexible && blank(tk)) return V_OK;
   const char *k;
   json_t *v;
   json_object_foreach(t, k, v) {
     if (json_is_null(v) || kdao__schema_field_index(s, k) >= 0 || (flexible && strcmp(k, tk) == 0))
       continue;
-    if (add_errorf(errors, prefix, k, "%s is an unknown field", k) != V_OK)
-      return V_NOMEM;
+    if (add_errorf(errors, prefix, k, "%s is an unknown field", k) != V_OK) return V_NOMEM;
   }
   return V_OK;
 }
@@ -615,13 +539,11 @@ static int check_unknown(const kdao_schema *s, json_t *t, const char *tk, const 
 static int validate_table(const vopts *o, const kdao_schema *s, json_t *t, const char *tk,
                           json_t **errors, kdao_error **self_err) {
   char *prefix = blank(tk) ? kdao__strdup("") : kdao__asprintf("%s.", tk);
-  if (!prefix)
-    return V_NOMEM;
+  if (!prefix) return V_NOMEM;
   int rc = apply_defaults(o, s, t);
   for (size_t i = 0; rc == V_OK && i < s->nfields; i++)
     rc = check_field(o, t, &s->fields[i], prefix, tk, errors);
-  if (rc == V_OK)
-    rc = check_unknown(s, t, tk, prefix, errors);
+  if (rc == V_OK) rc = check_unknown(s, t, tk, prefix, errors);
   free(prefix);
   if (rc == V_OK && !*errors && s->self_check)
     *self_err = s->self_check(o->dao, s, t, o->mode, s->ud);
@@ -650,13 +572,11 @@ static void members_free(member *ms, size_t n) {
 static member *members_of(const json_t *tbl, size_t *count) {
   size_t n = json_object_size(tbl), m = 0;
   member *ms = calloc(n ? n : 1, sizeof *ms);
-  if (!ms)
-    return NULL;
+  if (!ms) return NULL;
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)tbl, k, v) {
-    if (json_is_null(v))
-      continue;
+    if (json_is_null(v)) continue;
     if (!(ms[m].key = kdao__strdup(k))) {
       members_free(ms, m);
       return NULL;
@@ -674,8 +594,7 @@ static int validate_flexible(const vopts *o, const kdao_schema *s, json_t *tbl, 
   /* The work list is taken before validation changes the table, as Kong does. */
   size_t n = 0;
   member *ms = members_of(tbl, &n);
-  if (!ms)
-    return V_NOMEM;
+  if (!ms) return V_NOMEM;
   int rc = validate_table(o, s, tbl, "", errors, self_err);
   for (size_t i = 0; rc == V_OK && !*self_err && i < n; i++) {
     if (json_is_array(ms[i].value)) {
@@ -700,23 +619,17 @@ static int validate_flexible(const vopts *o, const kdao_schema *s, json_t *tbl, 
 
 static int validate_entity(const vopts *o, const kdao_schema *s, json_t *tbl, json_t **errors,
                            kdao_error **self_err) {
-  if (s->flags & KDAO_SCHEMA_FLEXIBLE)
-    return validate_flexible(o, s, tbl, errors, self_err);
+  if (s->flags & KDAO_SCHEMA_FLEXIBLE) return validate_flexible(o, s, tbl, errors, self_err);
   return validate_table(o, s, tbl, "", errors, self_err);
 }
 
 /* Lua's type() of a JSON value, for argument errors (a JSON array is named "array"). */
 static const char *lua_type_name(const json_t *v) {
-  if (json_is_array(v))
-    return "array";
-  if (!v || json_is_null(v))
-    return "nil";
-  if (json_is_string(v))
-    return "string";
-  if (json_is_number(v))
-    return "number";
-  if (json_is_boolean(v))
-    return "boolean";
+  if (json_is_array(v)) return "array";
+  if (!v || json_is_null(v)) return "nil";
+  if (json_is_string(v)) return "string";
+  if (json_is_number(v)) return "number";
+  if (json_is_boolean(v)) return "boolean";
   return "table";
 }
 
@@ -730,19 +643,16 @@ __attribute__((format(printf, 2, 3))) static int misuse(kdao_error **err, const 
   return kdao__fail(err, e);
 }
 
-int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
-                   const json_t *old, kdao_dao *dao, kdao_error **err) {
-  if (err)
-    *err = NULL;
-  if (!schema)
-    return misuse(err, "bad argument #1 to 'validate' (schema expected, got nil)");
+int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, const json_t *old,
+                   kdao_dao *dao, kdao_error **err) {
+  if (err) *err = NULL;
+  if (!schema) return misuse(err, "bad argument #1 to 'validate' (schema expected, got nil)");
   if (!json_is_object(entity))
     return misuse(err, "bad argument #2 to 'validate' (table expected, got %s)",
                   lua_type_name(entity));
   if (mode != KDAO_MODE_INSERT && mode != KDAO_MODE_UPDATE && mode != KDAO_MODE_FULL_UPDATE)
     return misuse(err, "bad argument #3 to 'validate' (invalid mode %d)", (int)mode);
-  if (old && !json_is_object(old))
-    old = NULL;
+  if (old && !json_is_object(old)) old = NULL;
 
   vopts o = {mode, mode == KDAO_MODE_UPDATE, old, dao};
   json_t *errors = NULL;
@@ -757,8 +667,7 @@ int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
     json_decref(errors);
     return kdao__fail(err, self_err);
   }
-  if (errors)
-    return kdao__fail(err, kdao__error_schema_new(errors));
+  if (errors) return kdao__fail(err, kdao__error_schema_new(errors));
   return KDAO_OK;
 }
 
@@ -768,12 +677,10 @@ int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kda
 }
 
 int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_error **err) {
-  if (err)
-    *err = NULL;
+  if (err) *err = NULL;
   if (!schema)
     return misuse(err, "bad argument #1 to 'validate_filter' (schema expected, got nil)");
-  if (!filter)
-    return KDAO_OK;
+  if (!filter) return KDAO_OK;
   if (!json_is_object(filter))
     return misuse(err, "bad argument #2 to 'validate_filter' (table expected, got %s)",
                   lua_type_name(filter));
@@ -781,8 +688,7 @@ int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_e
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)filter, k, v) {
-    if (json_is_null(v))
-      continue;
+    if (json_is_null(v)) continue;
     const kdao__field *f = kdao__schema_field(schema, k);
     int rc = V_OK;
     if (!f) {

@@ -46,8 +46,8 @@
 
 #define CS_MAX_FIELDS 64
 #define CS_MAX_PARAMS (2 * CS_MAX_FIELDS + 8)
-#define CS_PAGE_ALL 1000          /* find_all: the page size Kong's driver used */
-#define CS_PAGE_COUNT 5000        /* count: key columns only, larger pages */
+#define CS_PAGE_ALL 1000           /* find_all: the page size Kong's driver used */
+#define CS_PAGE_COUNT 5000         /* count: key columns only, larger pages */
 #define RESERVATION_GRACE_MS 30000 /* an ownerless reservation younger than this is in flight */
 #define DDL_TIMEOUT_MS 60000
 
@@ -56,12 +56,12 @@
 /* What the backend learns once about one entity table. */
 typedef struct cs_table {
   const kdao_schema *s;
-  char *cols;      /* select list: every field, in field order */
-  char *ttl_cols;  /* cols, then TTL() of each non-key column */
+  char *cols;                 /* select list: every field, in field order */
+  char *ttl_cols;             /* cols, then TTL() of each non-key column */
   size_t ckey[CS_MAX_FIELDS]; /* the table's primary-key columns, as field indexes */
   size_t nckey;
-  bool ckey_is_pk;  /* the table's key is exactly the schema's primary key */
-  bool reserve_pk;  /* the schema key is not the table key: reserve it in kdao_unique */
+  bool ckey_is_pk; /* the table's key is exactly the schema's primary key */
+  bool reserve_pk; /* the schema key is not the table key: reserve it in kdao_unique */
 } cs_table;
 
 typedef struct cs_backend {
@@ -137,9 +137,8 @@ typedef enum cs_kind { RUN_READ, RUN_SERIAL_READ, RUN_WRITE, RUN_LWT } cs_kind;
  * which apply the same values again; and row inserts IF NOT EXISTS, whose retry finds the
  * very row it wrote (insert_one tells that apart from another row).
  */
-static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
-               int32_t page_size, const uint8_t *state, size_t state_len, cql_result **out,
-               kdao_error **err) {
+static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind, int32_t page_size,
+               const uint8_t *state, size_t state_len, cql_result **out, kdao_error **err) {
   cql_query_opts o = {.consistency = b->consistency,
                       .page_size = page_size,
                       .paging_state = state,
@@ -153,8 +152,8 @@ static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
   for (int attempt = 0;; attempt++) {
     if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) == 0)
       return KDAO_OK;
-    bool timeout = ce.kind == CQL_ERR_SERVER && (ce.code == CQL_SERVER_READ_TIMEOUT ||
-                                                 ce.code == CQL_SERVER_WRITE_TIMEOUT);
+    bool timeout = ce.kind == CQL_ERR_SERVER &&
+                   (ce.code == CQL_SERVER_READ_TIMEOUT || ce.code == CQL_SERVER_WRITE_TIMEOUT);
     if (!timeout || attempt == 2) return cql_fail(err, &ce);
     cql_error_clear(&ce);
   }
@@ -330,8 +329,9 @@ static int table_learn(cs_backend *b, cs_table *t, kdao_error **err) {
   param_text(&p, b->keyspace, err);
   param_text(&p, s->table, err);
   cql_result *r = NULL;
-  int rc = run(b, "SELECT column_name, kind, position FROM system_schema.columns"
-                  " WHERE keyspace_name = ? AND table_name = ?",
+  int rc = run(b,
+               "SELECT column_name, kind, position FROM system_schema.columns"
+               " WHERE keyspace_name = ? AND table_name = ?",
                &p, RUN_READ, 0, NULL, 0, &r, err);
   if (rc != KDAO_OK) return rc;
   bool have[CS_MAX_FIELDS] = {0};
@@ -383,8 +383,7 @@ static int table_learn(cs_backend *b, cs_table *t, kdao_error **err) {
     return fail(err, kdao__error_fmt(KDAO_ERR_DB, "table %s: no partition key", s->table));
   t->ckey_is_pk = t->nckey == s->npk;
   for (size_t k = 0; t->ckey_is_pk && k < s->npk; k++) t->ckey_is_pk = is_ckey(t, s->pk[k]);
-  t->reserve_pk = !t->ckey_is_pk && s->npk == 1 &&
-                  !(s->fields[s->pk[0]].flags & KDAO_FIELD_UNIQUE);
+  t->reserve_pk = !t->ckey_is_pk && s->npk == 1 && !(s->fields[s->pk[0]].flags & KDAO_FIELD_UNIQUE);
   return KDAO_OK;
 }
 
@@ -396,8 +395,8 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
     }
   }
   if (s->nfields > CS_MAX_FIELDS)
-    return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table,
-                                     CS_MAX_FIELDS));
+    return fail(err,
+                kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table, CS_MAX_FIELDS));
   cs_table *t = calloc(1, sizeof *t);
   if (t == NULL) return oom(err);
   t->s = s;
@@ -407,14 +406,15 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
     return rc;
   }
   kdao__sb cols = {0}, ttl = {0};
-  for (size_t i = 0; i < s->nfields; i++) kdao__sb_addf(&cols, "%s\"%s\"", i ? ", " : "", s->fields[i].name);
+  for (size_t i = 0; i < s->nfields; i++)
+    kdao__sb_addf(&cols, "%s\"%s\"", i ? ", " : "", s->fields[i].name);
   kdao__sb_addf(&ttl, "%s", cols.p ? cols.p : "");
   for (size_t i = 0; i < s->nfields; i++)
     if (!is_ckey(t, i)) kdao__sb_addf(&ttl, ", TTL(\"%s\")", s->fields[i].name);
   t->cols = kdao__sb_take(&cols);
   t->ttl_cols = kdao__sb_take(&ttl);
-  cs_table **grown = t->cols && t->ttl_cols ? realloc(b->tables, (b->ntables + 1) * sizeof *grown)
-                                            : NULL;
+  cs_table **grown =
+      t->cols && t->ttl_cols ? realloc(b->tables, (b->ntables + 1) * sizeof *grown) : NULL;
   if (grown == NULL) {
     table_free(t);
     return oom(err);
@@ -456,13 +456,14 @@ static int where_ckey(kdao__sb *q, cs_params *p, const cs_table *t, const json_t
 
 /* One page of `SELECT <list> FROM t [WHERE filter ALLOW FILTERING]`. */
 static int select_page(cs_backend *b, const cs_table *t, cs_kind kind, const char *list,
-                       const json_t *filter, int32_t page_size, const uint8_t *state, size_t state_len,
-                       cql_result **out, kdao_error **err) {
+                       const json_t *filter, int32_t page_size, const uint8_t *state,
+                       size_t state_len, cql_result **out, kdao_error **err) {
   kdao__sb q = {0};
   cs_params p = {0};
   kdao__sb_addf(&q, "SELECT %s FROM \"%s\"", list, t->s->table);
   int rc = where_filter(&q, &p, t->s, filter, err);
-  if (rc == KDAO_OK && filter && json_object_size(filter) > 0) kdao__sb_addf(&q, " ALLOW FILTERING");
+  if (rc == KDAO_OK && filter && json_object_size(filter) > 0)
+    kdao__sb_addf(&q, " ALLOW FILTERING");
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run(b, cql, &p, kind, page_size, state, state_len, out, err);
@@ -472,8 +473,8 @@ static int select_page(cs_backend *b, const cs_table *t, cs_kind kind, const cha
 }
 
 /* The row addressed by `pk` (NULL when none); with `ttl`, the longest remaining TTL too. */
-static int find_row(cs_backend *b, const cs_table *t, cs_kind kind, const json_t *pk,
-                    json_t **out, int *ttl, kdao_error **err) {
+static int find_row(cs_backend *b, const cs_table *t, cs_kind kind, const json_t *pk, json_t **out,
+                    int *ttl, kdao_error **err) {
   *out = NULL;
   cql_result *r = NULL;
   int rc = select_page(b, t, kind, ttl ? t->ttl_cols : t->cols, pk, 0, NULL, 0, &r, err);
@@ -510,8 +511,8 @@ static int find_for_write(cs_backend *b, const cs_table *t, const json_t *pk, js
 
 /* Calls `each` for every row matching `filter`, page after page. */
 static int select_all(cs_backend *b, const cs_table *t, const char *list, const json_t *filter,
-                      int32_t page_size, int (*each)(const cql_result *, size_t, void *),
-                      void *ud, kdao_error **err) {
+                      int32_t page_size, int (*each)(const cql_result *, size_t, void *), void *ud,
+                      kdao_error **err) {
   uint8_t *state = NULL;
   size_t state_len = 0;
   int rc;
@@ -524,8 +525,8 @@ static int select_all(cs_backend *b, const cs_table *t, const char *list, const 
     size_t n = cql_result_row_count(r);
     for (size_t i = 0; rc == KDAO_OK && i < n; i++)
       if (each(r, i, ud) != 0) rc = oom(err);
-    const uint8_t *next = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &state_len)
-                                                        : NULL;
+    const uint8_t *next =
+        cql_result_has_more_pages(r) ? cql_result_paging_state(r, &state_len) : NULL;
     if (rc == KDAO_OK && next) {
       state = malloc(state_len ? state_len : 1);
       if (state == NULL)
@@ -582,8 +583,8 @@ static int cs_find_all(kdao__backend *base, const kdao_schema *s, const json_t *
   return KDAO_OK;
 }
 
-static int cs_count(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                    long long *out, kdao_error **err) {
+static int cs_count(kdao__backend *base, const kdao_schema *s, const json_t *filter, long long *out,
+                    kdao_error **err) {
   cs_table *t;
   *out = 0;
   int rc = table_get(CS(base), s, &t, err);
@@ -648,8 +649,7 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
       if (collect_row(r, i, &c) != 0) rc = oom(err);
     free(more);
     more = NULL;
-    const uint8_t *ps = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &more_len)
-                                                      : NULL;
+    const uint8_t *ps = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &more_len) : NULL;
     if (rc == KDAO_OK && ps) {
       if ((more = malloc(more_len + 1)) == NULL)
         rc = oom(err);
@@ -740,8 +740,7 @@ static int unique_lwt(cs_backend *b, const char *cql, cs_params *p, bool *applie
  * value, and the reservation old enough that no insert can still be on its way?
  */
 static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field *f,
-                             const char *value, const char *owner, bool *stale,
-                             kdao_error **err) {
+                             const char *value, const char *owner, bool *stale, kdao_error **err) {
   *stale = false;
   const kdao_schema *s = t->s;
   json_t *keys = json_loads(owner, 0, NULL);
@@ -766,8 +765,10 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
   param_text(&p, f->name, err);
   param_text(&p, value, err);
   cql_result *r = NULL;
-  rc = run(b, "SELECT WRITETIME(owner) FROM kdao_unique WHERE table_name = ? AND field = ?"
-              " AND value = ?", &p, RUN_READ, 0, NULL, 0, &r, err);
+  rc = run(b,
+           "SELECT WRITETIME(owner) FROM kdao_unique WHERE table_name = ? AND field = ?"
+           " AND value = ?",
+           &p, RUN_READ, 0, NULL, 0, &r, err);
   params_clear(&p);
   if (rc != KDAO_OK) return rc;
   int64_t written_us = 0;
@@ -794,8 +795,10 @@ static int claim(cs_backend *b, const cs_table *t, const kdao__field *f, const c
   param_text(&p, f->name, err);
   param_text(&p, value, err);
   param_push(&p, from ? cql_v_text(from) : cql_v_null(), err);
-  return unique_lwt(b, "UPDATE kdao_unique USING TTL ? SET owner = ? WHERE table_name = ?"
-                       " AND field = ? AND value = ? IF owner = ?", &p, applied, holder, err);
+  return unique_lwt(b,
+                    "UPDATE kdao_unique USING TTL ? SET owner = ? WHERE table_name = ?"
+                    " AND field = ? AND value = ? IF owner = ?",
+                    &p, applied, holder, err);
 }
 
 static void release(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
@@ -806,8 +809,8 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
  * does not reserve) have no reservation: once the claim is ours, no kdao writer can race on
  * the value, and one read through the column's secondary index (Kong's own check) finds them.
  */
-static int held_elsewhere(cs_backend *b, const cs_table *t, const kdao__field *f,
-                          const json_t *v, const char *owner, bool *held, kdao_error **err) {
+static int held_elsewhere(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+                          const char *owner, bool *held, kdao_error **err) {
   *held = false;
   json_t *flt = json_pack("{sO}", f->name, v);
   if (flt == NULL) return oom(err);
@@ -876,16 +879,17 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
   param_text(&p, value, &e);
   param_text(&p, owner, &e);
   bool applied;
-  unique_lwt(b, "DELETE FROM kdao_unique WHERE table_name = ? AND field = ? AND value = ?"
-                " IF owner = ?", &p, &applied, NULL, &e);
+  unique_lwt(b,
+             "DELETE FROM kdao_unique WHERE table_name = ? AND field = ? AND value = ?"
+             " IF owner = ?",
+             &p, &applied, NULL, &e);
   kdao_error_free(e);
   free(value);
 }
 
 /* Hands the reservation of `v` from `from` to `owner` with a new TTL (0: none). */
-static int reservation_move(cs_backend *b, const cs_table *t, const kdao__field *f,
-                            const json_t *v, const char *from, const char *owner, int ttl,
-                            kdao_error **err) {
+static int reservation_move(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+                            const char *from, const char *owner, int ttl, kdao_error **err) {
   int rc = unique_ready(b, err);
   if (rc != KDAO_OK) return rc;
   char *value = reserved_text(v);
@@ -918,7 +922,6 @@ static bool same_value(const json_t *a, const json_t *b) {
   if (a == NULL || b == NULL) return a == b;
   return json_equal((json_t *)a, (json_t *)b);
 }
-
 
 /*
  * Did an INSERT ... IF NOT EXISTS that was not applied find exactly `row`? Then it is this
@@ -955,8 +958,7 @@ static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool i
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   cql_result *r = NULL;
-  if (rc == KDAO_OK)
-    rc = run(b, cql, &p, if_not_exists ? RUN_LWT : RUN_WRITE, 0, NULL, 0, &r, err);
+  if (rc == KDAO_OK) rc = run(b, cql, &p, if_not_exists ? RUN_LWT : RUN_WRITE, 0, NULL, 0, &r, err);
   if (rc == KDAO_OK)
     *applied = !if_not_exists || cql_result_applied(r) == 1 || lwt_found_row(r, s, row);
   cql_result_free(r);
@@ -969,8 +971,8 @@ static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool i
  * Reserves the unique values of `row` for `owner`, then writes it IF NOT EXISTS; on any
  * failure the reservations made are given back. *out = the row as stored.
  */
-static int insert_one(cs_backend *b, const cs_table *t, const json_t *row, int ttl,
-                      json_t **out, kdao_error **err) {
+static int insert_one(cs_backend *b, const cs_table *t, const json_t *row, int ttl, json_t **out,
+                      kdao_error **err) {
   const kdao_schema *s = t->s;
   *out = NULL;
   json_t *stored = row_normalise(s, row);
@@ -1190,7 +1192,7 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     json_t *nv = json_object_get(merged, s->fields[i].name);
     if (same_value(ov, nv)) continue;
     if (is_schema_pk(s, i)) continue; /* the key addresses the row; never rewritten */
-    if (is_ckey(t, i)) rekey = true;   /* a table key column outside the schema key */
+    if (is_ckey(t, i)) rekey = true;  /* a table key column outside the schema key */
     changed[i] = true;
     any = true;
     dropped[i] = ov != NULL && reserved_field(t, i);
@@ -1249,8 +1251,8 @@ static int cs_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
   cs_table *t;
   int rc = table_get(b, s, &t, err);
   if (rc != KDAO_OK) return rc;
-  char *cql = kdao__asprintf("SELECT \"%s\" FROM \"%s\" LIMIT 1", s->fields[t->ckey[0]].name,
-                             s->table);
+  char *cql =
+      kdao__asprintf("SELECT \"%s\" FROM \"%s\" LIMIT 1", s->fields[t->ckey[0]].name, s->table);
   if (cql == NULL) return oom(err);
   cql_result *r = NULL;
   rc = run(b, cql, NULL, RUN_READ, 0, NULL, 0, &r, err);
@@ -1270,8 +1272,10 @@ static int cs_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
   for (;;) {
     cs_params p = {0};
     param_text(&p, s->table, err);
-    rc = run(b, "SELECT field, value FROM kdao_unique WHERE table_name = ? LIMIT 1000"
-                " ALLOW FILTERING", &p, RUN_READ, 0, NULL, 0, &r, err);
+    rc = run(b,
+             "SELECT field, value FROM kdao_unique WHERE table_name = ? LIMIT 1000"
+             " ALLOW FILTERING",
+             &p, RUN_READ, 0, NULL, 0, &r, err);
     params_clear(&p);
     if (rc != KDAO_OK) return rc;
     size_t n = cql_result_row_count(r);
@@ -1284,8 +1288,8 @@ static int cs_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
       param_text(&p, s->table, err);
       param_push(&p, cql_v_textn(f, flen), err);
       param_push(&p, cql_v_textn(v, vlen), err);
-      rc = run(b, "DELETE FROM kdao_unique WHERE table_name = ? AND field = ? AND value = ?",
-               &p, RUN_WRITE, 0, NULL, 0, NULL, err);
+      rc = run(b, "DELETE FROM kdao_unique WHERE table_name = ? AND field = ? AND value = ?", &p,
+               RUN_WRITE, 0, NULL, 0, NULL, err);
       params_clear(&p);
     }
     cql_result_free(r);
@@ -1320,8 +1324,10 @@ static int cs_migrations_current(kdao__backend *base, json_t **out, kdao_error *
   cs_params p = {0};
   param_text(&p, b->keyspace, err);
   cql_result *r = NULL;
-  int rc = run(b, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?"
-                  " AND table_name = 'schema_migrations'", &p, RUN_READ, 0, NULL, 0, &r, err);
+  int rc = run(b,
+               "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?"
+               " AND table_name = 'schema_migrations'",
+               &p, RUN_READ, 0, NULL, 0, &r, err);
   params_clear(&p);
   if (rc != KDAO_OK) return rc;
   bool exists = cql_result_row_count(r) > 0;
@@ -1329,15 +1335,15 @@ static int cs_migrations_current(kdao__backend *base, json_t **out, kdao_error *
   json_t *all = json_object();
   if (all == NULL) return oom(err);
   if (exists) {
-    rc = run(b, "SELECT id, migrations FROM schema_migrations", NULL, RUN_READ, 0, NULL, 0, &r,
-             err);
+    rc =
+        run(b, "SELECT id, migrations FROM schema_migrations", NULL, RUN_READ, 0, NULL, 0, &r, err);
     for (size_t i = 0; rc == KDAO_OK && i < cql_result_row_count(r); i++) {
       json_t *row = cql_result_row_json(r, i);
       json_t *id = json_object_get(row, "id"), *names = json_object_get(row, "migrations");
       if (json_is_null(names)) names = NULL;
       if (!json_is_string(id) || (names && !json_is_array(names)) ||
-          json_object_set_new(all, json_string_value(id), names ? json_incref(names)
-                                                                : json_array()) != 0)
+          json_object_set_new(all, json_string_value(id),
+                              names ? json_incref(names) : json_array()) != 0)
         rc = fail(err, kdao_error_new(KDAO_ERR_DB, "unreadable schema_migrations row"));
       json_decref(row);
     }
@@ -1448,7 +1454,8 @@ static char *cs_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   for (size_t i = 0; i < s->nfields; i++)
     kdao__sb_addf(&q, "\"%s\" %s, ", s->fields[i].name, cql_type_of(s->fields[i].type));
   kdao__sb_addf(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", s->fields[s->pk[k]].name);
+  for (size_t k = 0; k < s->npk; k++)
+    kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", s->fields[s->pk[k]].name);
   kdao__sb_addf(&q, "))");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
@@ -1502,10 +1509,10 @@ static cql_consistency consistency_of(const char *name) {
   static const struct {
     const char *name;
     cql_consistency c;
-  } map[] = {{"ALL", CQL_ALL},     {"EACH_QUORUM", CQL_EACH_QUORUM},
+  } map[] = {{"ALL", CQL_ALL},       {"EACH_QUORUM", CQL_EACH_QUORUM},
              {"QUORUM", CQL_QUORUM}, {"LOCAL_QUORUM", CQL_LOCAL_QUORUM},
-             {"ONE", CQL_ONE},     {"TWO", CQL_TWO},
-             {"THREE", CQL_THREE}, {"LOCAL_ONE", CQL_LOCAL_ONE}};
+             {"ONE", CQL_ONE},       {"TWO", CQL_TWO},
+             {"THREE", CQL_THREE},   {"LOCAL_ONE", CQL_LOCAL_ONE}};
   for (size_t i = 0; name && i < sizeof map / sizeof *map; i++)
     if (strcmp(map[i].name, name) == 0) return map[i].c;
   return CQL_ONE;
@@ -1549,14 +1556,13 @@ static char *keyspace_ddl(const kdao_config *cfg, const char *ks) {
     free(dcs);
   } else {
     kdao__sb_addf(&q, "'class': 'SimpleStrategy', 'replication_factor': %lld",
-            kdao__config_int(cfg, "cassandra_repl_factor"));
+                  kdao__config_int(cfg, "cassandra_repl_factor"));
   }
   kdao__sb_addf(&q, "}");
   return kdao__sb_take(&q);
 }
 
-static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
-                   kdao_error **err) {
+static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
   cs_backend *b = calloc(1, sizeof *b);
   if (b == NULL) return oom(err);
@@ -1587,13 +1593,14 @@ static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
       .tls = kdao__config_bool(cfg, "cassandra_ssl"),
       .tls_verify = kdao__config_bool(cfg, "cassandra_ssl_verify"),
       .tls_ca_file = kdao__config_str(cfg, "lua_ssl_trusted_certificate"),
-      .policy = policy && strcmp(policy, "DCAwareRoundRobin") == 0 ? CQL_LB_DC_AWARE
-                                                                   : CQL_LB_ROUND_ROBIN,
+      .policy =
+          policy && strcmp(policy, "DCAwareRoundRobin") == 0 ? CQL_LB_DC_AWARE : CQL_LB_ROUND_ROBIN,
       .local_dc = kdao__config_str(cfg, "cassandra_local_datacenter"),
       .default_consistency = b->consistency,
       .connect_timeout_ms = timeout,
       .request_timeout_ms = timeout,
-      .schema_agreement_timeout_ms = (int)kdao__config_int(cfg, "cassandra_schema_consensus_timeout"),
+      .schema_agreement_timeout_ms =
+          (int)kdao__config_int(cfg, "cassandra_schema_consensus_timeout"),
       .discover_peers = 1,
   };
   cql_error ce = {0};

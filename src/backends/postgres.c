@@ -81,8 +81,8 @@ typedef struct pg_backend {
   unsigned nstmt;   /* statement names are unique for the life of the backend */
   enum pg_tx tx;    /* PENDING: begin() called, BEGIN not yet sent (sent with the first use) */
   int tx_depth;
-  bool tx_doomed;   /* an inner rollback: the outermost commit must roll back */
-  char *where;      /* "host:port" for messages */
+  bool tx_doomed; /* an inner rollback: the outermost commit must roll back */
+  char *where;    /* "host:port" for messages */
   char *database;
   pg_table **tables;
   size_t ntables;
@@ -139,8 +139,8 @@ static char *one_line(const char *msg) {
 
 static kdao_error *conn_error(pg_backend *b, const char *what) {
   char *reason = one_line(PQerrorMessage(b->conn));
-  kdao_error *e = kdao__error_fmt(KDAO_ERR_DB, "%s %s: %s", what, b->where,
-                                  reason ? reason : "out of memory");
+  kdao_error *e =
+      kdao__error_fmt(KDAO_ERR_DB, "%s %s: %s", what, b->where, reason ? reason : "out of memory");
   free(reason);
   return e;
 }
@@ -243,8 +243,7 @@ static void session_setup(pg_backend *b) {
  */
 static kdao_error *pg_ready(pg_backend *b) {
   if (b->tx == TX_BROKEN)
-    return kdao__error_fmt(KDAO_ERR_DB, "transaction aborted: lost the connection to %s",
-                           b->where);
+    return kdao__error_fmt(KDAO_ERR_DB, "transaction aborted: lost the connection to %s", b->where);
   kdao_error *e;
   if (PQstatus(b->conn) != CONNECTION_OK) {
     if (b->tx == TX_OPEN) {
@@ -305,8 +304,8 @@ static PGresult *pg_prepare(pg_backend *b, pg_stmt *st) {
  * Runs prepared statement `st` (or, when NULL, the one-off text `sql`) with parameters
  * `p`. *out = the result (caller PQclear()s). `row` names the values for constraint errors.
  */
-static int pg_exec(pg_backend *b, pg_stmt *st, const char *sql, const pg_params *p,
-                   bool idempotent, const json_t *row, PGresult **out, kdao_error **err) {
+static int pg_exec(pg_backend *b, pg_stmt *st, const char *sql, const pg_params *p, bool idempotent,
+                   const json_t *row, PGresult **out, kdao_error **err) {
   *out = NULL;
   for (int attempt = 0;; attempt++) {
     kdao_error *e = pg_ready(b);
@@ -347,9 +346,7 @@ static void table_free(pg_table *t) {
   free(t);
 }
 
-static const kdao__field *pk_field(const kdao_schema *s, size_t k) {
-  return &s->fields[s->pk[k]];
-}
+static const kdao__field *pk_field(const kdao_schema *s, size_t k) { return &s->fields[s->pk[k]]; }
 
 /* `t."<pk>"::text`, the form Kong stores in ttls.primary_key_value. */
 static pg_table *table_build(const kdao_schema *s) {
@@ -362,15 +359,16 @@ static pg_table *table_build(const kdao_schema *s) {
     const kdao__field *f = &s->fields[i];
     if (i) kdao__sb_add(&cols, ", ");
     if (f->type == KDAO_TYPE_TIMESTAMP)
-      kdao__sb_addf(&cols, "(extract(epoch from t.\"%s\") * 1000)::bigint AS \"%s\"", f->name, f->name);
+      kdao__sb_addf(&cols, "(extract(epoch from t.\"%s\") * 1000)::bigint AS \"%s\"", f->name,
+                    f->name);
     else
       kdao__sb_addf(&cols, "t.\"%s\"", f->name);
   }
   if (t->has_ttl)
     kdao__sb_addf(&vis,
-            "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = t.\"%s\"::text"
-            " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
-            pk_field(s, 0)->name, s->table);
+                  "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = t.\"%s\"::text"
+                  " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
+                  pk_field(s, 0)->name, s->table);
   else
     kdao__sb_add(&vis, "true");
   t->cols = kdao__sb_take(&cols);
@@ -390,8 +388,8 @@ static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_e
     }
   }
   if (s->nfields > PG_MAX_FIELDS)
-    return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table,
-                                     PG_MAX_FIELDS));
+    return fail(err,
+                kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table, PG_MAX_FIELDS));
   pg_table **grown = realloc(b->tables, (b->ntables + 1) * sizeof *grown);
   if (grown == NULL) return oom(err);
   b->tables = grown;
@@ -424,9 +422,9 @@ static void sql_visible_by_key(kdao__sb *q, const pg_table *t, int n) {
     return;
   }
   kdao__sb_addf(q,
-          "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = $%d%s"
-          " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
-          n, cast, t->s->table);
+                "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = $%d%s"
+                " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
+                n, cast, t->s->table);
 }
 
 static uint64_t pk_mask(const kdao_schema *s) {
@@ -460,29 +458,30 @@ static void sql_where(kdao__sb *q, const kdao_schema *s, uint64_t mask, int *pn)
 
 static void sql_order(kdao__sb *q, const kdao_schema *s) {
   kdao__sb_add(q, " ORDER BY ");
-  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+  for (size_t k = 0; k < s->npk; k++)
+    kdao__sb_addf(q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
 }
 
 /* A CTE upserting the ttls row of the row returned by CTE `r`, expiring in $n seconds. */
 static void sql_ttl_upsert(kdao__sb *q, const kdao_schema *s, int n) {
   const kdao__field *pk = pk_field(s, 0);
   kdao__sb_addf(q,
-          ", x AS (INSERT INTO ttls (primary_key_value, primary_uuid_value, primary_key_name,"
-          " table_name, expire_at) SELECT r.\"%s\"::text, %s%s%s, '%s', '%s',"
-          " (now() AT TIME ZONE 'utc') + $%d::integer * interval '1 second' FROM r"
-          " ON CONFLICT (primary_key_value, table_name) DO UPDATE"
-          " SET expire_at = EXCLUDED.expire_at)",
-          pk->name, pk->type == KDAO_TYPE_ID ? "r.\"" : "NULL::uuid",
-          pk->type == KDAO_TYPE_ID ? pk->name : "", pk->type == KDAO_TYPE_ID ? "\"" : "",
-          pk->name, s->table, n);
+                ", x AS (INSERT INTO ttls (primary_key_value, primary_uuid_value, primary_key_name,"
+                " table_name, expire_at) SELECT r.\"%s\"::text, %s%s%s, '%s', '%s',"
+                " (now() AT TIME ZONE 'utc') + $%d::integer * interval '1 second' FROM r"
+                " ON CONFLICT (primary_key_value, table_name) DO UPDATE"
+                " SET expire_at = EXCLUDED.expire_at)",
+                pk->name, pk->type == KDAO_TYPE_ID ? "r.\"" : "NULL::uuid",
+                pk->type == KDAO_TYPE_ID ? pk->name : "", pk->type == KDAO_TYPE_ID ? "\"" : "",
+                pk->name, s->table, n);
 }
 
 /* A CTE removing any ttls row left for the key of CTE `r` (Kong left them behind). */
 static void sql_ttl_forget(kdao__sb *q, const kdao_schema *s) {
   kdao__sb_addf(q,
-          ", x AS (DELETE FROM ttls WHERE table_name = '%s'"
-          " AND primary_key_value IN (SELECT r.\"%s\"::text FROM r))",
-          s->table, pk_field(s, 0)->name);
+                ", x AS (DELETE FROM ttls WHERE table_name = '%s'"
+                " AND primary_key_value IN (SELECT r.\"%s\"::text FROM r))",
+                s->table, pk_field(s, 0)->name);
 }
 
 static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsigned shape) {
@@ -494,11 +493,13 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
   case OP_FIND_ALL:
   case OP_COUNT:
   case OP_PAGE:
-    kdao__sb_addf(&q, "SELECT %s FROM \"%s\" t WHERE ", op == OP_COUNT ? "count(*)" : t->cols, s->table);
+    kdao__sb_addf(&q, "SELECT %s FROM \"%s\" t WHERE ", op == OP_COUNT ? "count(*)" : t->cols,
+                  s->table);
     sql_where(&q, s, m1, &pn);
     if (shape & SHAPE_AFTER) {
       kdao__sb_add(&q, "(");
-      for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+      for (size_t k = 0; k < s->npk; k++)
+        kdao__sb_addf(&q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
       kdao__sb_add(&q, ") > (");
       for (size_t k = 0; k < s->npk; k++) {
         if (k) kdao__sb_add(&q, ", ");
@@ -575,18 +576,20 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
      */
     const char *cast = m1 == pk_mask(s) ? ttl_key_cast(t) : NULL;
     if (cast)
-      kdao__sb_addf(&q,
-              "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name = '%s'"
-              " RETURNING expire_at <= (now() AT TIME ZONE 'utc') AS expired) ",
-              cast, s->table);
+      kdao__sb_addf(
+          &q,
+          "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name = '%s'"
+          " RETURNING expire_at <= (now() AT TIME ZONE 'utc') AS expired) ",
+          cast, s->table);
     else
       kdao__sb_add(&q, "WITH r AS (");
     kdao__sb_addf(&q, "DELETE FROM \"%s\" AS t WHERE ", s->table);
     sql_where(&q, s, m1, &pn);
     kdao__sb_drop(&q, 5); /* the trailing " AND " */
     if (cast) {
-      kdao__sb_addf(&q, " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
-              t->cols);
+      kdao__sb_addf(&q,
+                    " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
+                    t->cols);
       break;
     }
     kdao__sb_addf(&q, " RETURNING %s, %s AS kdao_visible)", t->cols, t->visible);
@@ -594,14 +597,13 @@ static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsi
     kdao__sb_add(&q, " SELECT * FROM r");
     break;
   }
-  default:
-    break;
+  default: break;
   }
   return kdao__sb_take(&q);
 }
 
-static int stmt_get(pg_backend *b, pg_table *t, int op, uint64_t m1, uint64_t m2,
-                    unsigned shape, pg_stmt **out, kdao_error **err) {
+static int stmt_get(pg_backend *b, pg_table *t, int op, uint64_t m1, uint64_t m2, unsigned shape,
+                    pg_stmt **out, kdao_error **err) {
   for (size_t i = 0; i < t->nstmts; i++) {
     pg_stmt *st = &t->stmts[i];
     if (st->op == op && st->m1 == m1 && st->m2 == m2 && st->shape == shape) {
@@ -635,8 +637,7 @@ static int object_mask(const kdao_schema *s, const json_t *obj, uint64_t *mask, 
   json_object_foreach((json_t *)obj, k, v) {
     if (json_is_null(v)) continue;
     int i = kdao__schema_field_index(s, k);
-    if (i < 0)
-      return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s has no column '%s'", s->table, k));
+    if (i < 0) return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s has no column '%s'", s->table, k));
     *mask |= UINT64_C(1) << i;
   }
   return KDAO_OK;
@@ -668,26 +669,16 @@ static int param_add(pg_params *p, const kdao__field *f, const json_t *v, kdao_e
     return fail(err, kdao_error_new(KDAO_ERR_DB, "too many statement parameters"));
   char *num = p->num[p->n];
   switch (json_typeof(v)) {
-  case JSON_STRING:
-    p->v[p->n++] = json_string_value(v);
-    return KDAO_OK;
+  case JSON_STRING: p->v[p->n++] = json_string_value(v); return KDAO_OK;
   case JSON_TRUE:
-  case JSON_FALSE:
-    p->v[p->n++] = json_is_true(v) ? "true" : "false";
-    return KDAO_OK;
-  case JSON_INTEGER:
-    p->v[p->n++] = format_integer(json_integer_value(v), num);
-    return KDAO_OK;
+  case JSON_FALSE: p->v[p->n++] = json_is_true(v) ? "true" : "false"; return KDAO_OK;
+  case JSON_INTEGER: p->v[p->n++] = format_integer(json_integer_value(v), num); return KDAO_OK;
   case JSON_REAL:
     snprintf(num, sizeof p->num[0], "%.17g", json_real_value(v));
     p->v[p->n++] = num;
     return KDAO_OK;
-  case JSON_NULL:
-    p->v[p->n++] = NULL;
-    return KDAO_OK;
-  default:
-    (void)f;
-    return param_text(p, json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), err);
+  case JSON_NULL: p->v[p->n++] = NULL; return KDAO_OK;
+  default: (void)f; return param_text(p, json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), err);
   }
 }
 
@@ -740,13 +731,10 @@ static json_t *decode_json(const kdao__field *f, const char *v, int len) {
 static json_t *decode_value(const kdao__field *f, const char *v, int len) {
   switch (f->type) {
   case KDAO_TYPE_NUMBER:
-  case KDAO_TYPE_TIMESTAMP:
-    return decode_number(v);
-  case KDAO_TYPE_BOOLEAN:
-    return json_boolean(v[0] == 't');
+  case KDAO_TYPE_TIMESTAMP: return decode_number(v);
+  case KDAO_TYPE_BOOLEAN: return json_boolean(v[0] == 't');
   case KDAO_TYPE_ARRAY:
-  case KDAO_TYPE_TABLE:
-    return decode_json(f, v, len);
+  case KDAO_TYPE_TABLE: return decode_json(f, v, len);
   default:
     /* the server sends valid UTF-8 (client_encoding is UTF8): no second check here */
     return json_stringn_nocheck(v, (size_t)len);
@@ -896,8 +884,8 @@ static int pg_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   return rc;
 }
 
-static int pg_count(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                    long long *out, kdao_error **err) {
+static int pg_count(kdao__backend *base, const kdao_schema *s, const json_t *filter, long long *out,
+                    kdao_error **err) {
   *out = 0;
   PGresult *r = NULL;
   int rc = pg_select(PG(base), s, OP_COUNT, filter, NULL, 0, &r, err);
@@ -931,8 +919,7 @@ static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   set &= ~pkmask; /* the key addresses the row; it is never rewritten */
   clear &= ~(set | pkmask);
   if ((rc = stmt_get(b, t, OP_UPDATE, set, clear, ttl > 0 ? SHAPE_TTL : 0, &st, err))) return rc;
-  if ((rc = params_fields(&p, s, set, values, err)) ||
-      (rc = params_fields(&p, s, pkmask, pk, err)))
+  if ((rc = params_fields(&p, s, set, values, err)) || (rc = params_fields(&p, s, pkmask, pk, err)))
     goto cleanup;
   if (ttl > 0) {
     snprintf(p.num[p.n], sizeof p.num[0], "%d", ttl);
@@ -975,7 +962,8 @@ cleanup:
 static int pg_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **err) {
   pg_backend *b = PG(base);
   char *sql = kdao__asprintf("WITH x AS (DELETE FROM ttls WHERE table_name = '%s')"
-                             " DELETE FROM \"%s\"", s->table, s->table);
+                             " DELETE FROM \"%s\"",
+                             s->table, s->table);
   if (sql == NULL) return oom(err);
   pg_params p = {0};
   PGresult *r = NULL;
@@ -993,8 +981,8 @@ typedef struct bulk_row {
 } bulk_row;
 
 /* Sends every row, then a sync; the server runs them as one implicit transaction. */
-static bool bulk_send(pg_backend *b, const kdao_schema *s, const json_t *rows,
-                      const bulk_row *plan, kdao_error **e) {
+static bool bulk_send(pg_backend *b, const kdao_schema *s, const json_t *rows, const bulk_row *plan,
+                      kdao_error **e) {
   if (!PQenterPipelineMode(b->conn)) return false;
   size_t i;
   json_t *row;
@@ -1019,8 +1007,8 @@ static bool bulk_send(pg_backend *b, const kdao_schema *s, const json_t *rows,
  * first failure is returned with its row's index in *bad; rows after it come back
  * PIPELINE_ABORTED.
  */
-static PGresult *bulk_receive(pg_backend *b, const kdao_schema *s, const json_t *rows,
-                              json_t *out, size_t *bad) {
+static PGresult *bulk_receive(pg_backend *b, const kdao_schema *s, const json_t *rows, json_t *out,
+                              size_t *bad) {
   PGresult *failed = NULL;
   for (size_t i = 0; i < json_array_size(rows); i++) {
     PGresult *r = PQgetResult(b->conn);
@@ -1131,7 +1119,8 @@ static int pg_rollback(kdao__backend *base) {
     b->tx_doomed = true;
     return KDAO_OK;
   }
-  if (b->tx == TX_OPEN && PQstatus(b->conn) == CONNECTION_OK) kdao_error_free(pg_simple(b, "ROLLBACK"));
+  if (b->tx == TX_OPEN && PQstatus(b->conn) == CONNECTION_OK)
+    kdao_error_free(pg_simple(b, "ROLLBACK"));
   tx_end(b);
   return KDAO_OK;
 }
@@ -1174,19 +1163,19 @@ static int pg_migrations_current(kdao__backend *base, json_t **out, kdao_error *
   *out = NULL;
   pg_params p = {0};
   PGresult *r = NULL;
-  int rc = pg_exec(b, NULL, "SELECT to_regclass('schema_migrations') IS NOT NULL", &p, true,
-                   NULL, &r, err);
+  int rc = pg_exec(b, NULL, "SELECT to_regclass('schema_migrations') IS NOT NULL", &p, true, NULL,
+                   &r, err);
   if (rc != KDAO_OK) return rc;
   bool exists = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
   json_t *all = json_object();
   if (all == NULL) return oom(err);
   if (exists) {
-    rc = pg_exec(b, NULL, "SELECT id, array_to_json(migrations)::text FROM schema_migrations",
-                 &p, true, NULL, &r, err);
+    rc = pg_exec(b, NULL, "SELECT id, array_to_json(migrations)::text FROM schema_migrations", &p,
+                 true, NULL, &r, err);
     for (int i = 0; rc == KDAO_OK && i < PQntuples(r); i++) {
-      json_t *names = PQgetisnull(r, i, 1) ? json_array()
-                                           : json_loads(PQgetvalue(r, i, 1), 0, NULL);
+      json_t *names =
+          PQgetisnull(r, i, 1) ? json_array() : json_loads(PQgetvalue(r, i, 1), 0, NULL);
       if (!json_is_array(names) || json_object_set_new(all, PQgetvalue(r, i, 0), names) != 0)
         rc = fail(err, kdao_error_new(KDAO_ERR_DB, "unreadable schema_migrations row"));
     }
@@ -1256,17 +1245,18 @@ static char *pg_schema_ddl(kdao__backend *base, const kdao_schema *s) {
         f->foreign_entity ? kdao__factory_schema(b->base.factory, f->foreign_entity) : NULL;
     if (parent)
       kdao__sb_addf(&q, " REFERENCES \"%s\" (\"%s\") ON DELETE CASCADE", parent->table,
-              f->foreign_field);
+                    f->foreign_field);
     kdao__sb_add(&q, ", ");
   }
   kdao__sb_add(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++) kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
+  for (size_t k = 0; k < s->npk; k++)
+    kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
   kdao__sb_add(&q, "))");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = &s->fields[i];
     if (f->foreign_entity)
       kdao__sb_addf(&q, ";CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON \"%s\" (\"%s\")", s->table,
-              f->name, s->table, f->name);
+                    f->name, s->table, f->name);
   }
   return kdao__sb_take(&q);
 }
@@ -1279,7 +1269,7 @@ static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t
   for (size_t i = 0; i < n; i++) kdao__sb_addf(&q, "\"%s\", ", tables[i]);
   /* nodes: created by the core migrations for Kong's sake, though no kdao entity uses it */
   kdao__sb_add(&q, "ttls, nodes, schema_migrations CASCADE;"
-             "DROP FUNCTION IF EXISTS upsert_ttl(text, uuid, text, text, timestamp)");
+                   "DROP FUNCTION IF EXISTS upsert_ttl(text, uuid, text, text, timestamp)");
   char *sql = kdao__sb_take(&q);
   if (sql == NULL) return oom(err);
   kdao_error *e = pg_ready(b);
@@ -1292,8 +1282,8 @@ static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t
 static int table_exists(pg_backend *b, const char *table, bool *exists, kdao_error **err) {
   pg_params p = {.n = 1, .v = {table}};
   PGresult *r = NULL;
-  int rc = pg_exec(b, NULL, "SELECT to_regclass(quote_ident($1)) IS NOT NULL", &p, true, NULL,
-                   &r, err);
+  int rc =
+      pg_exec(b, NULL, "SELECT to_regclass(quote_ident($1)) IS NOT NULL", &p, true, NULL, &r, err);
   if (rc == KDAO_OK) *exists = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
   return rc;
@@ -1312,11 +1302,11 @@ static int pg_purge_expired(kdao__backend *base, long long *purged, kdao_error *
     int rc = table_exists(b, s->table, &exists, err);
     if (rc != KDAO_OK) return rc;
     if (!exists) continue; /* declared by a plugin whose migrations never ran */
-    char *sql = kdao__asprintf(
-        "WITH d AS (DELETE FROM ttls WHERE table_name = '%s'"
-        " AND expire_at <= (now() AT TIME ZONE 'utc') RETURNING primary_key_value)"
-        " DELETE FROM \"%s\" WHERE \"%s\" IN (SELECT primary_key_value::%s FROM d)",
-        s->table, s->table, pk->name, pk->type == KDAO_TYPE_ID ? "uuid" : "text");
+    char *sql =
+        kdao__asprintf("WITH d AS (DELETE FROM ttls WHERE table_name = '%s'"
+                       " AND expire_at <= (now() AT TIME ZONE 'utc') RETURNING primary_key_value)"
+                       " DELETE FROM \"%s\" WHERE \"%s\" IN (SELECT primary_key_value::%s FROM d)",
+                       s->table, s->table, pk->name, pk->type == KDAO_TYPE_ID ? "uuid" : "text");
     if (sql == NULL) return oom(err);
     pg_params p = {0};
     PGresult *r = NULL;
@@ -1352,8 +1342,7 @@ static void pg_notice_ignore(void *ud, const char *message) {
   (void)message;
 }
 
-static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
-                   kdao_error **err) {
+static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
   pg_backend *b = calloc(1, sizeof *b);
   if (b == NULL) return oom(err);

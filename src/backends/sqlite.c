@@ -83,12 +83,9 @@ typedef enum sq_tx_stmt {
 } sq_tx_stmt;
 
 static const char *const tx_sql[TX_COUNT] = {
-    [TX_BEGIN] = "BEGIN IMMEDIATE",
-    [TX_COMMIT] = "COMMIT",
-    [TX_ROLLBACK] = "ROLLBACK",
-    [TX_SAVEPOINT] = "SAVEPOINT kdao",
-    [TX_RELEASE] = "RELEASE kdao",
-    [TX_ROLLBACK_TO] = "ROLLBACK TO kdao",
+    [TX_BEGIN] = "BEGIN IMMEDIATE", [TX_COMMIT] = "COMMIT",
+    [TX_ROLLBACK] = "ROLLBACK",     [TX_SAVEPOINT] = "SAVEPOINT kdao",
+    [TX_RELEASE] = "RELEASE kdao",  [TX_ROLLBACK_TO] = "ROLLBACK TO kdao",
 };
 
 typedef struct sq_key {
@@ -108,7 +105,7 @@ typedef struct sq_backend {
   char *path;
   sq_slot *slots; /* open addressing, linear probing, power-of-two size */
   size_t nslots, used;
-  int depth;              /* transaction nesting: 0 outside, 1 in BEGIN, >1 in savepoints */
+  int depth; /* transaction nesting: 0 outside, 1 in BEGIN, >1 in savepoints */
   long long last_purge_ms;
 } sq_backend;
 
@@ -130,13 +127,11 @@ static bool key_eq(const sq_key *x, const sq_key *y) {
 }
 
 static sq_slot *cache_find(sq_backend *b, const sq_key *k) {
-  if (!b->nslots)
-    return NULL;
+  if (!b->nslots) return NULL;
   size_t mask = b->nslots - 1;
   for (size_t i = key_hash(k) & mask;; i = (i + 1) & mask) {
     sq_slot *slot = &b->slots[i];
-    if (!slot->stmt || key_eq(&slot->key, k))
-      return slot;
+    if (!slot->stmt || key_eq(&slot->key, k)) return slot;
   }
 }
 
@@ -151,15 +146,13 @@ static bool cache_grow(sq_backend *b) {
   }
   b->nslots = n;
   for (size_t i = 0; i < old_n; i++)
-    if (old[i].stmt)
-      *cache_find(b, &old[i].key) = old[i];
+    if (old[i].stmt) *cache_find(b, &old[i].key) = old[i];
   free(old);
   return true;
 }
 
 static void cache_clear(sq_backend *b) {
-  for (size_t i = 0; i < b->nslots; i++)
-    sqlite3_finalize(b->slots[i].stmt);
+  for (size_t i = 0; i < b->nslots; i++) sqlite3_finalize(b->slots[i].stmt);
   free(b->slots);
   b->slots = NULL;
   b->nslots = b->used = 0;
@@ -191,35 +184,28 @@ static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->field
 
 static void sql_columns(kdao__sb *q, const kdao_schema *s) {
   for (size_t i = 0; i < s->nfields; i++) {
-    if (i)
-      kdao__sb_add(q, ", ");
+    if (i) kdao__sb_add(q, ", ");
     sb_ident(q, fld(s, i)->name);
   }
 }
 
 /* The ttls key of a row: its pk column, or json_array of its pk columns. */
 static void sql_key_expr(kdao__sb *q, const kdao_schema *s, const char *qualifier) {
-  if (s->npk > 1)
-    kdao__sb_add(q, "json_array(");
+  if (s->npk > 1) kdao__sb_add(q, "json_array(");
   for (size_t i = 0; i < s->npk; i++) {
-    if (i)
-      kdao__sb_add(q, ", ");
+    if (i) kdao__sb_add(q, ", ");
     kdao__sb_add(q, qualifier);
     kdao__sb_add(q, ".");
     sb_ident(q, fld(s, s->pk[i])->name);
   }
-  if (s->npk > 1)
-    kdao__sb_add(q, ")");
+  if (s->npk > 1) kdao__sb_add(q, ")");
 }
 
 /* The same key from bound parameters ?first .. ?first+npk-1. */
 static void sql_key_params(kdao__sb *q, const kdao_schema *s, int first) {
-  if (s->npk > 1)
-    kdao__sb_add(q, "json_array(");
-  for (size_t i = 0; i < s->npk; i++)
-    kdao__sb_addf(q, "%s?%d", i ? ", " : "", first + (int)i);
-  if (s->npk > 1)
-    kdao__sb_add(q, ")");
+  if (s->npk > 1) kdao__sb_add(q, "json_array(");
+  for (size_t i = 0; i < s->npk; i++) kdao__sb_addf(q, "%s?%d", i ? ", " : "", first + (int)i);
+  if (s->npk > 1) kdao__sb_add(q, ")");
 }
 
 /* The quoted name, for qualifying key expressions inside statements on that table. */
@@ -231,7 +217,7 @@ static char *quoted(const char *name) {
 
 static void sql_alive_on(kdao__sb *q, const kdao_schema *s, const char *qtable) {
   kdao__sb_add(q, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
-             " AND \"primary_key_value\" = ");
+                  " AND \"primary_key_value\" = ");
   sql_key_expr(q, s, qtable);
   kdao__sb_add(q, " AND \"expire_at\" <= ?2)");
 }
@@ -239,8 +225,7 @@ static void sql_alive_on(kdao__sb *q, const kdao_schema *s, const char *qtable) 
 /* `"f" IS ?n` for each field of mask, in field order; returns the next parameter number. */
 static int sql_filter(kdao__sb *q, const kdao_schema *s, uint64_t mask, int param) {
   for (size_t i = 0; i < s->nfields; i++) {
-    if (!(mask >> i & 1))
-      continue;
+    if (!(mask >> i & 1)) continue;
     sb_ident(q, fld(s, i)->name);
     kdao__sb_addf(q, " IS ?%d AND ", param++);
   }
@@ -258,8 +243,7 @@ static int sql_pk_equal(kdao__sb *q, const kdao_schema *s, int param) {
 static void sql_order(kdao__sb *q, const kdao_schema *s) {
   kdao__sb_add(q, " ORDER BY ");
   for (size_t i = 0; i < s->npk; i++) {
-    if (i)
-      kdao__sb_add(q, ", ");
+    if (i) kdao__sb_add(q, ", ");
     sb_ident(q, fld(s, s->pk[i])->name);
   }
 }
@@ -286,8 +270,7 @@ static void build_insert(kdao__sb *q, const kdao_schema *s) {
   kdao__sb_add(q, " (");
   sql_columns(q, s);
   kdao__sb_add(q, ") VALUES (");
-  for (size_t i = 0; i < s->nfields; i++)
-    kdao__sb_addf(q, "%s?%zu", i ? ", " : "", i + 1);
+  for (size_t i = 0; i < s->nfields; i++) kdao__sb_addf(q, "%s?%zu", i ? ", " : "", i + 1);
   kdao__sb_add(q, ")");
   sql_returning(q, s);
 }
@@ -302,20 +285,16 @@ static void build_read(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op 
   if (op == SQ_PAGE_NEXT) {
     kdao__sb_add(q, "(");
     for (size_t i = 0; i < s->npk; i++) {
-      if (i)
-        kdao__sb_add(q, ", ");
+      if (i) kdao__sb_add(q, ", ");
       sb_ident(q, fld(s, s->pk[i])->name);
     }
     kdao__sb_add(q, ") > (");
-    for (size_t i = 0; i < s->npk; i++)
-      kdao__sb_addf(q, "%s?%d", i ? ", " : "", param++);
+    for (size_t i = 0; i < s->npk; i++) kdao__sb_addf(q, "%s?%d", i ? ", " : "", param++);
     kdao__sb_add(q, ") AND ");
   }
   sql_alive_on(q, s, qt);
-  if (op == SQ_FIND_ALL || op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
-    sql_order(q, s);
-  if (op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT)
-    kdao__sb_addf(q, " LIMIT ?%d", param);
+  if (op == SQ_FIND_ALL || op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT) sql_order(q, s);
+  if (op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT) kdao__sb_addf(q, " LIMIT ?%d", param);
 }
 
 static void build_update(kdao__sb *q, const kdao_schema *s, const char *qt, uint64_t set,
@@ -326,10 +305,8 @@ static void build_update(kdao__sb *q, const kdao_schema *s, const char *qt, uint
   int param = P_FIRST;
   bool any = false;
   for (size_t i = 0; i < s->nfields; i++) {
-    if (!((set | nulls) >> i & 1))
-      continue;
-    if (any)
-      kdao__sb_add(q, ", ");
+    if (!((set | nulls) >> i & 1)) continue;
+    if (any) kdao__sb_add(q, ", ");
     any = true;
     sb_ident(q, fld(s, i)->name);
     if (set >> i & 1)
@@ -361,10 +338,10 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
   switch (op) {
   case SQ_TTL_SET:
     kdao__sb_add(q, "INSERT INTO \"" SQ_TTLS "\" (\"primary_key_value\", \"table_name\","
-               " \"expire_at\") VALUES (");
+                    " \"expire_at\") VALUES (");
     sql_key_params(q, s, P_FIRST);
     kdao__sb_add(q, ", ?1, ?2) ON CONFLICT (\"primary_key_value\", \"table_name\")"
-               " DO UPDATE SET \"expire_at\" = excluded.\"expire_at\"");
+                    " DO UPDATE SET \"expire_at\" = excluded.\"expire_at\"");
     break;
   case SQ_TTL_TRIGGER:
     /* Identifiers only (schema names): a trigger body cannot hold bound parameters. */
@@ -383,7 +360,7 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
     break;
   case SQ_TTL_EXPIRED:
     kdao__sb_add(q, "DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
-               " AND \"expire_at\" <= ?2");
+                    " AND \"expire_at\" <= ?2");
     break;
   case SQ_PURGE:
     kdao__sb_add(q, "DELETE FROM ");
@@ -391,38 +368,27 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
     kdao__sb_add(q, " WHERE ");
     sql_key_expr(q, s, qt);
     kdao__sb_add(q, " IN (SELECT \"primary_key_value\" FROM \"" SQ_TTLS "\""
-               " WHERE \"table_name\" = ?1 AND \"expire_at\" <= ?2)");
+                    " WHERE \"table_name\" = ?1 AND \"expire_at\" <= ?2)");
     break;
-  default:
-    break;
+  default: break;
   }
 }
 
 static char *build_sql(const sq_key *k) {
-  if (k->op == SQ_TX)
-    return kdao__strdup(tx_sql[k->a]);
+  if (k->op == SQ_TX) return kdao__strdup(tx_sql[k->a]);
   const kdao_schema *s = k->s;
   char *qt = quoted(s->table);
-  if (!qt)
-    return NULL;
+  if (!qt) return NULL;
   kdao__sb q = {0};
   switch ((sq_op)k->op) {
-  case SQ_INSERT:
-    build_insert(&q, s);
-    break;
+  case SQ_INSERT: build_insert(&q, s); break;
   case SQ_FIND:
   case SQ_FIND_ALL:
   case SQ_PAGE_FIRST:
   case SQ_PAGE_NEXT:
-  case SQ_COUNT:
-    build_read(&q, s, qt, (sq_op)k->op, k->a);
-    break;
-  case SQ_UPDATE:
-    build_update(&q, s, qt, k->a, k->b);
-    break;
-  case SQ_DELETE:
-    build_delete(&q, s, qt);
-    break;
+  case SQ_COUNT: build_read(&q, s, qt, (sq_op)k->op, k->a); break;
+  case SQ_UPDATE: build_update(&q, s, qt, k->a, k->b); break;
+  case SQ_DELETE: build_delete(&q, s, qt); break;
   case SQ_TRUNCATE:
     kdao__sb_add(&q, "DELETE FROM ");
     kdao__sb_add(&q, qt);
@@ -431,9 +397,7 @@ static char *build_sql(const sq_key *k) {
   case SQ_TTL_TRIGGER:
   case SQ_TTL_CLEAR:
   case SQ_TTL_EXPIRED:
-  case SQ_PURGE:
-    build_ttl(&q, s, qt, (sq_op)k->op);
-    break;
+  case SQ_PURGE: build_ttl(&q, s, qt, (sq_op)k->op); break;
   case SQ_PARENT_EXISTS:
     kdao__sb_add(&q, "SELECT 1 FROM ");
     kdao__sb_add(&q, qt);
@@ -441,8 +405,7 @@ static char *build_sql(const sq_key *k) {
     sb_ident(&q, fld(s, (size_t)k->a)->name);
     kdao__sb_add(&q, " = ?1 LIMIT 1");
     break;
-  case SQ_TX:
-    break;
+  case SQ_TX: break;
   }
   free(qt);
   return kdao__sb_take(&q);
@@ -461,18 +424,15 @@ static int sq_stmt(sq_backend *b, const kdao_schema *s, sq_op op, uint64_t a, ui
     return KDAO_OK;
   }
   if ((b->used + 1) * 4 > b->nslots * 3) {
-    if (!cache_grow(b))
-      return sq_nomem(err);
+    if (!cache_grow(b)) return sq_nomem(err);
     slot = cache_find(b, &k);
   }
   char *sql = build_sql(&k);
-  if (!sql)
-    return sq_nomem(err);
+  if (!sql) return sq_nomem(err);
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
   free(sql);
-  if (rc != SQLITE_OK)
-    return sq_fail(b, err);
+  if (rc != SQLITE_OK) return sq_fail(b, err);
   slot->key = k;
   slot->stmt = st;
   b->used++;
@@ -481,8 +441,7 @@ static int sq_stmt(sq_backend *b, const kdao_schema *s, sq_op op, uint64_t a, ui
 }
 
 static void sq_done(sqlite3_stmt *st) {
-  if (st)
-    sqlite3_reset(st);
+  if (st) sqlite3_reset(st);
 }
 
 /* ---- binding values and reading rows ---- */
@@ -490,13 +449,10 @@ static void sq_done(sqlite3_stmt *st) {
 /* Ids are stored lower-case; most already are, and then need no copy. */
 static int bind_id(sqlite3_stmt *st, int i, const char *v, size_t n) {
   size_t upper = 0;
-  while (upper < n && !(v[upper] >= 'A' && v[upper] <= 'Z'))
-    upper++;
-  if (upper == n)
-    return sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+  while (upper < n && !(v[upper] >= 'A' && v[upper] <= 'Z')) upper++;
+  if (upper == n) return sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
   char *lower = malloc(n + 1);
-  if (!lower)
-    return SQLITE_NOMEM;
+  if (!lower) return SQLITE_NOMEM;
   for (size_t j = 0; j <= n; j++)
     lower[j] = (char)(v[j] >= 'A' && v[j] <= 'Z' ? v[j] + ('a' - 'A') : v[j]);
   return sqlite3_bind_text(st, i, lower, (int)n, free);
@@ -516,23 +472,18 @@ static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_
       return bind_id(st, i, json_string_value(v), json_string_length(v));
     return sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
                              SQLITE_STATIC);
-  case JSON_INTEGER:
-    return sqlite3_bind_int64(st, i, json_integer_value(v));
+  case JSON_INTEGER: return sqlite3_bind_int64(st, i, json_integer_value(v));
   case JSON_REAL:
     if (f && f->type == KDAO_TYPE_TIMESTAMP)
       return sqlite3_bind_int64(st, i, (sqlite3_int64)json_real_value(v));
     return sqlite3_bind_double(st, i, json_real_value(v));
-  case JSON_TRUE:
-    return sqlite3_bind_int(st, i, 1);
-  case JSON_FALSE:
-    return sqlite3_bind_int(st, i, 0);
-  case JSON_NULL:
-    return sqlite3_bind_null(st, i);
+  case JSON_TRUE: return sqlite3_bind_int(st, i, 1);
+  case JSON_FALSE: return sqlite3_bind_int(st, i, 0);
+  case JSON_NULL: return sqlite3_bind_null(st, i);
   case JSON_ARRAY:
   case JSON_OBJECT: {
     char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text)
-      return SQLITE_NOMEM;
+    if (!text) return SQLITE_NOMEM;
     int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
     free(text);
     return rc;
@@ -556,36 +507,28 @@ static int bind_pk(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const 
   for (size_t i = 0; i < s->npk; i++) {
     const kdao__field *f = fld(s, s->pk[i]);
     json_t *v = json_object_get(obj, f->name);
-    if (!v)
-      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
-    if (bind_value(st, first + (int)i, f, v) != SQLITE_OK)
-      return sq_fail(b, err);
+    if (!v) return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
+    if (bind_value(st, first + (int)i, f, v) != SQLITE_OK) return sq_fail(b, err);
   }
   return KDAO_OK;
 }
 
 static json_t *column_json(sqlite3_stmt *st, int i, int type, const kdao__field *f) {
   switch (f->type) {
-  case KDAO_TYPE_BOOLEAN:
-    return json_boolean(sqlite3_column_int(st, i) != 0);
-  case KDAO_TYPE_TIMESTAMP:
-    return json_integer(sqlite3_column_int64(st, i));
+  case KDAO_TYPE_BOOLEAN: return json_boolean(sqlite3_column_int(st, i) != 0);
+  case KDAO_TYPE_TIMESTAMP: return json_integer(sqlite3_column_int64(st, i));
   case KDAO_TYPE_NUMBER:
-    if (type == SQLITE_INTEGER)
-      return json_integer(sqlite3_column_int64(st, i));
+    if (type == SQLITE_INTEGER) return json_integer(sqlite3_column_int64(st, i));
     return json_real(sqlite3_column_double(st, i));
   case KDAO_TYPE_ARRAY:
   case KDAO_TYPE_TABLE: {
     const char *text = (const char *)sqlite3_column_text(st, i);
-    if (!text)
-      return NULL;
+    if (!text) return NULL;
     json_t *v = json_loadb(text, (size_t)sqlite3_column_bytes(st, i), JSON_DECODE_ANY, NULL);
-    if (v)
-      return v;
+    if (v) return v;
     break; /* not JSON (written by hand): hand back the text */
   }
-  default:
-    break;
+  default: break;
   }
   const char *text = (const char *)sqlite3_column_text(st, i);
   return text ? json_stringn(text, (size_t)sqlite3_column_bytes(st, i)) : NULL;
@@ -595,17 +538,14 @@ static json_t *column_json(sqlite3_stmt *st, int i, int type, const kdao__field 
 static int read_row(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_t **out,
                     kdao_error **err) {
   json_t *row = json_object();
-  if (!row)
-    return sq_nomem(err);
+  if (!row) return sq_nomem(err);
   for (size_t i = 0; i < s->nfields; i++) {
     int type = sqlite3_column_type(st, (int)i);
-    if (type == SQLITE_NULL)
-      continue;
+    if (type == SQLITE_NULL) continue;
     json_t *v = column_json(st, (int)i, type, fld(s, i));
     if (!v) {
       json_decref(row);
-      if (sqlite3_errcode(b->db) == SQLITE_NOMEM)
-        return sq_nomem(err);
+      if (sqlite3_errcode(b->db) == SQLITE_NOMEM) return sq_nomem(err);
       return kdao__fail(err, kdao__error_fmt(KDAO_ERR_DB, "column %s of %s is not valid UTF-8",
                                              fld(s, i)->name, s->table));
     }
@@ -634,12 +574,10 @@ static int step_one(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     int kind = read_row(b, st, s, out, err);
-    if (kind)
-      return kind;
+    if (kind) return kind;
     rc = sqlite3_step(st);
   }
-  if (rc == SQLITE_DONE)
-    return KDAO_OK;
+  if (rc == SQLITE_DONE) return KDAO_OK;
   json_decref(*out);
   *out = NULL;
   return -rc;
@@ -651,20 +589,16 @@ static int step_rows(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, size
   size_t n = 0;
   for (;;) {
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-      return KDAO_OK;
-    if (rc != SQLITE_ROW)
-      return sq_fail(b, err);
+    if (rc == SQLITE_DONE) return KDAO_OK;
+    if (rc != SQLITE_ROW) return sq_fail(b, err);
     if (limit && n == limit) {
       *more = true;
       return KDAO_OK;
     }
     json_t *row = NULL;
     int kind = read_row(b, st, s, &row, err);
-    if (kind)
-      return kind;
-    if (json_array_append_new(rows, row) != 0)
-      return sq_nomem(err);
+    if (kind) return kind;
+    if (json_array_append_new(rows, row) != 0) return sq_nomem(err);
     n++;
   }
 }
@@ -674,8 +608,7 @@ static int step_rows(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, size
 static int filter_mask(const kdao_schema *s, const json_t *filter, uint64_t *mask,
                        kdao_error **err) {
   *mask = 0;
-  if (!filter)
-    return KDAO_OK;
+  if (!filter) return KDAO_OK;
   const char *name;
   json_t *v;
   json_object_foreach((json_t *)filter, name, v) {
@@ -692,8 +625,7 @@ static int filter_mask(const kdao_schema *s, const json_t *filter, uint64_t *mas
 static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, uint64_t mask,
                        const json_t *filter, int *param, kdao_error **err) {
   for (size_t i = 0; i < s->nfields; i++) {
-    if (!(mask >> i & 1))
-      continue;
+    if (!(mask >> i & 1)) continue;
     const kdao__field *f = fld(s, i);
     if (bind_value(st, (*param)++, f, json_object_get(filter, f->name)) != SQLITE_OK)
       return sq_fail(b, err);
@@ -706,25 +638,21 @@ static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, ui
 static int tx_exec(sq_backend *b, sq_tx_stmt which, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, NULL, SQ_TX, which, 0, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE)
-    kind = sq_fail(b, err);
+  if (rc != SQLITE_DONE) kind = sq_fail(b, err);
   sq_done(st);
   return kind;
 }
 
 static int tx_begin(sq_backend *b, kdao_error **err) {
   int kind = tx_exec(b, b->depth ? TX_SAVEPOINT : TX_BEGIN, err);
-  if (!kind)
-    b->depth++;
+  if (!kind) b->depth++;
   return kind;
 }
 
 static int tx_commit(sq_backend *b, kdao_error **err) {
-  if (b->depth == 0)
-    return KDAO_OK;
+  if (b->depth == 0) return KDAO_OK;
   int kind = tx_exec(b, b->depth > 1 ? TX_RELEASE : TX_COMMIT, err);
   if (kind && b->depth == 1) { /* a failed COMMIT leaves the transaction open: end it */
     tx_exec(b, TX_ROLLBACK, NULL);
@@ -734,8 +662,7 @@ static int tx_commit(sq_backend *b, kdao_error **err) {
 }
 
 static void tx_rollback(sq_backend *b) {
-  if (b->depth == 0)
-    return;
+  if (b->depth == 0) return;
   if (b->depth > 1) {
     tx_exec(b, TX_ROLLBACK_TO, NULL);
     tx_exec(b, TX_RELEASE, NULL);
@@ -751,14 +678,11 @@ static int ttl_set(sq_backend *b, const kdao_schema *s, const json_t *row, int t
                    kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, s, SQ_TTL_TRIGGER, 0, 0, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   int rc = sqlite3_step(st);
   sq_done(st);
-  if (rc != SQLITE_DONE)
-    return sq_fail(b, err);
-  if ((kind = sq_stmt(b, s, SQ_TTL_SET, 0, 0, &st, err)))
-    return kind;
+  if (rc != SQLITE_DONE) return sq_fail(b, err);
+  if ((kind = sq_stmt(b, s, SQ_TTL_SET, 0, 0, &st, err))) return kind;
   long long expire = kdao__now_ms() + (long long)ttl * 1000;
   if (bind_alive(st, s, expire) != SQLITE_OK)
     kind = sq_fail(b, err);
@@ -771,8 +695,7 @@ static int ttl_set(sq_backend *b, const kdao_schema *s, const json_t *row, int t
 static const kdao_schema *schema_of_table(sq_backend *b, const char *table) {
   const kdao_factory *f = b->base.factory;
   for (size_t i = 0; f && i < f->ndaos; i++)
-    if (strcmp(f->daos[i]->schema->table, table) == 0)
-      return f->daos[i]->schema;
+    if (strcmp(f->daos[i]->schema->table, table) == 0) return f->daos[i]->schema;
   return NULL;
 }
 
@@ -781,15 +704,13 @@ static int purge_table(sq_backend *b, const kdao_schema *s, long long now, long 
                        kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, s, SQ_PURGE, 0, 0, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   if (bind_alive(st, s, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
     kind = sq_fail(b, err);
   else
     *purged += sqlite3_changes(b->db);
   sq_done(st);
-  if (kind || (kind = sq_stmt(b, s, SQ_TTL_EXPIRED, 0, 0, &st, err)))
-    return kind;
+  if (kind || (kind = sq_stmt(b, s, SQ_TTL_EXPIRED, 0, 0, &st, err))) return kind;
   if (bind_alive(st, s, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
     kind = sq_fail(b, err);
   sq_done(st);
@@ -798,9 +719,8 @@ static int purge_table(sq_backend *b, const kdao_schema *s, long long now, long 
 
 static bool table_exists(sq_backend *b, const char *table) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(b->db,
-                         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
-                         &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(b->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                         -1, &st, NULL) != SQLITE_OK)
     return false;
   sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
   bool found = sqlite3_step(st) == SQLITE_ROW;
@@ -812,15 +732,13 @@ static bool table_exists(sq_backend *b, const char *table) {
 static int query_names(sq_backend *b, const char *sql, long long now, json_t *names,
                        kdao_error **err) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return sq_fail(b, err);
+  if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK) return sq_fail(b, err);
   sqlite3_bind_int64(st, 1, now);
   int kind = KDAO_OK, rc;
   while (!kind && (rc = sqlite3_step(st)) == SQLITE_ROW)
     if (json_array_append_new(names, json_string((const char *)sqlite3_column_text(st, 0))))
       kind = sq_nomem(err);
-  if (!kind && rc != SQLITE_DONE)
-    kind = sq_fail(b, err);
+  if (!kind && rc != SQLITE_DONE) kind = sq_fail(b, err);
   sqlite3_finalize(st);
   return kind;
 }
@@ -832,8 +750,7 @@ static int purge_all(sq_backend *b, const json_t *tables, long long now, long lo
   json_array_foreach(tables, i, name) {
     const kdao_schema *s = schema_of_table(b, json_string_value(name));
     int kind = s ? purge_table(b, s, now, purged, err) : KDAO_OK;
-    if (kind)
-      return kind;
+    if (kind) return kind;
   }
   return KDAO_OK;
 }
@@ -848,20 +765,16 @@ static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
   *purged = 0;
   long long now = kdao__now_ms();
   b->last_purge_ms = now;
-  if (!table_exists(b, SQ_TTLS))
-    return KDAO_OK; /* not migrated yet: nothing can have expired */
+  if (!table_exists(b, SQ_TTLS)) return KDAO_OK; /* not migrated yet: nothing can have expired */
   json_t *tables = json_array();
-  if (!tables)
-    return sq_nomem(err);
-  int kind = query_names(b,
-                         "SELECT DISTINCT \"table_name\" FROM \"" SQ_TTLS
-                         "\" WHERE \"expire_at\" <= ?1",
-                         now, tables, err);
+  if (!tables) return sq_nomem(err);
+  int kind = query_names(
+      b, "SELECT DISTINCT \"table_name\" FROM \"" SQ_TTLS "\" WHERE \"expire_at\" <= ?1", now,
+      tables, err);
   if (!kind && json_array_size(tables) > 0 && !(kind = tx_begin(b, err))) {
     kind = purge_all(b, tables, now, purged, err);
     kind = kind ? kind : tx_commit(b, err);
-    if (kind)
-      tx_rollback(b);
+    if (kind) tx_rollback(b);
   }
   json_decref(tables);
   return kind;
@@ -869,8 +782,7 @@ static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
 
 /* Before writes, outside explicit transactions: purge at most once per interval. */
 static void maybe_purge(sq_backend *b) {
-  if (b->depth || kdao__now_ms() - b->last_purge_ms < SQ_PURGE_INTERVAL_MS)
-    return;
+  if (b->depth || kdao__now_ms() - b->last_purge_ms < SQ_PURGE_INTERVAL_MS) return;
   long long purged;
   kdao_error *ignored = NULL;
   sq_purge(b, &purged, &ignored); /* best effort: the write reports its own errors */
@@ -887,14 +799,13 @@ static json_t *value_of(const char *field, const json_t *row, const json_t *alt)
 /* Columns named by an index (expression parts have no name): "a, b". */
 static char *index_columns(sq_backend *b, const char *index) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(b->db, "SELECT name FROM pragma_index_info(?1) WHERE name NOT NULL",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(b->db, "SELECT name FROM pragma_index_info(?1) WHERE name NOT NULL", -1,
+                         &st, NULL) != SQLITE_OK)
     return NULL;
   sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
   kdao__sb cols = {0};
   while (sqlite3_step(st) == SQLITE_ROW) {
-    if (cols.n)
-      kdao__sb_add(&cols, ", ");
+    if (cols.n) kdao__sb_add(&cols, ", ");
     kdao__sb_add(&cols, (const char *)sqlite3_column_text(st, 0));
   }
   sqlite3_finalize(st);
@@ -907,16 +818,13 @@ static char *index_columns(sq_backend *b, const char *index) {
  */
 static char *unique_columns(sq_backend *b, const char *message) {
   const char *p = strstr(message, "constraint failed: ");
-  if (!p)
-    return NULL;
+  if (!p) return NULL;
   p += strlen("constraint failed: ");
   if (strncmp(p, "index '", 7) == 0) {
     char *index = kdao__strdup(p + 7);
-    if (!index)
-      return NULL;
+    if (!index) return NULL;
     char *end = strchr(index, '\'');
-    if (end)
-      *end = '\0';
+    if (end) *end = '\0';
     char *cols = index_columns(b, index);
     free(index);
     return cols;
@@ -924,15 +832,12 @@ static char *unique_columns(sq_backend *b, const char *message) {
   kdao__sb cols = {0};
   while (*p) {
     const char *dot = strchr(p, '.');
-    if (!dot)
-      break;
+    if (!dot) break;
     const char *end = strstr(dot, ", ");
     size_t n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
-    if (cols.n)
-      kdao__sb_add(&cols, ", ");
+    if (cols.n) kdao__sb_add(&cols, ", ");
     kdao__sb_addn(&cols, dot + 1, n);
-    if (!end)
-      break;
+    if (!end) break;
     p = end + 2;
   }
   return kdao__sb_take(&cols);
@@ -945,14 +850,12 @@ static json_t *unique_fields(const char *cols, const json_t *row, const json_t *
   }
   kdao__sb joined = {0};
   char *names = kdao__strdup(cols);
-  if (!names)
-    return NULL;
+  if (!names) return NULL;
   char *save = NULL;
   for (char *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
     json_t *v = value_of(name, row, alt);
     char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (joined.n)
-      kdao__sb_add(&joined, ", ");
+    if (joined.n) kdao__sb_add(&joined, ", ");
     kdao__sb_add(&joined, json_is_string(v) ? json_string_value(v) : text ? text : "nil");
     free(text);
   }
@@ -967,13 +870,11 @@ static json_t *unique_fields(const char *cols, const json_t *row, const json_t *
 static bool parent_exists(sq_backend *b, const kdao__field *f, const json_t *v) {
   const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
   int pf = ps ? kdao__schema_field_index(ps, f->foreign_field) : -1;
-  if (pf < 0)
-    return true; /* unknown parent: cannot be the culprit we can name */
+  if (pf < 0) return true; /* unknown parent: cannot be the culprit we can name */
   sqlite3_stmt *st = NULL;
-  if (sq_stmt(b, ps, SQ_PARENT_EXISTS, (uint64_t)pf, 0, &st, NULL) != KDAO_OK)
-    return true;
-  bool found = bind_value(st, 1, fld(ps, (size_t)pf), v) == SQLITE_OK &&
-               sqlite3_step(st) == SQLITE_ROW;
+  if (sq_stmt(b, ps, SQ_PARENT_EXISTS, (uint64_t)pf, 0, &st, NULL) != KDAO_OK) return true;
+  bool found =
+      bind_value(st, 1, fld(ps, (size_t)pf), v) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
   sq_done(st);
   return found;
 }
@@ -983,11 +884,9 @@ static json_t *foreign_fields(sq_backend *b, const kdao_schema *s, const json_t 
                               const json_t *alt) {
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
-    if (!f->foreign_entity)
-      continue;
+    if (!f->foreign_entity) continue;
     json_t *v = value_of(f->name, row, alt);
-    if (!v || json_is_null(v) || parent_exists(b, f, v))
-      continue;
+    if (!v || json_is_null(v) || parent_exists(b, f, v)) continue;
     return json_pack("{s:O}", f->name, v);
   }
   return NULL;
@@ -997,12 +896,11 @@ static json_t *foreign_fields(sq_backend *b, const kdao_schema *s, const json_t 
  * A write failed with `rc` (the statement not yet reset, so the message is still there).
  * `row` holds the values written, `alt` further values (the pk of an update).
  */
-static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row,
-                       const json_t *alt, kdao_error **err) {
+static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, const json_t *alt,
+                       kdao_error **err) {
   int code = sqlite3_extended_errcode(b->db);
   char *message = kdao__strdup(sqlite3_errmsg(b->db));
-  if (!message)
-    return sq_nomem(err);
+  if (!message) return sq_nomem(err);
   json_t *fields = NULL;
   int kind = KDAO_ERR_DB;
   if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -1060,8 +958,7 @@ static int insert_once(sq_backend *b, const kdao_schema *s, const json_t *row, j
                        bool *retry, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, s, SQ_INSERT, 0, 0, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
     if (bind_opt(st, (int)i + 1, f, json_object_get(row, f->name)) != SQLITE_OK) {
@@ -1092,8 +989,7 @@ static int sq_insert_row(sq_backend *b, const kdao_schema *s, const json_t *row,
                          kdao_error **err) {
   bool retry = false;
   int kind = insert_once(b, s, row, out, &retry, err);
-  if (!kind && retry)
-    kind = insert_once(b, s, row, out, NULL, err);
+  if (!kind && retry) kind = insert_once(b, s, row, out, NULL, err);
   return kind;
 }
 
@@ -1102,13 +998,10 @@ static int sq_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   sq_backend *b = (sq_backend *)base;
   *out = NULL;
   int kind = check_schema(s, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   maybe_purge(b);
-  if (ttl <= 0)
-    return sq_insert_row(b, s, row, out, err);
-  if ((kind = tx_begin(b, err)))
-    return kind;
+  if (ttl <= 0) return sq_insert_row(b, s, row, out, err);
+  if ((kind = tx_begin(b, err))) return kind;
   if (!(kind = sq_insert_row(b, s, row, out, err)) && !(kind = ttl_set(b, s, *out, ttl, err)))
     kind = tx_commit(b, err);
   if (kind) {
@@ -1124,28 +1017,23 @@ static int sq_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   sq_backend *b = (sq_backend *)base;
   *out = NULL;
   int kind = check_schema(s, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   json_t *stored = json_array();
-  if (!stored)
-    return sq_nomem(err);
+  if (!stored) return sq_nomem(err);
   maybe_purge(b);
-  if ((kind = tx_begin(b, err)))
-    goto cleanup;
+  if ((kind = tx_begin(b, err))) goto cleanup;
   size_t i;
   json_t *row;
   json_array_foreach(rows, i, row) {
     json_t *one = NULL;
-    if ((kind = sq_insert_row(b, s, row, &one, err)))
-      break;
+    if ((kind = sq_insert_row(b, s, row, &one, err))) break;
     if (json_array_append_new(stored, one) != 0) {
       kind = sq_nomem(err);
       break;
     }
   }
   kind = kind ? kind : tx_commit(b, err);
-  if (kind)
-    tx_rollback(b);
+  if (kind) tx_rollback(b);
 cleanup:
   if (kind)
     json_decref(stored);
@@ -1160,8 +1048,7 @@ static int sq_find(kdao__backend *base, const kdao_schema *s, const json_t *pk, 
   *out = NULL;
   sqlite3_stmt *st = NULL;
   int kind = check_schema(s, err);
-  if (kind || (kind = sq_stmt(b, s, SQ_FIND, 0, 0, &st, err)))
-    return kind;
+  if (kind || (kind = sq_stmt(b, s, SQ_FIND, 0, 0, &st, err))) return kind;
   if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
     kind = sq_fail(b, err);
   else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
@@ -1180,8 +1067,7 @@ static int read_prepare(sq_backend *b, const kdao_schema *s, sq_op op, const jso
       (kind = sq_stmt(b, s, op, mask, 0, st, err)))
     return kind;
   *param = P_FIRST;
-  if (bind_alive(*st, s, kdao__now_ms()) != SQLITE_OK)
-    return sq_fail(b, err);
+  if (bind_alive(*st, s, kdao__now_ms()) != SQLITE_OK) return sq_fail(b, err);
   return bind_filter(b, *st, s, mask, filter, param, err);
 }
 
@@ -1193,11 +1079,9 @@ static int sq_find_all(kdao__backend *base, const kdao_schema *s, const json_t *
   int param;
   int kind = read_prepare(b, s, SQ_FIND_ALL, filter, &st, &param, err);
   json_t *rows = kind ? NULL : json_array();
-  if (!kind && !rows)
-    kind = sq_nomem(err);
+  if (!kind && !rows) kind = sq_nomem(err);
   bool more = false;
-  if (!kind)
-    kind = step_rows(b, st, s, 0, rows, &more, err);
+  if (!kind) kind = step_rows(b, st, s, 0, rows, &more, err);
   sq_done(st);
   if (kind)
     json_decref(rows);
@@ -1215,11 +1099,10 @@ static int invalid_offset(kdao_error **err) {
  * Binds the key values of a page token. The values are bound without a copy, so *keys
  * must outlive the statement's steps: the caller releases it after the reset.
  */
-static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s,
-                       const char *offset, int *param, json_t **keys, kdao_error **err) {
+static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const char *offset,
+                       int *param, json_t **keys, kdao_error **err) {
   *keys = kdao__keyset_decode(offset, s->npk);
-  if (!*keys)
-    return invalid_offset(err);
+  if (!*keys) return invalid_offset(err);
   for (size_t i = 0; i < s->npk; i++)
     if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
       return sq_fail(b, err);
@@ -1236,22 +1119,17 @@ static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   sq_backend *b = (sq_backend *)base;
   *out = NULL;
   *next = NULL;
-  if (size == 0)
-    size = 100;
+  if (size == 0) size = 100;
   sqlite3_stmt *st = NULL;
   int param;
   json_t *rows = NULL, *keys = NULL;
-  int kind = read_prepare(b, s, offset ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param,
-                          err);
-  if (!kind && offset)
-    kind = bind_keyset(b, st, s, offset, &param, &keys, err);
+  int kind = read_prepare(b, s, offset ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param, err);
+  if (!kind && offset) kind = bind_keyset(b, st, s, offset, &param, &keys, err);
   if (!kind && sqlite3_bind_int64(st, param, (sqlite3_int64)size + 1) != SQLITE_OK)
     kind = sq_fail(b, err);
-  if (!kind && !(rows = json_array()))
-    kind = sq_nomem(err);
+  if (!kind && !(rows = json_array())) kind = sq_nomem(err);
   bool more = false;
-  if (!kind)
-    kind = step_rows(b, st, s, size, rows, &more, err);
+  if (!kind) kind = step_rows(b, st, s, size, rows, &more, err);
   sq_done(st);
   json_decref(keys);
   if (!kind && more && !(*next = kdao__keyset_encode(s, json_array_get(rows, size - 1))))
@@ -1263,8 +1141,8 @@ static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   return kind;
 }
 
-static int sq_count(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                    long long *out, kdao_error **err) {
+static int sq_count(kdao__backend *base, const kdao_schema *s, const json_t *filter, long long *out,
+                    kdao_error **err) {
   sq_backend *b = (sq_backend *)base;
   *out = 0;
   sqlite3_stmt *st = NULL;
@@ -1284,33 +1162,30 @@ static int sq_count(kdao__backend *base, const kdao_schema *s, const json_t *fil
 static int update_masks(const kdao_schema *s, const json_t *values, const json_t *nulls,
                         uint64_t *set, uint64_t *null_mask, kdao_error **err) {
   int kind = filter_mask(s, values, set, err);
-  if (kind)
-    return kind;
-  for (size_t i = 0; i < s->npk; i++)
-    *set &= ~(1ull << s->pk[i]);
+  if (kind) return kind;
+  for (size_t i = 0; i < s->npk; i++) *set &= ~(1ull << s->pk[i]);
   *null_mask = 0;
   size_t i;
   json_t *name;
   json_array_foreach(nulls, i, name) {
     int f = json_is_string(name) ? kdao__schema_field_index(s, json_string_value(name)) : -1;
     if (f < 0)
-      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "update: nulls[%zu] names no "
-                                             "field of %s", i, s->name ? s->name : s->table));
+      return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
+                                             "update: nulls[%zu] names no "
+                                             "field of %s",
+                                             i, s->name ? s->name : s->table));
     *null_mask |= 1ull << f;
   }
   *null_mask &= ~*set;
-  for (size_t k = 0; k < s->npk; k++)
-    *null_mask &= ~(1ull << s->pk[k]);
+  for (size_t k = 0; k < s->npk; k++) *null_mask &= ~(1ull << s->pk[k]);
   return KDAO_OK;
 }
 
-static int update_once(sq_backend *b, const kdao_schema *s, const json_t *pk,
-                       const json_t *values, uint64_t set, uint64_t nulls, json_t **out,
-                       bool *retry, kdao_error **err) {
+static int update_once(sq_backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
+                       uint64_t set, uint64_t nulls, json_t **out, bool *retry, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, s, SQ_UPDATE, set, nulls, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   int param = P_FIRST;
   if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK) {
     kind = sq_fail(b, err);
@@ -1336,13 +1211,11 @@ cleanup:
   return kind;
 }
 
-static int update_row(sq_backend *b, const kdao_schema *s, const json_t *pk,
-                      const json_t *values, uint64_t set, uint64_t nulls, json_t **out,
-                      kdao_error **err) {
+static int update_row(sq_backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
+                      uint64_t set, uint64_t nulls, json_t **out, kdao_error **err) {
   bool retry = false;
   int kind = update_once(b, s, pk, values, set, nulls, out, &retry, err);
-  if (!kind && retry)
-    kind = update_once(b, s, pk, values, set, nulls, out, NULL, err);
+  if (!kind && retry) kind = update_once(b, s, pk, values, set, nulls, out, NULL, err);
   return kind;
 }
 
@@ -1353,16 +1226,12 @@ static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   *out = NULL;
   uint64_t set, null_mask;
   int kind = check_schema(s, err);
-  if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err)))
-    return kind;
+  if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err))) return kind;
   maybe_purge(b);
-  if (ttl <= 0)
-    return update_row(b, s, pk, values, set, null_mask, out, err);
-  if ((kind = tx_begin(b, err)))
-    return kind;
+  if (ttl <= 0) return update_row(b, s, pk, values, set, null_mask, out, err);
+  if ((kind = tx_begin(b, err))) return kind;
   kind = update_row(b, s, pk, values, set, null_mask, out, err);
-  if (!kind && *out)
-    kind = ttl_set(b, s, *out, ttl, err);
+  if (!kind && *out) kind = ttl_set(b, s, *out, ttl, err);
   kind = kind ? kind : tx_commit(b, err);
   if (kind) {
     tx_rollback(b);
@@ -1378,11 +1247,9 @@ static int sq_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   *out = NULL;
   sqlite3_stmt *st = NULL;
   int kind = check_schema(s, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   maybe_purge(b);
-  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err)))
-    return kind;
+  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err))) return kind;
   if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
     kind = sq_fail(b, err);
   else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
@@ -1395,8 +1262,7 @@ static int sq_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
 static int run_simple(sq_backend *b, const kdao_schema *s, sq_op op, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, s, op, 0, 0, &st, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   if (sqlite3_bind_parameter_count(st) >= P_TABLE &&
       sqlite3_bind_text(st, P_TABLE, s->table, -1, SQLITE_STATIC) != SQLITE_OK)
     kind = sq_fail(b, err);
@@ -1410,13 +1276,10 @@ static int run_simple(sq_backend *b, const kdao_schema *s, sq_op op, kdao_error 
 static int sq_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **err) {
   sq_backend *b = (sq_backend *)base;
   int kind = check_schema(s, err);
-  if (kind || (kind = tx_begin(b, err)))
-    return kind;
-  if (!(kind = run_simple(b, s, SQ_TRUNCATE, err)) &&
-      !(kind = run_simple(b, s, SQ_TTL_CLEAR, err)))
+  if (kind || (kind = tx_begin(b, err))) return kind;
+  if (!(kind = run_simple(b, s, SQ_TRUNCATE, err)) && !(kind = run_simple(b, s, SQ_TTL_CLEAR, err)))
     kind = tx_commit(b, err);
-  if (kind)
-    tx_rollback(b);
+  if (kind) tx_rollback(b);
   return kind;
 }
 
@@ -1435,24 +1298,23 @@ static int sq_rollback(kdao__backend *base) {
 
 /* ---- migrations ---- */
 
-#define SQ_MIGRATIONS_DDL                                                                    \
-  "CREATE TABLE IF NOT EXISTS \"schema_migrations\" (\"id\" TEXT PRIMARY KEY,"              \
+#define SQ_MIGRATIONS_DDL                                                      \
+  "CREATE TABLE IF NOT EXISTS \"schema_migrations\" (\"id\" TEXT PRIMARY KEY," \
   " \"migrations\" TEXT /* JSON array of names, in the order run */)"
 
 static int sq_migrations_current(kdao__backend *base, json_t **out, kdao_error **err) {
   sq_backend *b = (sq_backend *)base;
   *out = NULL;
   json_t *all = json_object();
-  if (!all)
-    return sq_nomem(err);
+  if (!all) return sq_nomem(err);
   if (!table_exists(b, "schema_migrations")) {
     *out = all;
     return KDAO_OK;
   }
   sqlite3_stmt *st = NULL;
   int kind = KDAO_OK, rc;
-  if (sqlite3_prepare_v2(b->db, "SELECT \"id\", \"migrations\" FROM \"schema_migrations\"",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(b->db, "SELECT \"id\", \"migrations\" FROM \"schema_migrations\"", -1, &st,
+                         NULL) != SQLITE_OK)
     kind = sq_fail(b, err);
   while (!kind && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *text = (const char *)sqlite3_column_text(st, 1);
@@ -1467,8 +1329,7 @@ static int sq_migrations_current(kdao__backend *base, json_t **out, kdao_error *
       kind = sq_nomem(err);
     }
   }
-  if (!kind && rc != SQLITE_DONE)
-    kind = sq_fail(b, err);
+  if (!kind && rc != SQLITE_DONE) kind = sq_fail(b, err);
   sqlite3_finalize(st);
   if (kind)
     json_decref(all);
@@ -1496,8 +1357,7 @@ static int record_migration(sq_backend *b, const char *identifier, const char *n
 static int exec_sql(sq_backend *b, const char *sql, kdao_error **err) {
   char *message = NULL;
   int rc = sqlite3_exec(b->db, sql, NULL, NULL, &message);
-  if (rc == SQLITE_OK)
-    return KDAO_OK;
+  if (rc == SQLITE_OK) return KDAO_OK;
   int kind = sq_db_error(b, message, sqlite3_extended_errcode(b->db), err);
   sqlite3_free(message);
   return kind;
@@ -1508,25 +1368,20 @@ static int sq_migration_apply(kdao__backend *base, const char *identifier, const
                               const char *up, kdao_error **err) {
   sq_backend *b = (sq_backend *)base;
   int kind = tx_begin(b, err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   if (!(kind = exec_sql(b, SQ_MIGRATIONS_DDL, err)) && !(kind = exec_sql(b, up, err)) &&
       !(kind = record_migration(b, identifier, name, err)))
     kind = tx_commit(b, err);
-  if (kind)
-    tx_rollback(b);
+  if (kind) tx_rollback(b);
   return kind;
 }
 
 static const char *column_type(kdao_type t) {
   switch (t) {
-  case KDAO_TYPE_NUMBER:
-    return "NUMERIC"; /* integers stay integers, reals stay reals */
+  case KDAO_TYPE_NUMBER: return "NUMERIC"; /* integers stay integers, reals stay reals */
   case KDAO_TYPE_BOOLEAN:
-  case KDAO_TYPE_TIMESTAMP:
-    return "INTEGER";
-  default:
-    return "TEXT";
+  case KDAO_TYPE_TIMESTAMP: return "INTEGER";
+  default: return "TEXT";
   }
 }
 
@@ -1536,8 +1391,7 @@ static void ddl_column(kdao__sb *q, sq_backend *b, const kdao_schema *s, size_t 
   kdao__sb_add(q, " ");
   kdao__sb_add(q, column_type(f->type));
   bool in_pk = false;
-  for (size_t k = 0; k < s->npk; k++)
-    in_pk = in_pk || s->pk[k] == i;
+  for (size_t k = 0; k < s->npk; k++) in_pk = in_pk || s->pk[k] == i;
   /* NOT NULL: SQLite, for compatibility with its past, lets a key column hold NULL */
   if (in_pk)
     kdao__sb_add(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
@@ -1556,8 +1410,7 @@ static void ddl_column(kdao__sb *q, sq_backend *b, const kdao_schema *s, size_t 
 /* CREATE TABLE for any schema, plus an index on each foreign field (cascades, filters). */
 static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   sq_backend *b = (sq_backend *)base;
-  if (!s || !s->table || s->npk == 0)
-    return NULL;
+  if (!s || !s->table || s->npk == 0) return NULL;
   kdao__sb q = {0};
   kdao__sb_add(&q, "CREATE TABLE IF NOT EXISTS ");
   sb_ident(&q, s->table);
@@ -1577,11 +1430,9 @@ static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   kdao__sb_add(&q, ")");
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
-    if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i))
-      continue;
+    if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i)) continue;
     char *index = kdao__asprintf("%s_%s_idx", s->table, f->name);
-    if (!index)
-      q.oom = true;
+    if (!index) q.oom = true;
     kdao__sb_add(&q, "; CREATE INDEX IF NOT EXISTS ");
     sb_ident(&q, index ? index : "");
     free(index);
@@ -1599,8 +1450,7 @@ static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
   kdao__sb_add(&q, "DROP TABLE IF EXISTS ");
   sb_ident(&q, table);
   char *sql = kdao__sb_take(&q);
-  if (!sql)
-    return sq_nomem(err);
+  if (!sql) return sq_nomem(err);
   int kind = exec_sql(b, sql, err);
   free(sql);
   return kind;
@@ -1612,16 +1462,13 @@ static int sq_drop_schema(kdao__backend *base, const char *const *tables, size_t
   sq_backend *b = (sq_backend *)base;
   cache_clear(b); /* prepared statements would hold the tables (and the trigger memo) */
   int kind = exec_sql(b, "PRAGMA foreign_keys = OFF", err);
-  if (kind)
-    return kind;
+  if (kind) return kind;
   if (!(kind = tx_begin(b, err))) {
-    for (size_t i = 0; i < n && !kind; i++)
-      kind = drop_table(b, tables[i], err);
+    for (size_t i = 0; i < n && !kind; i++) kind = drop_table(b, tables[i], err);
     if (!kind && !(kind = drop_table(b, SQ_TTLS, err)) &&
         !(kind = drop_table(b, "schema_migrations", err)))
       kind = tx_commit(b, err);
-    if (kind)
-      tx_rollback(b);
+    if (kind) tx_rollback(b);
   }
   kdao_error *ignored = NULL;
   exec_sql(b, "PRAGMA foreign_keys = ON", &ignored);
@@ -1632,8 +1479,7 @@ static int sq_drop_schema(kdao__backend *base, const char *const *tables, size_t
 static int sq_purge_expired(kdao__backend *base, long long *purged, kdao_error **err) {
   long long n = 0;
   int kind = sq_purge((sq_backend *)base, &n, err);
-  if (purged)
-    *purged = kind ? 0 : n;
+  if (purged) *purged = kind ? 0 : n;
   return kind;
 }
 
@@ -1644,27 +1490,23 @@ static int sq_setup(sq_backend *b, kdao_error **err) {
   sqlite3_extended_result_codes(b->db, 1);
   /* journal_mode answers "memory" for :memory: databases: not an error. */
   int kind = exec_sql(b, "PRAGMA journal_mode = WAL", err);
-  if (!kind)
-    kind = exec_sql(b, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err);
+  if (!kind) kind = exec_sql(b, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err);
   return kind;
 }
 
 static void sq_close(kdao__backend *base) {
   sq_backend *b = (sq_backend *)base;
-  if (!b)
-    return;
+  if (!b) return;
   cache_clear(b);
   sqlite3_close_v2(b->db);
   free(b->path);
   free(b);
 }
 
-static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
-                   kdao_error **err) {
+static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
   sq_backend *b = calloc(1, sizeof *b);
-  if (!b)
-    return sq_nomem(err);
+  if (!b) return sq_nomem(err);
   b->base.ops = &kdao__sqlite_ops;
   b->base.factory = f;
   const char *path = cfg ? kdao__config_str(cfg, "sqlite_path") : NULL;
@@ -1680,8 +1522,7 @@ static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   int kind;
   if (rc != SQLITE_OK && b->db) {
     char *message = kdao__asprintf("%s: %s", b->path, sqlite3_errmsg(b->db));
-    kind = message ? sq_db_error(b, message, sqlite3_extended_errcode(b->db), err)
-                   : sq_nomem(err);
+    kind = message ? sq_db_error(b, message, sqlite3_extended_errcode(b->db), err) : sq_nomem(err);
     free(message);
   } else if (rc != SQLITE_OK) {
     kind = sq_nomem(err);

@@ -21,53 +21,53 @@
 #define CQL_MAX_STREAMS 128
 
 enum cql_opcode {
-    CQL_OP_ERROR = 0x00,
-    CQL_OP_STARTUP = 0x01,
-    CQL_OP_READY = 0x02,
-    CQL_OP_AUTHENTICATE = 0x03,
-    CQL_OP_OPTIONS = 0x05,
-    CQL_OP_SUPPORTED = 0x06,
-    CQL_OP_QUERY = 0x07,
-    CQL_OP_RESULT = 0x08,
-    CQL_OP_PREPARE = 0x09,
-    CQL_OP_EXECUTE = 0x0A,
-    CQL_OP_REGISTER = 0x0B,
-    CQL_OP_EVENT = 0x0C,
-    CQL_OP_BATCH = 0x0D,
-    CQL_OP_AUTH_CHALLENGE = 0x0E,
-    CQL_OP_AUTH_RESPONSE = 0x0F,
-    CQL_OP_AUTH_SUCCESS = 0x10,
+  CQL_OP_ERROR = 0x00,
+  CQL_OP_STARTUP = 0x01,
+  CQL_OP_READY = 0x02,
+  CQL_OP_AUTHENTICATE = 0x03,
+  CQL_OP_OPTIONS = 0x05,
+  CQL_OP_SUPPORTED = 0x06,
+  CQL_OP_QUERY = 0x07,
+  CQL_OP_RESULT = 0x08,
+  CQL_OP_PREPARE = 0x09,
+  CQL_OP_EXECUTE = 0x0A,
+  CQL_OP_REGISTER = 0x0B,
+  CQL_OP_EVENT = 0x0C,
+  CQL_OP_BATCH = 0x0D,
+  CQL_OP_AUTH_CHALLENGE = 0x0E,
+  CQL_OP_AUTH_RESPONSE = 0x0F,
+  CQL_OP_AUTH_SUCCESS = 0x10,
 };
 
 enum cql_frame_flag {
-    CQL_FLAG_COMPRESSION = 0x01,
-    CQL_FLAG_TRACING = 0x02,
-    CQL_FLAG_CUSTOM_PAYLOAD = 0x04,
-    CQL_FLAG_WARNING = 0x08,
+  CQL_FLAG_COMPRESSION = 0x01,
+  CQL_FLAG_TRACING = 0x02,
+  CQL_FLAG_CUSTOM_PAYLOAD = 0x04,
+  CQL_FLAG_WARNING = 0x08,
 };
 
 enum cql_query_flag {
-    CQL_QF_VALUES = 0x01,
-    CQL_QF_SKIP_METADATA = 0x02,
-    CQL_QF_PAGE_SIZE = 0x04,
-    CQL_QF_PAGING_STATE = 0x08,
-    CQL_QF_SERIAL_CONSISTENCY = 0x10,
-    CQL_QF_DEFAULT_TIMESTAMP = 0x20,
+  CQL_QF_VALUES = 0x01,
+  CQL_QF_SKIP_METADATA = 0x02,
+  CQL_QF_PAGE_SIZE = 0x04,
+  CQL_QF_PAGING_STATE = 0x08,
+  CQL_QF_SERIAL_CONSISTENCY = 0x10,
+  CQL_QF_DEFAULT_TIMESTAMP = 0x20,
 };
 
 enum cql_rows_flag {
-    CQL_RF_GLOBAL_TABLES_SPEC = 0x0001,
-    CQL_RF_HAS_MORE_PAGES = 0x0002,
-    CQL_RF_NO_METADATA = 0x0004,
+  CQL_RF_GLOBAL_TABLES_SPEC = 0x0001,
+  CQL_RF_HAS_MORE_PAGES = 0x0002,
+  CQL_RF_NO_METADATA = 0x0004,
 };
 
 /* ---- growable output buffer with a sticky out-of-memory state --------------------------- */
 
 typedef struct cql_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-    bool oom; /* set by the first failed growth; later appends do nothing */
+  uint8_t *data;
+  size_t len;
+  size_t cap;
+  bool oom; /* set by the first failed growth; later appends do nothing */
 } cql_buf;
 
 void cql__buf_init(cql_buf *b);
@@ -80,17 +80,17 @@ void cql__buf_i64(cql_buf *b, int64_t v);
 void cql__buf_string(cql_buf *b, const char *s, size_t n);      /* [string] */
 void cql__buf_long_string(cql_buf *b, const char *s, size_t n); /* [long string] */
 void cql__buf_short_bytes(cql_buf *b, const uint8_t *p, size_t n);
-void cql__buf_bytes(cql_buf *b, const uint8_t *p, int32_t n);   /* [bytes]; n < 0: null */
+void cql__buf_bytes(cql_buf *b, const uint8_t *p, int32_t n); /* [bytes]; n < 0: null */
 /* Overwrites 4 bytes at `at` with a big-endian int (used to patch lengths afterwards). */
 void cql__buf_patch_i32(cql_buf *b, size_t at, int32_t v);
 
 /* ---- bounds-checked reader with a sticky "bad" state ------------------------------------- */
 
 typedef struct cql_rd {
-    const uint8_t *p;
-    size_t len;
-    size_t pos;
-    bool bad; /* set by the first read past the end or invalid length; reads then yield 0 */
+  const uint8_t *p;
+  size_t len;
+  size_t pos;
+  bool bad; /* set by the first read past the end or invalid length; reads then yield 0 */
 } cql_rd;
 
 void cql__rd_init(cql_rd *r, const uint8_t *p, size_t len);
@@ -112,25 +112,24 @@ char *cql__rd_strdup(cql_rd *r, bool *oom);
 /* ---- frames ------------------------------------------------------------------------------ */
 
 typedef struct cql_frame {
-    uint8_t version;
-    uint8_t flags;
-    int16_t stream;
-    uint8_t opcode;
-    const uint8_t *body; /* points into the caller's slice */
-    size_t body_len;
+  uint8_t version;
+  uint8_t flags;
+  int16_t stream;
+  uint8_t opcode;
+  const uint8_t *body; /* points into the caller's slice */
+  size_t body_len;
 } cql_frame;
 
 typedef enum cql_decode_status {
-    CQL_DECODE_MALFORMED = -1,
-    CQL_DECODE_NEED_MORE = 0,
-    CQL_DECODE_FRAME = 1,
+  CQL_DECODE_MALFORMED = -1,
+  CQL_DECODE_NEED_MORE = 0,
+  CQL_DECODE_FRAME = 1,
 } cql_decode_status;
 
 /* Splits one response frame off the front of `data`. FRAME: *f describes it and *consumed is
  * its total size; NEED_MORE: a whole frame is not there yet (*consumed = bytes still wanted
  * at least); MALFORMED: wrong version/direction, negative or oversized length. No I/O. */
-cql_decode_status cql__frame_parse(const uint8_t *data, size_t len, cql_frame *f,
-                                   size_t *consumed);
+cql_decode_status cql__frame_parse(const uint8_t *data, size_t len, cql_frame *f, size_t *consumed);
 
 /* Starts a request frame in `b` (header with a zero length) and returns the header offset;
  * cql__frame_finish patches the body length in. */
@@ -154,14 +153,14 @@ int cql__enc_batch(cql_buf *b, cql_batch_type type, const cql_batch_stmt *stmts,
 /* ---- types and values -------------------------------------------------------------------- */
 
 typedef struct cql_type {
-    uint16_t id;
-    uint16_t nsub;          /* list/set: 1, map: 2, tuple/UDT: fields */
-    struct cql_type *sub;   /* nsub entries */
+  uint16_t id;
+  uint16_t nsub;        /* list/set: 1, map: 2, tuple/UDT: fields */
+  struct cql_type *sub; /* nsub entries */
 } cql_type;
 
 typedef struct cql_column {
-    char *name;
-    cql_type type;
+  char *name;
+  cql_type type;
 } cql_column;
 
 /* Reads an [option] type description (recursively, up to CQL_MAX_TYPE_DEPTH). Returns 0, or
@@ -182,46 +181,46 @@ json_t *cql__cell_to_json(const uint8_t *p, size_t len, const cql_type *t, int d
 /* ---- responses --------------------------------------------------------------------------- */
 
 struct cql_prepared {
-    uint8_t *id;
-    size_t id_len;
-    size_t nparams;
-    cql_column *params;
-    char *query; /* the text it was prepared from (set by conn/cluster), may be NULL */
+  uint8_t *id;
+  size_t id_len;
+  size_t nparams;
+  cql_column *params;
+  char *query; /* the text it was prepared from (set by conn/cluster), may be NULL */
 };
 
 typedef struct cql_cell {
-    uint32_t off; /* offset into the result's body */
-    int32_t len;  /* -1: null */
+  uint32_t off; /* offset into the result's body */
+  int32_t len;  /* -1: null */
 } cql_cell;
 
 struct cql_result {
-    cql_result_kind kind;
-    uint8_t *body; /* owned copy of the frame body */
-    size_t body_len;
-    int32_t flags;
-    size_t ncols;
-    cql_column *cols;
-    size_t nrows;
-    cql_cell *cells; /* nrows * ncols */
-    const uint8_t *paging_state; /* into body */
-    size_t paging_len;
-    char *keyspace;        /* SET_KEYSPACE, or the schema change's keyspace */
-    char *change_type;     /* SCHEMA_CHANGE */
-    char *change_target;
-    char *change_name;
-    cql_prepared *prepared; /* PREPARED: moved out by conn.c */
-    char **warnings;
-    size_t nwarnings;
+  cql_result_kind kind;
+  uint8_t *body; /* owned copy of the frame body */
+  size_t body_len;
+  int32_t flags;
+  size_t ncols;
+  cql_column *cols;
+  size_t nrows;
+  cql_cell *cells;             /* nrows * ncols */
+  const uint8_t *paging_state; /* into body */
+  size_t paging_len;
+  char *keyspace;    /* SET_KEYSPACE, or the schema change's keyspace */
+  char *change_type; /* SCHEMA_CHANGE */
+  char *change_target;
+  char *change_name;
+  cql_prepared *prepared; /* PREPARED: moved out by conn.c */
+  char **warnings;
+  size_t nwarnings;
 };
 
 /* A decoded response. Which fields are set depends on opcode. */
 typedef struct cql_response {
-    uint8_t opcode;
-    int16_t stream;
-    cql_result *result;     /* RESULT */
-    cql_event *event;       /* EVENT */
-    char *authenticator;    /* AUTHENTICATE */
-    json_t *supported;      /* SUPPORTED */
+  uint8_t opcode;
+  int16_t stream;
+  cql_result *result;  /* RESULT */
+  cql_event *event;    /* EVENT */
+  char *authenticator; /* AUTHENTICATE */
+  json_t *supported;   /* SUPPORTED */
 } cql_response;
 
 /* Decodes a frame's body. Returns 0 (ERROR frames too: then -1 is NOT returned, but

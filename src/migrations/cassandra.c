@@ -27,87 +27,83 @@ const kdao_migration_def kdao__core_migrations_cassandra[] = {
      * cassandra_repl_factor, cassandra_data_centers); the kdao backend does that when it
      * connects, before any migration can be read or recorded.
      */
-    {"2015-01-12-175310_skeleton",
-     "CREATE TABLE IF NOT EXISTS schema_migrations(\n"
-     "  id text PRIMARY KEY,\n"
-     "  migrations list<text>\n"
-     ");"},
-    {"2015-01-12-175310_init_schema",
-     "CREATE TABLE IF NOT EXISTS consumers(\n"
-     "  id uuid,\n"
-     "  custom_id text,\n"
-     "  username text,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (id)\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS ON consumers(custom_id);\n"
-     "CREATE INDEX IF NOT EXISTS ON consumers(username);\n"
-     "CREATE TABLE IF NOT EXISTS apis(\n"
-     "  id uuid,\n"
-     "  name text,\n"
-     "  request_host text,\n"
-     "  request_path text,\n"
-     "  strip_request_path boolean,\n"
-     "  upstream_url text,\n"
-     "  preserve_host boolean,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (id)\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS ON apis(name);\n"
-     "CREATE INDEX IF NOT EXISTS ON apis(request_host);\n"
-     "CREATE INDEX IF NOT EXISTS ON apis(request_path);\n"
-     /* config holds the plugin configuration as JSON text. */
-     "CREATE TABLE IF NOT EXISTS plugins(\n"
-     "  id uuid,\n"
-     "  api_id uuid,\n"
-     "  consumer_id uuid,\n"
-     "  name text,\n"
-     "  config text,\n"
-     "  enabled boolean,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (id, name)\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS ON plugins(name);\n"
-     "CREATE INDEX IF NOT EXISTS ON plugins(api_id);\n"
-     "CREATE INDEX IF NOT EXISTS ON plugins(consumer_id);"},
+    {"2015-01-12-175310_skeleton", "CREATE TABLE IF NOT EXISTS schema_migrations(\n"
+                                   "  id text PRIMARY KEY,\n"
+                                   "  migrations list<text>\n"
+                                   ");"},
+    {"2015-01-12-175310_init_schema", "CREATE TABLE IF NOT EXISTS consumers(\n"
+                                      "  id uuid,\n"
+                                      "  custom_id text,\n"
+                                      "  username text,\n"
+                                      "  created_at timestamp,\n"
+                                      "  PRIMARY KEY (id)\n"
+                                      ");\n"
+                                      "CREATE INDEX IF NOT EXISTS ON consumers(custom_id);\n"
+                                      "CREATE INDEX IF NOT EXISTS ON consumers(username);\n"
+                                      "CREATE TABLE IF NOT EXISTS apis(\n"
+                                      "  id uuid,\n"
+                                      "  name text,\n"
+                                      "  request_host text,\n"
+                                      "  request_path text,\n"
+                                      "  strip_request_path boolean,\n"
+                                      "  upstream_url text,\n"
+                                      "  preserve_host boolean,\n"
+                                      "  created_at timestamp,\n"
+                                      "  PRIMARY KEY (id)\n"
+                                      ");\n"
+                                      "CREATE INDEX IF NOT EXISTS ON apis(name);\n"
+                                      "CREATE INDEX IF NOT EXISTS ON apis(request_host);\n"
+                                      "CREATE INDEX IF NOT EXISTS ON apis(request_path);\n"
+                                      /* config holds the plugin configuration as JSON text. */
+                                      "CREATE TABLE IF NOT EXISTS plugins(\n"
+                                      "  id uuid,\n"
+                                      "  api_id uuid,\n"
+                                      "  consumer_id uuid,\n"
+                                      "  name text,\n"
+                                      "  config text,\n"
+                                      "  enabled boolean,\n"
+                                      "  created_at timestamp,\n"
+                                      "  PRIMARY KEY (id, name)\n"
+                                      ");\n"
+                                      "CREATE INDEX IF NOT EXISTS ON plugins(name);\n"
+                                      "CREATE INDEX IF NOT EXISTS ON plugins(api_id);\n"
+                                      "CREATE INDEX IF NOT EXISTS ON plugins(consumer_id);"},
     /*
      * Kong 0.10's cluster membership (serf). kdao has no `nodes` entity, but the table is
      * part of a 0.10.4 keyspace. Rows first expired by the table's default TTL (an hour);
      * remove_ttls set it back to 0, Kong then giving each insert its own TTL.
      */
-    {"2015-11-23-817313_nodes",
-     "CREATE TABLE IF NOT EXISTS nodes(\n"
-     "  name text,\n"
-     "  cluster_listening_address text,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (name)\n"
-     ") WITH default_time_to_live = 3600;\n"
-     "CREATE INDEX IF NOT EXISTS ON nodes(cluster_listening_address);"},
+    {"2015-11-23-817313_nodes", "CREATE TABLE IF NOT EXISTS nodes(\n"
+                                "  name text,\n"
+                                "  cluster_listening_address text,\n"
+                                "  created_at timestamp,\n"
+                                "  PRIMARY KEY (name)\n"
+                                ") WITH default_time_to_live = 3600;\n"
+                                "CREATE INDEX IF NOT EXISTS ON nodes(cluster_listening_address);"},
     /* Data: Kong cleared consumer_id on plugins stored with the nil UUID. */
     {"2016-02-25-160900_remove_null_consumer_id", ""},
     {"2016-02-29-121813_remove_ttls", "ALTER TABLE nodes WITH default_time_to_live = 0;"},
     {"2016-09-05-212515_retries_step_1", "ALTER TABLE apis ADD retries int;"},
     /* Data: Kong set retries = 5 on every existing API. */
     {"2016-09-05-212515_retries_step_2", ""},
-    {"2016-09-16-141423_upstreams",
-     "CREATE TABLE IF NOT EXISTS upstreams(\n"
-     "  id uuid,\n"
-     "  name text,\n"
-     "  slots int,\n"
-     "  orderlist text,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (id)\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS ON upstreams(name);\n"
-     "CREATE TABLE IF NOT EXISTS targets(\n"
-     "  id uuid,\n"
-     "  target text,\n"
-     "  weight int,\n"
-     "  upstream_id uuid,\n"
-     "  created_at timestamp,\n"
-     "  PRIMARY KEY (id)\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS ON targets(upstream_id);"},
+    {"2016-09-16-141423_upstreams", "CREATE TABLE IF NOT EXISTS upstreams(\n"
+                                    "  id uuid,\n"
+                                    "  name text,\n"
+                                    "  slots int,\n"
+                                    "  orderlist text,\n"
+                                    "  created_at timestamp,\n"
+                                    "  PRIMARY KEY (id)\n"
+                                    ");\n"
+                                    "CREATE INDEX IF NOT EXISTS ON upstreams(name);\n"
+                                    "CREATE TABLE IF NOT EXISTS targets(\n"
+                                    "  id uuid,\n"
+                                    "  target text,\n"
+                                    "  weight int,\n"
+                                    "  upstream_id uuid,\n"
+                                    "  created_at timestamp,\n"
+                                    "  PRIMARY KEY (id)\n"
+                                    ");\n"
+                                    "CREATE INDEX IF NOT EXISTS ON targets(upstream_id);"},
     /* Listed before new_apis_router_1 although dated later: Kong's order, kept. */
     {"2016-12-14-172100_move_ssl_certs_to_core",
      "CREATE TABLE ssl_certificates(\n"
@@ -125,11 +121,10 @@ const kdao_migration_def kdao__core_migrations_cassandra[] = {
      "CREATE INDEX IF NOT EXISTS ON ssl_servers_names(ssl_certificate_id);\n"
      "ALTER TABLE apis ADD https_only boolean;\n"
      "ALTER TABLE apis ADD http_if_terminated boolean;"},
-    {"2016-11-11-151900_new_apis_router_1",
-     "ALTER TABLE apis ADD hosts text;\n"
-     "ALTER TABLE apis ADD uris text;\n"
-     "ALTER TABLE apis ADD methods text;\n"
-     "ALTER TABLE apis ADD strip_uri boolean;"},
+    {"2016-11-11-151900_new_apis_router_1", "ALTER TABLE apis ADD hosts text;\n"
+                                            "ALTER TABLE apis ADD uris text;\n"
+                                            "ALTER TABLE apis ADD methods text;\n"
+                                            "ALTER TABLE apis ADD strip_uri boolean;"},
     /* Data: Kong moved request_host/request_path into hosts/uris and trimmed upstream_url. */
     {"2016-11-11-151900_new_apis_router_2", ""},
     /*
@@ -137,16 +132,14 @@ const kdao_migration_def kdao__core_migrations_cassandra[] = {
      * system schema tables and dropped them by name; the names init_schema gave them are
      * Cassandra's defaults, <table>_<column>_idx, and IF EXISTS keeps this idempotent.
      */
-    {"2016-11-11-151900_new_apis_router_3",
-     "DROP INDEX IF EXISTS apis_request_host_idx;\n"
-     "DROP INDEX IF EXISTS apis_request_path_idx;\n"
-     "ALTER TABLE apis DROP request_host;\n"
-     "ALTER TABLE apis DROP request_path;\n"
-     "ALTER TABLE apis DROP strip_request_path;"},
-    {"2017-01-24-132600_upstream_timeouts",
-     "ALTER TABLE apis ADD upstream_connect_timeout int;\n"
-     "ALTER TABLE apis ADD upstream_send_timeout int;\n"
-     "ALTER TABLE apis ADD upstream_read_timeout int;"},
+    {"2016-11-11-151900_new_apis_router_3", "DROP INDEX IF EXISTS apis_request_host_idx;\n"
+                                            "DROP INDEX IF EXISTS apis_request_path_idx;\n"
+                                            "ALTER TABLE apis DROP request_host;\n"
+                                            "ALTER TABLE apis DROP request_path;\n"
+                                            "ALTER TABLE apis DROP strip_request_path;"},
+    {"2017-01-24-132600_upstream_timeouts", "ALTER TABLE apis ADD upstream_connect_timeout int;\n"
+                                            "ALTER TABLE apis ADD upstream_send_timeout int;\n"
+                                            "ALTER TABLE apis ADD upstream_read_timeout int;"},
     /* Data: Kong set the three timeouts to 60000 on every existing API. */
     {"2017-01-24-132600_upstream_timeouts_2", ""},
     {NULL, NULL},

@@ -24,11 +24,10 @@
 #include "factory.h"
 
 const kdao_migration_def kdao__core_migrations_postgres[] = {
-    {"2015-01-12-175310_skeleton",
-     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-     "  id text PRIMARY KEY,"
-     "  migrations varchar(100)[]"
-     ")"},
+    {"2015-01-12-175310_skeleton", "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                   "  id text PRIMARY KEY,"
+                                   "  migrations varchar(100)[]"
+                                   ")"},
 
     {"2015-01-12-175310_init_schema",
      "CREATE TABLE IF NOT EXISTS consumers ("
@@ -70,16 +69,15 @@ const kdao_migration_def kdao__core_migrations_postgres[] = {
      "CREATE INDEX IF NOT EXISTS plugins_consumer_idx ON plugins (consumer_id)"},
 
     /* Serf cluster membership: no kdao entity reads it, but Kong 0.10 needs the table. */
-    {"2015-11-23-817313_nodes",
-     "CREATE TABLE IF NOT EXISTS nodes ("
-     "  name text,"
-     "  cluster_listening_address text,"
-     "  created_at timestamp without time zone"
-     "    DEFAULT (CURRENT_TIMESTAMP(0) AT TIME ZONE 'utc'),"
-     "  PRIMARY KEY (name)"
-     ");"
-     "CREATE INDEX IF NOT EXISTS nodes_cluster_listening_address_idx"
-     "  ON nodes (cluster_listening_address)"},
+    {"2015-11-23-817313_nodes", "CREATE TABLE IF NOT EXISTS nodes ("
+                                "  name text,"
+                                "  cluster_listening_address text,"
+                                "  created_at timestamp without time zone"
+                                "    DEFAULT (CURRENT_TIMESTAMP(0) AT TIME ZONE 'utc'),"
+                                "  PRIMARY KEY (name)"
+                                ");"
+                                "CREATE INDEX IF NOT EXISTS nodes_cluster_listening_address_idx"
+                                "  ON nodes (cluster_listening_address)"},
 
     /* upsert_ttl is what Kong calls to set an expiry; kdao writes ttls itself but keeps the
      * function so that a Kong node sharing the database finds it. */
@@ -183,10 +181,9 @@ const kdao_migration_def kdao__core_migrations_postgres[] = {
     {"2016-01-25-103600_unique_custom_id",
      "ALTER TABLE consumers ADD CONSTRAINT consumers_custom_id_key UNIQUE (custom_id)"},
 
-    {"2017-01-24-132600_upstream_timeouts",
-     "ALTER TABLE apis ADD upstream_connect_timeout integer;"
-     "ALTER TABLE apis ADD upstream_send_timeout integer;"
-     "ALTER TABLE apis ADD upstream_read_timeout integer"},
+    {"2017-01-24-132600_upstream_timeouts", "ALTER TABLE apis ADD upstream_connect_timeout integer;"
+                                            "ALTER TABLE apis ADD upstream_send_timeout integer;"
+                                            "ALTER TABLE apis ADD upstream_read_timeout integer"},
 
     /* Kong: apis:update() of the three timeouts for each api missing any of them. */
     {"2017-01-24-132600_upstream_timeouts_2",

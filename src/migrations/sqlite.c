@@ -39,8 +39,7 @@ static const char core_init[] =
     "  \"id\" TEXT NOT NULL PRIMARY KEY,"
     "  \"custom_id\" TEXT UNIQUE,"
     "  \"username\" TEXT UNIQUE,"
-    "  \"created_at\" INTEGER DEFAULT " NOW_MS
-    ");"
+    "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
 
     "CREATE TABLE \"plugins\" ("
     "  \"id\" TEXT NOT NULL,"
@@ -68,16 +67,14 @@ static const char core_init[] =
     "  \"name\" TEXT UNIQUE,"
     "  \"slots\" INTEGER NOT NULL,"
     "  \"orderlist\" TEXT NOT NULL,"
-    "  \"created_at\" INTEGER DEFAULT " NOW_MS
-    ");"
+    "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
 
     "CREATE TABLE \"targets\" ("
     "  \"id\" TEXT NOT NULL PRIMARY KEY,"
     "  \"target\" TEXT NOT NULL,"
     "  \"weight\" INTEGER NOT NULL,"
     "  \"upstream_id\" TEXT REFERENCES \"upstreams\" (\"id\") ON DELETE CASCADE,"
-    "  \"created_at\" INTEGER DEFAULT " NOW_MS
-    ");"
+    "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
     "CREATE INDEX \"targets_target_idx\" ON \"targets\" (\"target\");"
     "CREATE INDEX \"targets_upstream_id_idx\" ON \"targets\" (\"upstream_id\");"
 
@@ -85,15 +82,13 @@ static const char core_init[] =
     "  \"id\" TEXT NOT NULL PRIMARY KEY,"
     "  \"cert\" TEXT,"
     "  \"key\" TEXT,"
-    "  \"created_at\" INTEGER DEFAULT " NOW_MS
-    ");"
+    "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
 
     "CREATE TABLE \"ssl_servers_names\" ("
     "  \"name\" TEXT NOT NULL PRIMARY KEY,"
     "  \"ssl_certificate_id\" TEXT"
     "    REFERENCES \"ssl_certificates\" (\"id\") ON DELETE CASCADE,"
-    "  \"created_at\" INTEGER DEFAULT " NOW_MS
-    ");"
+    "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
     "CREATE INDEX \"ssl_servers_names_ssl_certificate_id_idx\""
     "  ON \"ssl_servers_names\" (\"ssl_certificate_id\");"
 
@@ -120,8 +115,7 @@ const kdao_migration_def kdao__keyauth_migrations_sqlite[] = {
      "  \"id\" TEXT NOT NULL PRIMARY KEY,"
      "  \"consumer_id\" TEXT REFERENCES \"consumers\" (\"id\") ON DELETE CASCADE,"
      "  \"key\" TEXT UNIQUE,"
-     "  \"created_at\" INTEGER DEFAULT " NOW_MS
-     ");"
+     "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
      "CREATE INDEX \"keyauth_consumer_idx\" ON \"keyauth_credentials\" (\"consumer_id\")"},
     {NULL, NULL},
 };
@@ -133,8 +127,7 @@ const kdao_migration_def kdao__basicauth_migrations_sqlite[] = {
      "  \"consumer_id\" TEXT REFERENCES \"consumers\" (\"id\") ON DELETE CASCADE,"
      "  \"username\" TEXT UNIQUE,"
      "  \"password\" TEXT,"
-     "  \"created_at\" INTEGER DEFAULT " NOW_MS
-     ");"
+     "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
      "CREATE INDEX \"basicauth_consumer_id_idx\""
      "  ON \"basicauth_credentials\" (\"consumer_id\")"},
     {NULL, NULL},
@@ -146,8 +139,7 @@ const kdao_migration_def kdao__acl_migrations_sqlite[] = {
      "  \"id\" TEXT NOT NULL PRIMARY KEY,"
      "  \"consumer_id\" TEXT REFERENCES \"consumers\" (\"id\") ON DELETE CASCADE,"
      "  \"group\" TEXT,"
-     "  \"created_at\" INTEGER DEFAULT " NOW_MS
-     ");"
+     "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
      "CREATE INDEX \"acls_consumer_id_idx\" ON \"acls\" (\"consumer_id\");"
      "CREATE INDEX \"acls_group_idx\" ON \"acls\" (\"group\")"},
     {NULL, NULL},

@@ -10,44 +10,34 @@
 
 const char *const kdao__pk_id[] = {"id", NULL};
 
-bool kdao__is_blank(const char *s, size_t len)
-{
+bool kdao__is_blank(const char *s, size_t len) {
   /* Lua's %s: space, \t, \n, \v, \f, \r (a NUL byte is not blank). */
   for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\0' || !strchr(" \t\n\v\f\r", s[i]))
-      return false;
+    if (s[i] == '\0' || !strchr(" \t\n\v\f\r", s[i])) return false;
   }
   return true;
 }
 
-const char *kdao__plain_string(const json_t *v)
-{
-  if (!json_is_string(v))
-    return NULL;
+const char *kdao__plain_string(const json_t *v) {
+  if (!json_is_string(v)) return NULL;
   const char *s = json_string_value(v);
   return strlen(s) == json_string_length(v) ? s : NULL;
 }
 
-size_t kdao__seq_size(const json_t *v)
-{
-  if (json_is_array(v))
-    return json_array_size(v);
-  if (json_is_object(v) && kdao__is_array(v))
-    return json_object_size(v);
+size_t kdao__seq_size(const json_t *v) {
+  if (json_is_array(v)) return json_array_size(v);
+  if (json_is_object(v) && kdao__is_array(v)) return json_object_size(v);
   return 0;
 }
 
-json_t *kdao__seq_get(const json_t *v, size_t i)
-{
-  if (json_is_array(v))
-    return json_array_get(v, i);
+json_t *kdao__seq_get(const json_t *v, size_t i) {
+  if (json_is_array(v)) return json_array_get(v, i);
   char key[32];
   snprintf(key, sizeof key, "%zu", i + 1);
   return json_object_get(v, key);
 }
 
-int kdao__reject(char **message, const char *fmt, ...)
-{
+int kdao__reject(char **message, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   *message = kdao__vasprintf(fmt, ap);
@@ -55,7 +45,6 @@ int kdao__reject(char **message, const char *fmt, ...)
   return 1;
 }
 
-kdao_error *kdao__schema_error(const char *message)
-{
+kdao_error *kdao__schema_error(const char *message) {
   return kdao_error_new(KDAO_ERR_SCHEMA, message);
 }

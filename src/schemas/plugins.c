@@ -10,17 +10,12 @@
 #include "schemas/schemas_int.h"
 
 /* The factory behind `dao`, or NULL when validating outside a factory. */
-static kdao_factory *plugin_factory(kdao_dao *dao)
-{
-  return dao ? kdao_dao_factory(dao) : NULL;
-}
+static kdao_factory *plugin_factory(kdao_dao *dao) { return dao ? kdao_dao_factory(dao) : NULL; }
 
 /* A registered plugin may have no config schema (any config accepted): not "not found". */
-static bool plugin_registered(const kdao_factory *f, const char *name)
-{
+static bool plugin_registered(const kdao_factory *f, const char *name) {
   for (size_t i = 0; i < f->nplugins; i++) {
-    if (strcmp(f->plugins[i].name, name) == 0)
-      return true;
+    if (strcmp(f->plugins[i].name, name) == 0) return true;
   }
   return false;
 }
@@ -30,16 +25,13 @@ static bool plugin_registered(const kdao_factory *f, const char *name)
  * so the name may still carry the whitespace the validator trims later. malloc()ed, or NULL
  * when there is no string name (or no memory).
  */
-static char *plugin_name(const json_t *entity)
-{
+static char *plugin_name(const json_t *entity) {
   const char *s = kdao__plain_string(json_object_get(entity, "name"));
-  if (!s)
-    return NULL;
+  if (!s) return NULL;
   const char *ws = " \t\n\v\f\r";
   s += strspn(s, ws);
   size_t len = strlen(s);
-  while (len > 0 && strchr(ws, s[len - 1]))
-    len--;
+  while (len > 0 && strchr(ws, s[len - 1])) len--;
   return strndup(s, len);
 }
 
@@ -48,13 +40,11 @@ static char *plugin_name(const json_t *entity)
  * a name (or without a factory) there is nothing to validate the config against.
  */
 static const kdao_schema *plugin_config_schema(kdao_dao *dao, json_t *entity, char **message,
-                                               void *ud)
-{
+                                               void *ud) {
   (void)ud;
   kdao_factory *f = plugin_factory(dao);
   char *name = f ? plugin_name(entity) : NULL;
-  if (!name)
-    return NULL;
+  if (!name) return NULL;
   const kdao_schema *schema = kdao_factory_plugin_schema(f, name);
   if (!schema && !plugin_registered(f, name))
     *message = kdao__asprintf("Plugin \"%s\" not found", name);
@@ -63,21 +53,17 @@ static const kdao_schema *plugin_config_schema(kdao_dao *dao, json_t *entity, ch
 }
 
 /* Kong compares absent with absent as equal (nil == nil); JSON null counts as absent. */
-static bool plugin_same_value(const json_t *a, const json_t *b)
-{
+static bool plugin_same_value(const json_t *a, const json_t *b) {
   bool a_nil = !a || json_is_null(a);
   bool b_nil = !b || json_is_null(b);
-  if (a_nil || b_nil)
-    return a_nil && b_nil;
+  if (a_nil || b_nil) return a_nil && b_nil;
   return json_equal(a, b);
 }
 
 /* Copies `field` of `entity` into `filter` when present. */
-static int plugin_filter_add(json_t *filter, const json_t *entity, const char *field)
-{
+static int plugin_filter_add(json_t *filter, const json_t *entity, const char *field) {
   json_t *v = json_object_get(entity, field);
-  if (!v || json_is_null(v))
-    return 0;
+  if (!v || json_is_null(v)) return 0;
   return json_object_set(filter, field, v);
 }
 
@@ -86,8 +72,7 @@ static int plugin_filter_add(json_t *filter, const json_t *entity, const char *f
  * The backend filter narrows the rows; the comparison decides, since a filter cannot say
  * "api_id is absent".
  */
-static kdao_error *plugin_check_duplicate(kdao_dao *dao, const json_t *entity)
-{
+static kdao_error *plugin_check_duplicate(kdao_dao *dao, const json_t *entity) {
   json_t *filter = json_object();
   json_t *rows = NULL;
   kdao_error *e = NULL;
@@ -97,8 +82,7 @@ static kdao_error *plugin_check_duplicate(kdao_dao *dao, const json_t *entity)
     e = kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
     goto cleanup;
   }
-  if (kdao_dao_find_all(dao, filter, &rows, &e) != KDAO_OK)
-    goto cleanup;
+  if (kdao_dao_find_all(dao, filter, &rows, &e) != KDAO_OK) goto cleanup;
   size_t i;
   json_t *row;
   json_array_foreach(rows, i, row) {
@@ -125,19 +109,14 @@ cleanup:
  * nothing to check (Kong checked `{}` and so refused e.g. {enabled = false} on an acl).
  */
 static kdao_error *plugin_check_config(kdao_dao *dao, const kdao_schema *config_schema,
-                                       json_t *entity, kdao_mode mode)
-{
-  if (!config_schema->self_check)
-    return NULL;
+                                       json_t *entity, kdao_mode mode) {
+  if (!config_schema->self_check) return NULL;
   json_t *config = json_object_get(entity, "config");
   if (!json_is_object(config)) {
-    if (mode == KDAO_MODE_UPDATE)
-      return NULL;
+    if (mode == KDAO_MODE_UPDATE) return NULL;
     json_t *empty = json_object();
-    if (!empty)
-      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-    kdao_error *e =
-        config_schema->self_check(dao, config_schema, empty, mode, config_schema->ud);
+    if (!empty) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+    kdao_error *e = config_schema->self_check(dao, config_schema, empty, mode, config_schema->ud);
     json_decref(empty);
     return e;
   }
@@ -149,13 +128,11 @@ static kdao_error *plugin_check_config(kdao_dao *dao, const kdao_schema *config_
  * factory to find the config schema in, there is nothing it can check.
  */
 static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                                     kdao_mode mode, void *ud)
-{
+                                     kdao_mode mode, void *ud) {
   (void)schema, (void)ud;
   kdao_factory *f = plugin_factory(dao);
   char *name = f ? plugin_name(entity) : NULL;
-  if (!name)
-    return NULL;
+  if (!name) return NULL;
   kdao_error *e = NULL;
   const kdao_schema *config_schema = kdao_factory_plugin_schema(f, name);
   if (!config_schema && !plugin_registered(f, name)) {
@@ -171,11 +148,9 @@ static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, j
       goto cleanup;
     }
     e = plugin_check_config(dao, config_schema, entity, mode);
-    if (e)
-      goto cleanup;
+    if (e) goto cleanup;
   }
-  if (mode == KDAO_MODE_INSERT)
-    e = plugin_check_duplicate(dao, entity);
+  if (mode == KDAO_MODE_INSERT) e = plugin_check_duplicate(dao, entity);
 cleanup:
   free(name);
   return e;
@@ -188,9 +163,10 @@ static const kdao_field_def plugin_fields[] = {
     KDAO__FIELD_CREATED_AT,
     {.name = "api_id", .type = KDAO_TYPE_ID, .foreign = "apis:id"},
     {.name = "consumer_id", .type = KDAO_TYPE_ID, .foreign = "consumers:id"},
-    {.name = "name", .type = KDAO_TYPE_STRING,
-     .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_IMMUTABLE},
-    {.name = "config", .type = KDAO_TYPE_TABLE, .default_json = "{}",
+    {.name = "name", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_IMMUTABLE},
+    {.name = "config",
+     .type = KDAO_TYPE_TABLE,
+     .default_json = "{}",
      .schema_fn = plugin_config_schema},
     {.name = "enabled", .type = KDAO_TYPE_BOOLEAN, .default_json = "true"},
     {.name = NULL},

@@ -23,40 +23,37 @@ extern const kdao_migration_def kdao__acl_migrations_postgres[];
 extern const kdao_migration_def kdao__acl_migrations_cassandra[];
 
 /* Fields of every credential entity: Kong's plugin daos mark id/created_at not required. */
-#define CREDENTIAL_ID {.name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_INSERT_VALUE}
-#define CREDENTIAL_CREATED_AT                                                                \
-  {                                                                                          \
-    .name = "created_at", .type = KDAO_TYPE_TIMESTAMP,                                       \
-    .flags = KDAO_FIELD_IMMUTABLE | KDAO_FIELD_INSERT_VALUE                                  \
+#define CREDENTIAL_ID \
+  { .name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_INSERT_VALUE }
+#define CREDENTIAL_CREATED_AT                               \
+  {                                                         \
+    .name = "created_at", .type = KDAO_TYPE_TIMESTAMP,      \
+    .flags = KDAO_FIELD_IMMUTABLE | KDAO_FIELD_INSERT_VALUE \
   }
-#define CREDENTIAL_CONSUMER_ID                                                               \
-  {                                                                                          \
-    .name = "consumer_id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED,               \
-    .foreign = "consumers:id"                                                                \
+#define CREDENTIAL_CONSUMER_ID                                                 \
+  {                                                                            \
+    .name = "consumer_id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED, \
+    .foreign = "consumers:id"                                                  \
   }
 
 /* config.anonymous of the auth plugins: the consumer to fall back to, by id, or none. */
-static int auth_check_anonymous(kdao_dao *dao, const char *field, json_t *value,
-                                json_t *entity, json_t **new_fields, char **message, void *ud)
-{
+static int auth_check_anonymous(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
+                                json_t **new_fields, char **message, void *ud) {
   (void)dao, (void)field, (void)entity, (void)new_fields, (void)ud;
   const char *s = kdao__plain_string(value);
-  if (s && (s[0] == '\0' || kdao_is_uuid(s)))
-    return 0;
+  if (s && (s[0] == '\0' || kdao_is_uuid(s))) return 0;
   return kdao__reject(message, "the anonymous user must be empty or a valid uuid");
 }
 
 /* ---- key-auth ---- */
 
 /* utils.validate_header_name: what nginx accepts as a header name. */
-static bool keyauth_header_name_ok(const char *name, size_t len)
-{
+static bool keyauth_header_name_ok(const char *name, size_t len) {
   for (size_t i = 0; i < len; i++) {
     char c = name[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '_';
-    if (!ok)
-      return false;
+    if (!ok) return false;
   }
   return true;
 }
@@ -65,11 +62,9 @@ static bool keyauth_header_name_ok(const char *name, size_t len)
  * One key name: a string, or a number (Lua concatenates and ngx.re matches it as its text);
  * anything else made Kong raise, and is refused as a bad name here.
  */
-static int keyauth_check_key_name(const json_t *elem, char **message)
-{
+static int keyauth_check_key_name(const json_t *elem, char **message) {
   char *text = kdao__value_text(elem);
-  if (!text)
-    return kdao__reject(message, "out of memory");
+  if (!text) return kdao__reject(message, "out of memory");
   int rc = 0;
   bool named = json_is_string(elem) || json_is_number(elem);
   const char *name = json_is_string(elem) ? json_string_value(elem) : text;
@@ -85,40 +80,40 @@ static int keyauth_check_key_name(const json_t *elem, char **message)
   return rc;
 }
 
-static int keyauth_check_key_names(kdao_dao *dao, const char *field, json_t *value,
-                                   json_t *entity, json_t **new_fields, char **message,
-                                   void *ud)
-{
+static int keyauth_check_key_names(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
+                                   json_t **new_fields, char **message, void *ud) {
   (void)dao, (void)field, (void)entity, (void)new_fields, (void)ud;
   size_t n = kdao__seq_size(value);
   for (size_t i = 0; i < n; i++) {
     int rc = keyauth_check_key_name(kdao__seq_get(value, i), message);
-    if (rc)
-      return rc;
+    if (rc) return rc;
   }
   return 0;
 }
 
 /* A random key: a v4 UUID without its dashes (Kong's utils.random_string). */
-static json_t *keyauth_random_key(json_t *entity, void *ud)
-{
+static json_t *keyauth_random_key(json_t *entity, void *ud) {
   (void)entity, (void)ud;
   char uuid[37], key[33];
   kdao__uuid_v4(uuid);
   size_t n = 0;
   for (const char *p = uuid; *p; p++) {
-    if (*p != '-')
-      key[n++] = *p;
+    if (*p != '-') key[n++] = *p;
   }
   key[n] = '\0';
   return json_string(key);
 }
 
 static const kdao_field_def keyauth_config_fields[] = {
-    {.name = "key_names", .type = KDAO_TYPE_ARRAY, .flags = KDAO_FIELD_REQUIRED,
-     .default_json = "[\"apikey\"]", .func = keyauth_check_key_names},
+    {.name = "key_names",
+     .type = KDAO_TYPE_ARRAY,
+     .flags = KDAO_FIELD_REQUIRED,
+     .default_json = "[\"apikey\"]",
+     .func = keyauth_check_key_names},
     {.name = "hide_credentials", .type = KDAO_TYPE_BOOLEAN, .default_json = "false"},
-    {.name = "anonymous", .type = KDAO_TYPE_STRING, .default_json = "\"\"",
+    {.name = "anonymous",
+     .type = KDAO_TYPE_STRING,
+     .default_json = "\"\"",
      .func = auth_check_anonymous},
     {.name = "key_in_body", .type = KDAO_TYPE_BOOLEAN, .default_json = "false"},
     {.name = NULL},
@@ -134,7 +129,9 @@ static const kdao_field_def keyauth_credential_fields[] = {
     CREDENTIAL_ID,
     CREDENTIAL_CREATED_AT,
     CREDENTIAL_CONSUMER_ID,
-    {.name = "key", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_UNIQUE,
+    {.name = "key",
+     .type = KDAO_TYPE_STRING,
+     .flags = KDAO_FIELD_UNIQUE,
      .default_fn = keyauth_random_key},
     {.name = NULL},
 };
@@ -165,8 +162,7 @@ const kdao_plugin_def kdao__plugin_key_auth = {
 /* ---- basic-auth ---- */
 
 /* Hex SHA-1 of `text` into out[41]; false when OpenSSL fails. */
-static bool basicauth_sha1_hex(const char *text, char out[41])
-{
+static bool basicauth_sha1_hex(const char *text, char out[41]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
@@ -181,15 +177,12 @@ static bool basicauth_sha1_hex(const char *text, char out[41])
 }
 
 /* The stored credential with the entity's id, or NULL (new reference). */
-static json_t *basicauth_stored(kdao_dao *dao, const json_t *entity)
-{
+static json_t *basicauth_stored(kdao_dao *dao, const json_t *entity) {
   json_t *id = json_object_get(entity, "id");
-  if (!dao || !json_is_string(id))
-    return NULL;
+  if (!dao || !json_is_string(id)) return NULL;
   json_t *pk = json_pack("{sO}", "id", id);
   json_t *row = NULL;
-  if (pk && kdao_dao_find(dao, pk, &row, NULL) != KDAO_OK)
-    row = NULL;
+  if (pk && kdao_dao_find(dao, pk, &row, NULL) != KDAO_OK) row = NULL;
   json_decref(pk);
   return row;
 }
@@ -199,8 +192,7 @@ static json_t *basicauth_stored(kdao_dao *dao, const json_t *entity)
  * a credential saved without a password holds sha1("nil" .. consumer_id), the very digest
  * Kong's basic-auth compares against — kept for compatibility with stored rows.
  */
-static char *basicauth_digest(const json_t *password, const json_t *consumer_id)
-{
+static char *basicauth_digest(const json_t *password, const json_t *consumer_id) {
   char *pw = kdao__value_text(password);
   char *salt = kdao__value_text(consumer_id);
   char *salted = pw && salt ? kdao__asprintf("%s%s", pw, salt) : NULL;
@@ -221,10 +213,8 @@ static char *basicauth_digest(const json_t *password, const json_t *consumer_id)
  * A partial update without consumer_id salts with the stored row's consumer_id (Kong salted
  * with "nil" there, leaving a credential nobody could authenticate with).
  */
-static int basicauth_hash_password(kdao_dao *dao, const char *field, json_t *value,
-                                   json_t *entity, json_t **new_fields, char **message,
-                                   void *ud)
-{
+static int basicauth_hash_password(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
+                                   json_t **new_fields, char **message, void *ud) {
   (void)ud;
   json_t *stored = basicauth_stored(dao, entity);
   json_t *stored_password = stored ? json_object_get(stored, "password") : NULL;
@@ -240,14 +230,15 @@ static int basicauth_hash_password(kdao_dao *dao, const char *field, json_t *val
   json_decref(stored);
   json_t *fields = digest ? json_pack("{ss}", field, digest) : NULL;
   free(digest);
-  if (!fields)
-    return kdao__reject(message, "out of memory");
+  if (!fields) return kdao__reject(message, "out of memory");
   *new_fields = fields;
   return 0;
 }
 
 static const kdao_field_def basicauth_config_fields[] = {
-    {.name = "anonymous", .type = KDAO_TYPE_STRING, .default_json = "\"\"",
+    {.name = "anonymous",
+     .type = KDAO_TYPE_STRING,
+     .default_json = "\"\"",
      .func = auth_check_anonymous},
     {.name = "hide_credentials", .type = KDAO_TYPE_BOOLEAN, .default_json = "false"},
     {.name = NULL},
@@ -263,7 +254,8 @@ static const kdao_field_def basicauth_credential_fields[] = {
     CREDENTIAL_ID,
     CREDENTIAL_CREATED_AT,
     CREDENTIAL_CONSUMER_ID,
-    {.name = "username", .type = KDAO_TYPE_STRING,
+    {.name = "username",
+     .type = KDAO_TYPE_STRING,
      .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_UNIQUE},
     {.name = "password", .type = KDAO_TYPE_STRING, .func = basicauth_hash_password},
     {.name = NULL},
@@ -294,23 +286,19 @@ const kdao_plugin_def kdao__plugin_basic_auth = {
 
 /* ---- acl ---- */
 
-static bool acl_nonempty(const json_t *v)
-{
+static bool acl_nonempty(const json_t *v) {
   return (json_is_array(v) && json_array_size(v) > 0) ||
          (json_is_object(v) && json_object_size(v) > 0);
 }
 
 /* Exactly one of the lists: a consumer is either let in by group or kept out by group. */
-static kdao_error *acl_config_self_check(kdao_dao *dao, const kdao_schema *schema,
-                                         json_t *config, kdao_mode mode, void *ud)
-{
+static kdao_error *acl_config_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *config,
+                                         kdao_mode mode, void *ud) {
   (void)dao, (void)schema, (void)mode, (void)ud;
   bool white = acl_nonempty(json_object_get(config, "whitelist"));
   bool black = acl_nonempty(json_object_get(config, "blacklist"));
-  if (white && black)
-    return kdao__schema_error("You cannot set both a whitelist and a blacklist");
-  if (!white && !black)
-    return kdao__schema_error("You must set at least a whitelist or blacklist");
+  if (white && black) return kdao__schema_error("You cannot set both a whitelist and a blacklist");
+  if (!white && !black) return kdao__schema_error("You must set at least a whitelist or blacklist");
   return NULL;
 }
 
@@ -319,20 +307,17 @@ static kdao_error *acl_config_self_check(kdao_dao *dao, const kdao_schema *schem
  * failure (e.g. a consumer_id that is no UUID, reported by its own rule) lets it pass.
  */
 static int acl_check_group(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
-                           json_t **new_fields, char **message, void *ud)
-{
+                           json_t **new_fields, char **message, void *ud) {
   (void)new_fields, (void)ud;
   json_t *consumer_id = json_object_get(entity, "consumer_id");
-  if (!dao || !consumer_id || json_is_null(consumer_id) || !value || json_is_null(value))
-    return 0;
+  if (!dao || !consumer_id || json_is_null(consumer_id) || !value || json_is_null(value)) return 0;
   json_t *filter = json_pack("{sOsO}", "consumer_id", consumer_id, field, value);
   json_t *rows = NULL;
-  int found = filter && kdao_dao_find_all(dao, filter, &rows, NULL) == KDAO_OK &&
-              json_array_size(rows) > 0;
+  int found =
+      filter && kdao_dao_find_all(dao, filter, &rows, NULL) == KDAO_OK && json_array_size(rows) > 0;
   json_decref(rows);
   json_decref(filter);
-  if (found)
-    return kdao__reject(message, "ACL group already exist for this consumer");
+  if (found) return kdao__reject(message, "ACL group already exist for this consumer");
   return 0;
 }
 
@@ -354,7 +339,9 @@ static const kdao_field_def acl_fields[] = {
     /* Not immutable in Kong's acls schema, unlike the other credentials. */
     {.name = "created_at", .type = KDAO_TYPE_TIMESTAMP, .flags = KDAO_FIELD_INSERT_VALUE},
     CREDENTIAL_CONSUMER_ID,
-    {.name = "group", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_REQUIRED,
+    {.name = "group",
+     .type = KDAO_TYPE_STRING,
+     .flags = KDAO_FIELD_REQUIRED,
      .func = acl_check_group},
     {.name = NULL},
 };

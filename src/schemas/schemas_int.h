@@ -15,14 +15,12 @@
 #include "kdao.h"
 
 /* The two fields every core entity starts with (Kong: required + dao_insert_value). */
-#define KDAO__FIELD_ID                                                                       \
-  {                                                                                          \
-    .name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_INSERT_VALUE \
-  }
-#define KDAO__FIELD_CREATED_AT                                                               \
-  {                                                                                          \
-    .name = "created_at", .type = KDAO_TYPE_TIMESTAMP,                                       \
-    .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_IMMUTABLE | KDAO_FIELD_INSERT_VALUE            \
+#define KDAO__FIELD_ID \
+  { .name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_INSERT_VALUE }
+#define KDAO__FIELD_CREATED_AT                                                    \
+  {                                                                               \
+    .name = "created_at", .type = KDAO_TYPE_TIMESTAMP,                            \
+    .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_IMMUTABLE | KDAO_FIELD_INSERT_VALUE \
   }
 
 /* Primary key {"id"}, shared by most entities. */

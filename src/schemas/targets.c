@@ -12,8 +12,7 @@
 #define WEIGHT_MAX 1000
 
 /* Parses the target and stores it normalised: "1.2.3.4:8000", "[0000:...:0001]:80". */
-static kdao_error *target_normalize(json_t *entity, const json_t *target)
-{
+static kdao_error *target_normalize(json_t *entity, const json_t *target) {
   const char *text = kdao__plain_string(target);
   kdao__host h = {0};
   int rc = text ? kdao__normalize_ip(text, &h) : KDAO_ERR_SCHEMA;
@@ -34,16 +33,14 @@ static kdao_error *target_normalize(json_t *entity, const json_t *target)
  * error comparing nil): only the checks whose inputs are present run.
  */
 static kdao_error *target_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
-                                     kdao_mode mode, void *ud)
-{
+                                     kdao_mode mode, void *ud) {
   (void)dao, (void)schema, (void)mode, (void)ud;
   const json_t *weight = json_object_get(entity, "weight");
   if (json_is_number(weight) &&
       (json_number_value(weight) < WEIGHT_MIN || json_number_value(weight) > WEIGHT_MAX))
     return kdao__schema_error("weight must be from 0 to 1000");
   const json_t *target = json_object_get(entity, "target");
-  if (!target || json_is_null(target))
-    return NULL;
+  if (!target || json_is_null(target)) return NULL;
   return target_normalize(entity, target);
 }
 

@@ -23,12 +23,12 @@
 static int failures, stale_reads;
 
 /* Retries `read` (which returns true when it saw what it expects) for up to 2 s. */
-#define EVENTUALLY(read)                                                                  \
-  do {                                                                                    \
-    for (int try_ = 0; !(read) && try_ < 100; try_++) {                                   \
-      stale_reads++;                                                                      \
-      usleep(20 * 1000);                                                                  \
-    }                                                                                     \
+#define EVENTUALLY(read)                                \
+  do {                                                  \
+    for (int try_ = 0; !(read) && try_ < 100; try_++) { \
+      stale_reads++;                                    \
+      usleep(20 * 1000);                                \
+    }                                                   \
   } while (0)
 
 static void check(int rc, kdao_error *err, const char *what, int round) {
@@ -58,8 +58,8 @@ static int round_trip(kdao_factory *f, int i) {
   if (row) {
     json_t *pk = json_pack("{sO}", "id", json_object_get(row, "id"));
     EVENTUALLY((json_decref(found), found = NULL,
-                check(kdao_dao_find(apis, pk, &found, &err), err, "find", i),
-                kdao_error_free(err), err = NULL, found != NULL));
+                check(kdao_dao_find(apis, pk, &found, &err), err, "find", i), kdao_error_free(err),
+                err = NULL, found != NULL));
     ops++;
     if (found == NULL || !json_equal(found, row)) {
       fprintf(stderr, "round %d: find did not return the inserted row\n", i);
@@ -87,8 +87,8 @@ static int round_trip(kdao_factory *f, int i) {
   }
   if (i % 25 == 24) {
     long long n = -1;
-    EVENTUALLY((check(kdao_dao_count(apis, NULL, &n, &err), err, "count", i),
-                kdao_error_free(err), err = NULL, n == i + 1));
+    EVENTUALLY((check(kdao_dao_count(apis, NULL, &n, &err), err, "count", i), kdao_error_free(err),
+                err = NULL, n == i + 1));
     ops++;
     if (n != i + 1) {
       fprintf(stderr, "round %d: count %lld, want %d\n", i, n, i + 1);
@@ -139,8 +139,8 @@ int main(int argc, char **argv) {
     if (i + 1 == kill_after) {
       ops_before = ops;
       t_kill = now_s();
-      printf("cluster check: %d operations on 3 nodes in %.1fs; running: %s\n", ops,
-             t_kill - t0, argv[3]);
+      printf("cluster check: %d operations on 3 nodes in %.1fs; running: %s\n", ops, t_kill - t0,
+             argv[3]);
       fflush(stdout);
       if (system(argv[3]) != 0) {
         fprintf(stderr, "command failed: %s\n", argv[3]);

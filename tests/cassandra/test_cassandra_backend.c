@@ -64,7 +64,8 @@ static json_t *must_insert(const char *entity, const char *text, int ttl) {
 static cql_result *cql(const char *q, const cql_value *v, size_t n) {
   cql_error ce = {0};
   cql_result *r = NULL;
-  if (cql_cluster_query(CL, q, v, n, NULL, &r, &ce) != 0) fail_msg("%s: %s", q, cql_error_message(&ce));
+  if (cql_cluster_query(CL, q, v, n, NULL, &r, &ce) != 0)
+    fail_msg("%s: %s", q, cql_error_message(&ce));
   return r;
 }
 
@@ -74,7 +75,8 @@ static const char *str(const json_t *row, const char *k) {
   return s;
 }
 
-static const char *API = "{\"name\": \"%s\", \"hosts\": [\"h.com\"], \"upstream_url\": \"http://u\"}";
+static const char *API =
+    "{\"name\": \"%s\", \"hosts\": [\"h.com\"], \"upstream_url\": \"http://u\"}";
 
 static json_t *api(const char *name, int ttl) {
   char buf[256];
@@ -95,9 +97,11 @@ static kdao_error *api_fails(const char *name) {
 /* A reservation of apis.name = `name` by a row that does not exist, written `age_s` ago. */
 static void orphan_reservation(const char *name, int age_s) {
   char q[256];
-  snprintf(q, sizeof q, "INSERT INTO \"%s\".kdao_unique (table_name, field, value, owner)"
-                        " VALUES ('apis', 'name', ?, '[\"00000000-0000-4000-8000-00000000dead\"]')"
-                        " USING TIMESTAMP ?", KEYSPACE);
+  snprintf(q, sizeof q,
+           "INSERT INTO \"%s\".kdao_unique (table_name, field, value, owner)"
+           " VALUES ('apis', 'name', ?, '[\"00000000-0000-4000-8000-00000000dead\"]')"
+           " USING TIMESTAMP ?",
+           KEYSPACE);
   cql_value v[2] = {cql_v_text(name), cql_v_bigint(((int64_t)time(NULL) - age_s) * 1000000)};
   cql_result_free(cql(q, v, 2));
 }
@@ -117,8 +121,10 @@ static void an_existing_primary_key_is_a_unique_error(void **state) {
   (void)state;
   json_t *a = api("first", 0);
   char buf[256];
-  snprintf(buf, sizeof buf, "{\"id\": \"%s\", \"name\": \"second\", \"hosts\": [\"h.com\"],"
-                            " \"upstream_url\": \"http://u\"}", str(a, "id"));
+  snprintf(buf, sizeof buf,
+           "{\"id\": \"%s\", \"name\": \"second\", \"hosts\": [\"h.com\"],"
+           " \"upstream_url\": \"http://u\"}",
+           str(a, "id"));
   json_t *in = J(buf), *row = NULL;
   kdao_error *err = NULL;
   assert_int_equal(kdao_dao_insert(dao("apis"), in, 0, 0, &row, &err), KDAO_ERR_UNIQUE);
@@ -198,7 +204,8 @@ static void an_ssl_server_name_moves_to_another_certificate(void **state) {
   /* the name stays taken */
   snprintf(buf, sizeof buf, "{\"name\": \"a.com\", \"ssl_certificate_id\": \"%s\"}", str(c1, "id"));
   json_t *in = J(buf);
-  assert_int_equal(kdao_dao_insert(dao("ssl_servers_names"), in, 0, 0, &row, &err), KDAO_ERR_UNIQUE);
+  assert_int_equal(kdao_dao_insert(dao("ssl_servers_names"), in, 0, 0, &row, &err),
+                   KDAO_ERR_UNIQUE);
   assert_string_equal(kdao_error_message(err), "name=already exists with value 'a.com'");
   kdao_error_free(err);
   json_decref(in);
@@ -240,8 +247,8 @@ static void count_and_find_all_span_many_pages(void **state) {
   for (int i = 0; i < N; i++) {
     char name[16];
     snprintf(name, sizeof name, "many-%04d", i);
-    json_array_append_new(batch, json_pack("{sss[s]ss}", "name", name, "hosts", "m.com",
-                                           "upstream_url", "http://m"));
+    json_array_append_new(
+        batch, json_pack("{sss[s]ss}", "name", name, "hosts", "m.com", "upstream_url", "http://m"));
   }
   kdao_error *err = NULL;
   if (kdao_dao_insert_many(dao("apis"), batch, KDAO_QUIET, NULL, &err) != KDAO_OK)
@@ -284,7 +291,8 @@ static void rows_are_shared_with_kong(void **state) {
   snprintf(q, sizeof q,
            "INSERT INTO \"%s\".apis (id, name, hosts, uris, methods, upstream_url, strip_uri,"
            " preserve_host, retries, created_at) VALUES (?, 'kong-made', '[\"k.com\"]', '{}',"
-           " '[\"GET\",\"POST\"]', 'http://k', true, false, 5, 1500000000000)", KEYSPACE);
+           " '[\"GET\",\"POST\"]', 'http://k', true, false, 5, 1500000000000)",
+           KEYSPACE);
   const char *id = "6b2a9f1e-52c0-4c5e-9d7f-0e6f3c1b2a90";
   cql_value v = cql_v_uuid_str(id);
   cql_result_free(cql(q, &v, 1));
@@ -292,7 +300,8 @@ static void rows_are_shared_with_kong(void **state) {
            "INSERT INTO \"%s\".plugins (id, name, api_id, config, enabled, created_at)"
            " VALUES (7c1e7a9e-5b7e-4c1d-8d0f-3f1b9e2a4c11, 'key-auth', ?,"
            " '{\"key_names\":[\"apikey\"],\"hide_credentials\":false}', true,"
-           " 1500000000000)", KEYSPACE);
+           " 1500000000000)",
+           KEYSPACE);
   cql_result_free(cql(q, &v, 1));
   json_t *pk = json_pack("{ss}", "id", id), *row = NULL;
   assert_int_equal(kdao_dao_find(dao("apis"), pk, &row, NULL), KDAO_OK);
@@ -311,8 +320,8 @@ static void rows_are_shared_with_kong(void **state) {
   json_t *flt = json_pack("{ss}", "api_id", id), *rows = NULL;
   assert_int_equal(kdao_dao_find_all(dao("plugins"), flt, &rows, NULL), KDAO_OK);
   assert_int_equal(json_array_size(rows), 1);
-  assert_true(json_is_false(json_object_get(json_object_get(json_array_get(rows, 0), "config"),
-                                            "hide_credentials")));
+  assert_true(json_is_false(
+      json_object_get(json_object_get(json_array_get(rows, 0), "config"), "hide_credentials")));
   json_decref(rows);
   json_decref(flt);
   /* Kong reserved nothing: its name is still found taken */
@@ -349,8 +358,8 @@ static void rows_are_shared_with_kong(void **state) {
 /* The replication of keyspace `ks` as Cassandra reports it, e.g. {"class": ..., "dc1": "2"}. */
 static json_t *replication_of(const char *ks) {
   cql_value v = cql_v_text(ks);
-  cql_result *r = cql("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
-                      &v, 1);
+  cql_result *r =
+      cql("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", &v, 1);
   json_t *rep = cql_result_row_count(r) == 1 ? cql_result_cell_json(r, 0, 0) : NULL;
   cql_result_free(r);
   return rep;
@@ -410,7 +419,8 @@ static int setup(void **state) {
   snprintf(host, sizeof host, "%s", cps);
   host[strcspn(host, ",")] = '\0';
   const char *points[1] = {host};
-  cql_cluster_options o = {.contact_points = points, .n_contact_points = 1,
+  cql_cluster_options o = {.contact_points = points,
+                           .n_contact_points = 1,
                            .port = (uint16_t)(port ? atoi(port) : 9042)};
   cql_error ce = {0};
   if ((CL = cql_cluster_open(&o, &ce)) == NULL) {

@@ -62,12 +62,15 @@ static char *slurp(const char *path) {
 /* Kong's way before dropping a column: drop the indexes whose target it is. */
 static void drop_indexes_on(const char *table, const char *column) {
   char q[256];
-  snprintf(q, sizeof q, "SELECT index_name, options FROM system_schema.indexes"
-                        " WHERE keyspace_name = ? AND table_name = '%s'", table);
+  snprintf(q, sizeof q,
+           "SELECT index_name, options FROM system_schema.indexes"
+           " WHERE keyspace_name = ? AND table_name = '%s'",
+           table);
   cql_result *r = query(q, REF_KS);
   for (size_t i = 0; i < cql_result_row_count(r); i++) {
     json_t *row = cql_result_row_json(r, i);
-    const char *target = json_string_value(json_object_get(json_object_get(row, "options"), "target"));
+    const char *target =
+        json_string_value(json_object_get(json_object_get(row, "options"), "target"));
     if (target && strcmp(target, column) == 0) {
       char d[256];
       snprintf(d, sizeof d, "DROP INDEX \"%s\".\"%s\"", REF_KS,
@@ -140,7 +143,8 @@ static void load_reference(char *text, json_t *records) {
 static json_t *describe(const char *ks) {
   json_t *lines = json_array();
   cql_result *r = query("SELECT table_name, column_name, kind, position, type, clustering_order"
-                        " FROM system_schema.columns WHERE keyspace_name = ?", ks);
+                        " FROM system_schema.columns WHERE keyspace_name = ?",
+                        ks);
   for (size_t i = 0; i < cql_result_row_count(r); i++) {
     json_t *row = cql_result_row_json(r, i);
     const char *t = json_string_value(json_object_get(row, "table_name"));
@@ -159,7 +163,8 @@ static json_t *describe(const char *ks) {
   }
   cql_result_free(r);
   r = query("SELECT table_name, index_name, kind, options FROM system_schema.indexes"
-            " WHERE keyspace_name = ?", ks);
+            " WHERE keyspace_name = ?",
+            ks);
   for (size_t i = 0; i < cql_result_row_count(r); i++) {
     json_t *row = cql_result_row_json(r, i);
     char *opts = json_dumps(json_object_get(row, "options"), JSON_SORT_KEYS | JSON_COMPACT);
@@ -174,7 +179,8 @@ static json_t *describe(const char *ks) {
   }
   cql_result_free(r);
   r = query("SELECT table_name, default_time_to_live FROM system_schema.tables"
-            " WHERE keyspace_name = ?", ks);
+            " WHERE keyspace_name = ?",
+            ks);
   for (size_t i = 0; i < cql_result_row_count(r); i++) {
     json_t *row = cql_result_row_json(r, i);
     const char *t = json_string_value(json_object_get(row, "table_name"));
@@ -234,7 +240,8 @@ int main(void) {
     die("kdao migrations", kdao_error_string(err));
   kdao_config_free(cfg);
   json_t *recorded = NULL;
-  if (kdao_factory_migrations(f, &recorded, &err) != KDAO_OK) die("migrations", kdao_error_string(err));
+  if (kdao_factory_migrations(f, &recorded, &err) != KDAO_OK)
+    die("migrations", kdao_error_string(err));
 
   /* Kong's side */
   const char *port = getenv("KDAO_CASSANDRA_PORT");
@@ -242,15 +249,18 @@ int main(void) {
   snprintf(host, sizeof host, "%s", cps);
   host[strcspn(host, ",")] = '\0';
   const char *points[1] = {host};
-  cql_cluster_options o = {.contact_points = points, .n_contact_points = 1,
+  cql_cluster_options o = {.contact_points = points,
+                           .n_contact_points = 1,
                            .port = (uint16_t)(port ? atoi(port) : 9042)};
   cql_error ce = {0};
   if ((CL = cql_cluster_open(&o, &ce)) == NULL) die("connect", cql_error_message(&ce));
   char q[256];
   snprintf(q, sizeof q, "DROP KEYSPACE IF EXISTS \"%s\"", REF_KS);
   cql_result_free(query(q, NULL));
-  snprintf(q, sizeof q, "CREATE KEYSPACE \"%s\" WITH REPLICATION = {'class': 'SimpleStrategy',"
-                        " 'replication_factor': 1}", REF_KS);
+  snprintf(q, sizeof q,
+           "CREATE KEYSPACE \"%s\" WITH REPLICATION = {'class': 'SimpleStrategy',"
+           " 'replication_factor': 1}",
+           REF_KS);
   cql_result_free(query(q, NULL));
   if (cql_cluster_set_keyspace(CL, REF_KS, &ce) != 0) die("use", cql_error_message(&ce));
   char *text = slurp(KDAO_KONG_CQL_SPEC);

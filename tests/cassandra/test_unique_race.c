@@ -49,8 +49,10 @@ static int writer(int go, int out) {
   /* Warm up (connections, prepared statements, table metadata) so that the race starts at
      the signal and not at whichever writer finished connecting first. */
   char warm[160];
-  snprintf(warm, sizeof warm, "{\"name\": \"warm-%d\", \"hosts\": [\"w.com\"], "
-                              "\"upstream_url\": \"http://w.com\"}", (int)getpid());
+  snprintf(warm, sizeof warm,
+           "{\"name\": \"warm-%d\", \"hosts\": [\"w.com\"], "
+           "\"upstream_url\": \"http://w.com\"}",
+           (int)getpid());
   json_t *win = json_loads(warm, 0, NULL), *wrow = NULL, *gone = NULL;
   if (kdao_dao_insert(apis, win, 0, KDAO_QUIET, &wrow, NULL) != KDAO_OK) return 2;
   json_t *wpk = json_pack("{sO}", "id", json_object_get(wrow, "id"));
@@ -64,8 +66,10 @@ static int writer(int go, int out) {
     if (read(go, &c, 1) != 1) return 2;
     char name[32], body[160], want[96];
     snprintf(name, sizeof name, "race-%02d", i);
-    snprintf(body, sizeof body, "{\"name\": \"%s\", \"hosts\": [\"%s.com\"], "
-                                "\"upstream_url\": \"http://x.com\"}", name, name);
+    snprintf(body, sizeof body,
+             "{\"name\": \"%s\", \"hosts\": [\"%s.com\"], "
+             "\"upstream_url\": \"http://x.com\"}",
+             name, name);
     snprintf(want, sizeof want, "name=already exists with value '%s'", name);
     json_t *in = json_loads(body, 0, NULL), *row = NULL;
     kdao_error *err = NULL;

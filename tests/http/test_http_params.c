@@ -50,7 +50,8 @@ static void decode_refuses_nul(void **state) {
 static void urlencoded_flat_fields(void **state) {
   (void)state;
   json_t *flat = kdao__http_parse_urlencoded("name=mockbin&hosts=a.com,b.com&empty=&bare");
-  assert_json(flat, "{\"bare\":\"\",\"empty\":\"\",\"hosts\":\"a.com,b.com\",\"name\":\"mockbin\"}");
+  assert_json(flat,
+              "{\"bare\":\"\",\"empty\":\"\",\"hosts\":\"a.com,b.com\",\"name\":\"mockbin\"}");
   json_decref(flat);
 }
 
@@ -85,8 +86,8 @@ static void normalize_dotted_keys(void **state) {
 
 static void normalize_bracketed_keys_append(void **state) {
   (void)state;
-  json_t *flat = json_pack("{sssss[ss]}", "hosts[1]", "a.com", "hosts[2]", "b.com",
-                           "config.list[]", "x", "y");
+  json_t *flat =
+      json_pack("{sssss[ss]}", "hosts[1]", "a.com", "hosts[2]", "b.com", "config.list[]", "x", "y");
   json_t *out = kdao__http_normalize(flat);
   /* Object order decides array order: jansson keeps insertion order. */
   assert_json(out, "{\"config\":{\"list\":[\"x\",\"y\"]},\"hosts\":[\"a.com\",\"b.com\"]}");
@@ -117,8 +118,8 @@ static void listen_addresses(void **state) {
   free(host);
   assert_int_equal(kdao__http_parse_listen("localhost:65535", &host, &port), 0);
   free(host);
-  const char *bad[] = {"8001", ":8001", "host:", "host:65536", "host:-1", "host:80x",
-                       "::1:80", "[::1:80", "[]:80", NULL};
+  const char *bad[] = {"8001",     ":8001",  "host:",   "host:65536", "host:-1",
+                       "host:80x", "::1:80", "[::1:80", "[]:80",      NULL};
   for (size_t i = 0; bad[i]; i++) {
     assert_int_equal(kdao__http_parse_listen(bad[i], &host, &port), -1);
     assert_null(host);

@@ -102,8 +102,9 @@ static kdao_error *insert_fails(const char *entity, const char *text, int kind) 
   }
   assert_null(row);
   assert_non_null(err);
-  if (rc != kind) fail_msg("expected %s error, got %s: %s", kdao_error_kind_name(kind),
-                           kdao_error_kind_name(rc), kdao_error_string(err));
+  if (rc != kind)
+    fail_msg("expected %s error, got %s: %s", kdao_error_kind_name(kind), kdao_error_kind_name(rc),
+             kdao_error_string(err));
   assert_int_equal(kdao_error_kind(err), kind);
   return err;
 }
@@ -266,8 +267,7 @@ static void duplicate_name_is_a_unique_error_with_kongs_message(void **state) {
   assert_field_msg(err, "name", "already exists with value 'mockbin'");
   assert_string_equal(kdao_error_message(err), "name=already exists with value 'mockbin'");
   char expect[128];
-  snprintf(expect, sizeof expect, "[%s error] name=already exists with value 'mockbin'",
-           BACKEND);
+  snprintf(expect, sizeof expect, "[%s error] name=already exists with value 'mockbin'", BACKEND);
   assert_string_equal(kdao_error_string(err), expect);
   assert_string_equal(kdao_error_db_name(err), BACKEND);
   kdao_error_free(err);
@@ -282,16 +282,21 @@ static void schema_errors_carry_kongs_messages_and_write_nothing(void **state) {
                      KDAO_ERR_SCHEMA);
   assert_field_msg(err, "upstream_url", "upstream_url is not a url");
   kdao_error_free(err);
-  err = insert_fails("apis", "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
-                             "\"upstream_url\": \"ftp://a.com\"}", KDAO_ERR_SCHEMA);
+  err = insert_fails("apis",
+                     "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
+                     "\"upstream_url\": \"ftp://a.com\"}",
+                     KDAO_ERR_SCHEMA);
   assert_field_msg(err, "upstream_url", "Supported protocols are HTTP and HTTPS");
   kdao_error_free(err);
-  err = insert_fails("apis", "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
-                             "\"upstream_url\": \"http://a.com\", \"foo\": 1}", KDAO_ERR_SCHEMA);
+  err = insert_fails("apis",
+                     "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
+                     "\"upstream_url\": \"http://a.com\", \"foo\": 1}",
+                     KDAO_ERR_SCHEMA);
   assert_field_msg(err, "foo", "foo is an unknown field");
   kdao_error_free(err);
-  err = insert_fails("apis", "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
-                             "\"upstream_url\": \"http://a.com\", \"retries\": \"many\"}",
+  err = insert_fails("apis",
+                     "{\"name\": \"a\", \"hosts\": [\"a.com\"], "
+                     "\"upstream_url\": \"http://a.com\", \"retries\": \"many\"}",
                      KDAO_ERR_SCHEMA);
   assert_field_msg(err, "retries", "retries is not a number");
   kdao_error_free(err);
@@ -318,7 +323,8 @@ static void misuse_is_not_a_data_error(void **state) {
   kdao_error *err = NULL;
   json_t *row = NULL;
   assert_int_equal(kdao_dao_insert(dao("apis"), NULL, 0, 0, &row, &err), KDAO_ERR_MISUSE);
-  assert_string_equal(kdao_error_message(err), "bad argument #1 to 'insert' (table expected, got nil)");
+  assert_string_equal(kdao_error_message(err),
+                      "bad argument #1 to 'insert' (table expected, got nil)");
   kdao_error_free(err);
   json_t *empty = J("{}");
   assert_int_equal(kdao_dao_find(dao("apis"), empty, &row, &err), KDAO_ERR_MISUSE);
@@ -421,14 +427,14 @@ static void full_update_replaces_the_entity(void **state) {
                                     "\"uris\": [\"/x\"], \"upstream_url\": \"http://a.com\", "
                                     "\"retries\": 2}");
   json_t *vals = json_pack("{sssOsssss[s]}", "id", str(api, "id"), "created_at",
-                           json_object_get(api, "created_at"), "name", "full2",
-                           "upstream_url", "http://b.com", "hosts", "b.com");
+                           json_object_get(api, "created_at"), "name", "full2", "upstream_url",
+                           "http://b.com", "hosts", "b.com");
   json_t *row = NULL;
   kdao_error *err = NULL;
   if (kdao_dao_update(dao("apis"), vals, NULL, 0, KDAO_FULL, &row, &err) != KDAO_OK)
     fail_msg("full update: %s", kdao_error_string(err));
   assert_string_equal(str(row, "name"), "full2");
-  assert_null(json_object_get(row, "uris"));                                 /* unset */
+  assert_null(json_object_get(row, "uris"));                                /* unset */
   assert_int_equal(json_integer_value(json_object_get(row, "retries")), 5); /* default */
   json_decref(vals);
   json_decref(row);
@@ -505,8 +511,10 @@ static void plugin_config_is_validated_defaulted_and_merged(void **state) {
   (void)state;
   json_t *api = must_insert("apis", SEED);
   char buf[512];
-  snprintf(buf, sizeof buf, "{\"name\": \"key-auth\", \"api_id\": \"%s\", "
-                            "\"config\": {\"key_names\": \"apikey, token\"}}", str(api, "id"));
+  snprintf(buf, sizeof buf,
+           "{\"name\": \"key-auth\", \"api_id\": \"%s\", "
+           "\"config\": {\"key_names\": \"apikey, token\"}}",
+           str(api, "id"));
   json_t *p = must_insert("plugins", buf);
   json_t *cfg = json_object_get(p, "config");
   assert_true(jeq(json_object_get(cfg, "key_names"), "[\"apikey\", \"token\"]"));
@@ -554,8 +562,10 @@ static void plugin_uniqueness_is_per_api_and_consumer(void **state) {
   char buf[512];
   /* a global rate of the same plugin, one per api, one per consumer: all distinct */
   json_decref(must_insert("plugins", "{\"name\": \"acl\", \"config\": {\"whitelist\": \"a\"}}"));
-  snprintf(buf, sizeof buf, "{\"name\": \"acl\", \"api_id\": \"%s\", "
-                            "\"config\": {\"whitelist\": \"a\"}}", str(api, "id"));
+  snprintf(buf, sizeof buf,
+           "{\"name\": \"acl\", \"api_id\": \"%s\", "
+           "\"config\": {\"whitelist\": \"a\"}}",
+           str(api, "id"));
   json_decref(must_insert("plugins", buf));
   kdao_error *err = insert_fails("plugins", buf, KDAO_ERR_UNIQUE);
   kdao_error_free(err);
@@ -577,8 +587,10 @@ static void api_uris_lose_their_trailing_slash(void **state) {
   json_t *api = must_insert("apis", "{\"name\": \"slash\", \"uris\": [\"/a/\", \"/\"], "
                                     "\"upstream_url\": \"http://a.com\"}");
   assert_true(jeq(json_object_get(api, "uris"), "[\"/a\", \"/\"]"));
-  kdao_error *err = insert_fails("apis", "{\"name\": \"bad\", \"uris\": [\"a\"], "
-                                         "\"upstream_url\": \"http://a.com\"}", KDAO_ERR_SCHEMA);
+  kdao_error *err = insert_fails("apis",
+                                 "{\"name\": \"bad\", \"uris\": [\"a\"], "
+                                 "\"upstream_url\": \"http://a.com\"}",
+                                 KDAO_ERR_SCHEMA);
   assert_field_msg(err, "uris", "uri with value 'a' is invalid: must be prefixed with slash");
   kdao_error_free(err);
   json_decref(api);
@@ -592,7 +604,8 @@ static void basic_auth_digest_is_not_hashed_twice(void **state) {
            str(c, "id"));
   json_t *cred = must_insert("basicauth_credentials", buf);
   json_t *vals = json_pack("{sssO}", "id", str(cred, "id"), "password",
-                           json_object_get(cred, "password")), *row = NULL;
+                           json_object_get(cred, "password")),
+         *row = NULL;
   kdao_error *err = NULL;
   if (kdao_dao_update(dao("basicauth_credentials"), vals, NULL, 0, 0, &row, &err) != KDAO_OK)
     fail_msg("re-save: %s", kdao_error_string(err));
@@ -668,9 +681,9 @@ static void key_auth_credential_lifecycle(void **state) {
   assert_field_msg(err, "key", "already exists with value 'secret-key'");
   kdao_error_free(err);
   /* unknown consumer */
-  err = insert_fails("keyauth_credentials",
-                     "{\"consumer_id\": \"00000000-0000-4000-8000-000000000002\"}",
-                     KDAO_ERR_FOREIGN);
+  err =
+      insert_fails("keyauth_credentials",
+                   "{\"consumer_id\": \"00000000-0000-4000-8000-000000000002\"}", KDAO_ERR_FOREIGN);
   assert_field_msg(err, "consumer_id",
                    "does not exist with value '00000000-0000-4000-8000-000000000002'");
   kdao_error_free(err);
@@ -741,7 +754,8 @@ static void ttl_rows_are_never_returned_after_expiry(void **state) {
    * whole seconds from the second of the write, so a ttl=1 row may legitimately be gone a few
    * milliseconds after an insert made late in a second.
    */
-  json_t *other = J("{\"name\": \"lasting\", \"hosts\": [\"l.com\"], \"upstream_url\": \"http://l.com\"}");
+  json_t *other =
+      J("{\"name\": \"lasting\", \"hosts\": [\"l.com\"], \"upstream_url\": \"http://l.com\"}");
   if (kdao_dao_insert(dao("apis"), other, 60, 0, &keep, &err) != KDAO_OK)
     fail_msg("ttl insert: %s", kdao_error_string(err));
   json_t *now = find_by("apis", "id", str(keep, "id"));
@@ -812,7 +826,7 @@ static void pages_visit_every_row_exactly_once(void **state) {
     /* rows inserted while paging do not disturb what was already seen */
     if (pages == 3) {
       json_decref(must_insert("apis", "{\"name\": \"late\", \"hosts\": [\"late.com\"], "
-                                       "\"upstream_url\": \"http://late.com\"}"));
+                                      "\"upstream_url\": \"http://late.com\"}"));
     }
     json_decref(rows);
     kdao_free(offset);
@@ -852,7 +866,8 @@ static void insert_many_is_all_or_nothing(void **state) {
 
 static void values_round_trip_exactly(void **state) {
   (void)state;
-  json_t *c = must_insert("consumers", "{\"username\": \"zoë — 日本 🚀\", \"custom_id\": \"x'y\\\"z\"}");
+  json_t *c =
+      must_insert("consumers", "{\"username\": \"zoë — 日本 🚀\", \"custom_id\": \"x'y\\\"z\"}");
   json_t *back = find_by("consumers", "id", str(c, "id"));
   assert_string_equal(str(back, "username"), "zoë — 日本 🚀");
   assert_string_equal(str(back, "custom_id"), "x'y\"z");
@@ -878,16 +893,16 @@ static void values_round_trip_exactly(void **state) {
 static const kdao_field_def NOTE_FIELDS[] = {
     {.name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_INSERT_VALUE},
     {.name = "created_at", .type = KDAO_TYPE_TIMESTAMP, .flags = KDAO_FIELD_INSERT_VALUE},
-    {.name = "consumer_id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED,
+    {.name = "consumer_id",
+     .type = KDAO_TYPE_ID,
+     .flags = KDAO_FIELD_REQUIRED,
      .foreign = "consumers:id"},
     {.name = "body", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_REQUIRED},
     {.name = "tags", .type = KDAO_TYPE_ARRAY, .default_json = "[]"},
     {0}};
 static const char *const NOTE_PK[] = {"id", NULL};
-static const kdao_schema_def NOTE = {.version = KDAO_DEF_VERSION,
-                                     .name = "notes",
-                                     .primary_key = NOTE_PK,
-                                     .fields = NOTE_FIELDS};
+static const kdao_schema_def NOTE = {
+    .version = KDAO_DEF_VERSION, .name = "notes", .primary_key = NOTE_PK, .fields = NOTE_FIELDS};
 
 static void custom_entities_register_migrate_and_cascade(void **state) {
   (void)state;
@@ -1004,8 +1019,8 @@ int main(int argc, char **argv) {
   };
   char group[64];
   snprintf(group, sizeof group, "dao_suite/%s", BACKEND);
-  int failed = _cmocka_run_group_tests(group, tests, sizeof tests / sizeof *tests,
-                                       open_factory, close_factory);
+  int failed = _cmocka_run_group_tests(group, tests, sizeof tests / sizeof *tests, open_factory,
+                                       close_factory);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMPDIR_PATH);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", TMPDIR_PATH);

@@ -47,9 +47,12 @@ static inline void pgt_quiet(void *ud, const char *message) {
 /* A raw connection to `db` (NULL: KDAO_PG_DATABASE). Fails the test when impossible. */
 static inline PGconn *pgt_connect(const char *db) {
   const char *keys[] = {"host", "port", "user", "password", "dbname", NULL};
-  const char *vals[] = {pgt_env("KDAO_PG_HOST", "127.0.0.1"), pgt_env("KDAO_PG_PORT", "5432"),
-                        pgt_env("KDAO_PG_USER", "kong"), pgt_env("KDAO_PG_PASSWORD", ""),
-                        db ? db : pgt_env("KDAO_PG_DATABASE", "kong"), NULL};
+  const char *vals[] = {pgt_env("KDAO_PG_HOST", "127.0.0.1"),
+                        pgt_env("KDAO_PG_PORT", "5432"),
+                        pgt_env("KDAO_PG_USER", "kong"),
+                        pgt_env("KDAO_PG_PASSWORD", ""),
+                        db ? db : pgt_env("KDAO_PG_DATABASE", "kong"),
+                        NULL};
   PGconn *c = PQconnectdbParams(keys, vals, 0);
   if (PQstatus(c) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(c));
   PQsetNoticeProcessor(c, pgt_quiet, NULL);

@@ -97,15 +97,17 @@ static void test_unique_and_foreign_violations_name_the_field(void **state) {
   err = NULL;
   assert_int_equal(kdao_dao_insert(dao("keyauth_credentials"), orphan, 0, 0, &row, &err),
                    KDAO_ERR_FOREIGN);
-  assert_string_equal(kdao_error_message(err),
-                      "consumer_id=does not exist with value '6a1a1b8c-0a47-4c7e-9d3b-1f2e3d4c5b6a'");
+  assert_string_equal(
+      kdao_error_message(err),
+      "consumer_id=does not exist with value '6a1a1b8c-0a47-4c7e-9d3b-1f2e3d4c5b6a'");
   assert_string_equal(kdao_error_code(err), "23503");
   kdao_error_free(err);
   json_decref(orphan);
   assert_int_equal(count("keyauth_credentials"), 0);
 
   /* a unique violation inside a bulk insert: nothing of the batch stays */
-  json_t *batch = pgt_json("[{\"username\": \"u1\"}, {\"username\": \"u2\"}, {\"username\": \"u1\"}]");
+  json_t *batch =
+      pgt_json("[{\"username\": \"u1\"}, {\"username\": \"u2\"}, {\"username\": \"u1\"}]");
   err = NULL;
   assert_int_equal(kdao_dao_insert_many(dao("consumers"), batch, 0, NULL, &err), KDAO_ERR_UNIQUE);
   assert_string_equal(kdao_error_message(err), "username=already exists with value 'u1'");
@@ -120,8 +122,10 @@ static void test_ttl_rows_use_kongs_table_expire_and_purge(void **state) {
   (void)state;
   json_t *c = pgt_insert(F, "consumers", "{\"username\": \"brief\"}", 1);
   const char *id = pgt_str(c, "id");
-  char *name = pgt_value(RAW, "SELECT primary_key_name || ',' || primary_uuid_value || ','"
-                              " || table_name FROM ttls WHERE primary_key_value = '%s'", id);
+  char *name = pgt_value(RAW,
+                         "SELECT primary_key_name || ',' || primary_uuid_value || ','"
+                         " || table_name FROM ttls WHERE primary_key_value = '%s'",
+                         id);
   char want[128];
   snprintf(want, sizeof want, "id,%s,consumers", id);
   assert_string_equal(name, want);
@@ -140,7 +144,8 @@ static void test_ttl_rows_use_kongs_table_expire_and_purge(void **state) {
   assert_int_equal(kdao_dao_find_all(dao("consumers"), NULL, &rows, &err), KDAO_OK);
   assert_int_equal(json_array_size(rows), 0);
   json_decref(rows);
-  assert_int_equal(kdao_dao_find_page(dao("consumers"), NULL, NULL, 10, &rows, &next, &err), KDAO_OK);
+  assert_int_equal(kdao_dao_find_page(dao("consumers"), NULL, NULL, 10, &rows, &next, &err),
+                   KDAO_OK);
   assert_int_equal(json_array_size(rows), 0);
   json_decref(rows);
   json_t *upd = json_pack("{ss ss}", "id", id, "custom_id", "x");
@@ -176,8 +181,8 @@ static void test_ttl_rows_use_kongs_table_expire_and_purge(void **state) {
   json_t *pk = json_pack("{ss}", "id", pgt_str(d, "id")), *deleted = NULL;
   assert_int_equal(kdao_dao_delete(dao("consumers"), pk, 0, &deleted, &err), KDAO_OK);
   assert_non_null(deleted);
-  char *stale = pgt_value(RAW, "SELECT count(*) FROM ttls WHERE primary_key_value = '%s'",
-                          pgt_str(d, "id"));
+  char *stale =
+      pgt_value(RAW, "SELECT count(*) FROM ttls WHERE primary_key_value = '%s'", pgt_str(d, "id"));
   assert_string_equal(stale, "0");
   free(stale);
   json_decref(deleted);
@@ -205,7 +210,8 @@ static void test_ttl_probe_by_key_spelling(void **state) {
   snprintf(live_id, sizeof live_id, "%s", pgt_str(live, "id"));
   snprintf(sql, sizeof sql,
            "SELECT upsert_ttl('%s', '%s', 'id', 'consumers',"
-           " (now() AT TIME ZONE 'utc') - interval '1 second')", gone_id, gone_id);
+           " (now() AT TIME ZONE 'utc') - interval '1 second')",
+           gone_id, gone_id);
   PQclear(pgt_exec(RAW, sql));
   upper(gone_id);
   upper(live_id);
@@ -216,7 +222,8 @@ static void test_ttl_probe_by_key_spelling(void **state) {
   json_decref(found);
 
   json_t *upd = json_pack("{ss ss}", "id", gone_id, "custom_id", "x"), *row = NULL;
-  assert_int_equal(kdao_dao_update(dao("consumers"), upd, NULL, 0, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_int_equal(kdao_dao_update(dao("consumers"), upd, NULL, 0, KDAO_QUIET, &row, &err),
+                   KDAO_OK);
   assert_null(row);
   json_decref(upd);
 
@@ -229,7 +236,8 @@ static void test_ttl_probe_by_key_spelling(void **state) {
   assert_non_null(row);
   json_decref(row);
   json_decref(pk);
-  char *left = pgt_value(RAW, "SELECT (SELECT count(*) FROM consumers) + (SELECT count(*) FROM ttls)");
+  char *left =
+      pgt_value(RAW, "SELECT (SELECT count(*) FROM consumers) + (SELECT count(*) FROM ttls)");
   assert_string_equal(left, "0");
   free(left);
   json_decref(gone);
@@ -298,8 +306,9 @@ static void test_pages_are_stable_while_rows_come_and_go(void **state) {
   /* a token that is not one of ours is a schema error, not a crash */
   json_t *rows = NULL;
   char *next = NULL;
-  assert_int_equal(kdao_dao_find_page(dao("consumers"), NULL, "not-a-token!", 5, &rows, &next, &err),
-                   KDAO_ERR_SCHEMA);
+  assert_int_equal(
+      kdao_dao_find_page(dao("consumers"), NULL, "not-a-token!", 5, &rows, &next, &err),
+      KDAO_ERR_SCHEMA);
   kdao_error_free(err);
 }
 
@@ -319,8 +328,10 @@ static void test_values_round_trip_and_are_stored_as_kong_stores_them(void **sta
   /* created_at: milliseconds kept, stored as UTC without time zone */
   long long ms = json_integer_value(json_object_get(back, "created_at"));
   assert_true(ms > 1400000000000LL);
-  char *same = pgt_value(RAW, "SELECT created_at = to_timestamp(%lld / 1000.0) AT TIME ZONE 'utc'"
-                              " FROM consumers WHERE id = '%s'", ms, pgt_str(back, "id"));
+  char *same = pgt_value(RAW,
+                         "SELECT created_at = to_timestamp(%lld / 1000.0) AT TIME ZONE 'utc'"
+                         " FROM consumers WHERE id = '%s'",
+                         ms, pgt_str(back, "id"));
   assert_string_equal(same, "t");
   free(same);
   json_decref(back);
@@ -330,8 +341,8 @@ static void test_values_round_trip_and_are_stored_as_kong_stores_them(void **sta
                        " \"empty_list\": [], \"empty_map\": {}, \"big\": 9007199254740993,"
                        " \"neg\": -3, \"s\": \"x\\ny\"}";
   json_t *a = api("cfg");
-  json_t *plugin = json_pack("{ss ss so}", "name", "freeform", "api_id", pgt_str(a, "id"),
-                             "config", pgt_json(config));
+  json_t *plugin = json_pack("{ss ss so}", "name", "freeform", "api_id", pgt_str(a, "id"), "config",
+                             pgt_json(config));
   json_t *prow = NULL;
   if (kdao_dao_insert(dao("plugins"), plugin, 0, 0, &prow, &err) != KDAO_OK)
     fail_msg("plugin: %s", kdao_error_string(err));

@@ -33,8 +33,10 @@ static void test_operations_after_restart_reconnect(void **state) {
   (void)state;
   pgt_fresh_database(DB);
   kdao_factory *f = pgt_factory(DB);
-  json_t *a = pgt_insert(f, "apis", "{\"name\": \"a\", \"hosts\": [\"a.test\"],"
-                                    " \"upstream_url\": \"http://up\"}", 0);
+  json_t *a = pgt_insert(f, "apis",
+                         "{\"name\": \"a\", \"hosts\": [\"a.test\"],"
+                         " \"upstream_url\": \"http://up\"}",
+                         0);
 
   server("restart"); /* a read */
   json_t *found = pgt_find(f, "apis", "id", pgt_str(a, "id"));
@@ -42,13 +44,16 @@ static void test_operations_after_restart_reconnect(void **state) {
   json_decref(found);
 
   server("restart"); /* a write: runs once, not twice */
-  json_decref(pgt_insert(f, "apis", "{\"name\": \"b\", \"hosts\": [\"b.test\"],"
-                                    " \"upstream_url\": \"http://up\"}", 0));
+  json_decref(pgt_insert(f, "apis",
+                         "{\"name\": \"b\", \"hosts\": [\"b.test\"],"
+                         " \"upstream_url\": \"http://up\"}",
+                         0));
   assert_int_equal(count_named(f, "b"), 1);
 
   server("restart"); /* a bulk write */
-  json_t *many = pgt_json("[{\"name\": \"c1\", \"uris\": [\"/c1\"], \"upstream_url\": \"http://up\"},"
-                          " {\"name\": \"c2\", \"uris\": [\"/c2\"], \"upstream_url\": \"http://up\"}]");
+  json_t *many =
+      pgt_json("[{\"name\": \"c1\", \"uris\": [\"/c1\"], \"upstream_url\": \"http://up\"},"
+               " {\"name\": \"c2\", \"uris\": [\"/c2\"], \"upstream_url\": \"http://up\"}]");
   json_t *rows = NULL;
   kdao_error *err = NULL;
   if (kdao_dao_insert_many(kdao_factory_dao(f, "apis"), many, 0, &rows, &err) != KDAO_OK)

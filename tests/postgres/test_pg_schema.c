@@ -193,8 +193,8 @@ static void test_kong_database_is_up_to_date_for_kdao(void **state) {
     char *id = strndup(p + 4, (size_t)(bar - p - 4));
     char *arr = strndup(bar + 1, eol ? (size_t)(eol - bar - 1) : strlen(bar + 1));
     const char *vals[2] = {id, arr};
-    PGresult *r = PQexecParams(c, "INSERT INTO schema_migrations VALUES ($1, $2)", 2, NULL,
-                               vals, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, "INSERT INTO schema_migrations VALUES ($1, $2)", 2, NULL, vals,
+                               NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s", PQerrorMessage(c));
     PQclear(r);
     free(id);
@@ -210,8 +210,10 @@ static void test_kong_database_is_up_to_date_for_kdao(void **state) {
     fail_msg("pending: %s", kdao_error_string(err));
   assert_int_equal(pending, 0);
   /* and kdao works on Kong's tables as they are */
-  json_t *api = pgt_insert(f, "apis", "{\"name\": \"on-kong\", \"hosts\": [\"k.example\"],"
-                                      " \"upstream_url\": \"http://up\"}", 0);
+  json_t *api = pgt_insert(f, "apis",
+                           "{\"name\": \"on-kong\", \"hosts\": [\"k.example\"],"
+                           " \"upstream_url\": \"http://up\"}",
+                           0);
   json_t *found = pgt_find(f, "apis", "id", pgt_str(api, "id"));
   assert_true(json_equal(api, found));
   json_decref(api);

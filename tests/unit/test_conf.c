@@ -143,8 +143,7 @@ static void test_file_syntax(void **state) {
 static void test_file_missing(void **state) {
   fixture *fx = *state;
   kdao_error *err = NULL;
-  assert_int_equal(kdao_config_load_file(fx->cfg, "/nonexistent/kdao.conf", &err),
-                   KDAO_ERR_IO);
+  assert_int_equal(kdao_config_load_file(fx->cfg, "/nonexistent/kdao.conf", &err), KDAO_ERR_IO);
   assert_non_null(strstr(kdao_error_message(err), "/nonexistent/kdao.conf"));
   kdao_error_free(err);
 }
@@ -159,8 +158,7 @@ static void test_file_unknown_key(void **state) {
 static void test_file_bad_line(void **state) {
   fixture *fx = *state;
   char want[160];
-  snprintf(want, sizeof want, "%s:1: expected 'key = value', got 'pg_host localhost'",
-           fx->path);
+  snprintf(want, sizeof want, "%s:1: expected 'key = value', got 'pg_host localhost'", fx->path);
   expect_file_error(fx, "pg_host localhost\n", KDAO_ERR_CONFIG, want);
 }
 
@@ -268,8 +266,7 @@ static void test_enums(void **state) {
 
 static void test_arrays(void **state) {
   kdao_config *cfg = ((fixture *)*state)->cfg;
-  expect_set(cfg, "cassandra_contact_points", " 10.0.0.1 , node2,node3 ",
-             "10.0.0.1,node2,node3");
+  expect_set(cfg, "cassandra_contact_points", " 10.0.0.1 , node2,node3 ", "10.0.0.1,node2,node3");
   expect_set(cfg, "custom_plugins", "rate-limiting", "rate-limiting");
   expect_set_error(cfg, "cassandra_contact_points", "a,,b",
                    "cassandra_contact_points has an empty element: 'a,,b'");
@@ -360,8 +357,7 @@ static void test_check_contact_points(void **state) {
   expect_set(cfg, "cassandra_contact_points", "127.0.0.1,::1,node-2.example.com",
              "127.0.0.1,::1,node-2.example.com");
   assert_int_equal(kdao__config_check(cfg, NULL), KDAO_OK);
-  expect_set(cfg, "cassandra_contact_points", "10.0.0.1,10.0.0.2:9042",
-             "10.0.0.1,10.0.0.2:9042");
+  expect_set(cfg, "cassandra_contact_points", "10.0.0.1,10.0.0.2:9042", "10.0.0.1,10.0.0.2:9042");
   expect_check_error(cfg, "bad cassandra contact point '10.0.0.2:9042': port must be "
                           "specified in cassandra_port");
   expect_set(cfg, "cassandra_contact_points", "bad/host", "bad/host");

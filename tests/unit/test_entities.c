@@ -7,16 +7,14 @@
 static kdao_schema *apis;
 static kdao_schema *consumers;
 
-static int setup(void **state)
-{
+static int setup(void **state) {
   (void)state;
   apis = compile_def(&kdao__schema_apis);
   consumers = compile_def(&kdao__schema_consumers);
   return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
   (void)state;
   kdao_schema_free(apis);
   kdao_schema_free(consumers);
@@ -24,29 +22,25 @@ static int teardown(void **state)
 }
 
 /* An API with `key` set to the JSON `value` (STOLEN) on top of a valid base. */
-static json_t *api_with(const char *key, json_t *value)
-{
+static json_t *api_with(const char *key, json_t *value) {
   json_t *t = J("{'name': 'mockbin', 'upstream_url': 'http://mockbin.com'}");
   assert_int_equal(json_object_set_new(t, key, value), 0);
   return t;
 }
 
 /* An API whose `key` is the one-element array [elem]. */
-static json_t *api_with_one(const char *key, const char *elem)
-{
+static json_t *api_with_one(const char *key, const char *elem) {
   return api_with(key, json_pack("[s]", elem));
 }
 
 /* ---- apis: name ---- */
 
-static void api_name_is_required(void **state)
-{
+static void api_name_is_required(void **state) {
   (void)state;
   expect_field_error(apis, J("{}"), "name", "name is required");
 }
 
-static void api_name_refuses_reserved_uri_characters(void **state)
-{
+static void api_name_refuses_reserved_uri_characters(void **state) {
   (void)state;
   const char *names[] = {"mockbin#2", "mockbin/com", "mockbin\"", "mockbin:2",
                          "mockbin?",  "[mockbin]",   "mock bin",  "mockbin\xc3\xa9"};
@@ -62,8 +56,7 @@ static void api_name_refuses_reserved_uri_characters(void **state)
 
 /* ---- apis: upstream_url ---- */
 
-static void api_upstream_url_rules(void **state)
-{
+static void api_upstream_url_rules(void **state) {
   (void)state;
   json_t *t = api_with_one("hosts", "mockbin.com");
   json_object_set_new(t, "upstream_url", json_string("asdasd"));
@@ -87,13 +80,12 @@ static void api_upstream_url_rules(void **state)
 
 /* ---- apis: hosts ---- */
 
-static void api_hosts_accepts_valid_hosts(void **state)
-{
+static void api_hosts_accepts_valid_hosts(void **state) {
   (void)state;
   const char *valids[] = {"hello.com", "hello.fr", "test.hello.com", "1991.io", "hello.COM",
                           "HELLO.com", "123helloWORLD.com", "mockbin.123", "mockbin-api.com",
-                          "hello.abcd", "mockbin_api.com", "localhost",
-                          "3B-ww4c5e180e575a65lsy2b", "-with-SUPER-MONKEYS-pc58ag80a8qai00g7n9n",
+                          "hello.abcd", "mockbin_api.com", "localhost", "3B-ww4c5e180e575a65lsy2b",
+                          "-with-SUPER-MONKEYS-pc58ag80a8qai00g7n9n",
                           "Hello-Another-Way--fc4qua05auwb3674vfr0b", "2-u9tlzr9756bt3uc0v",
                           "MajiKoi5-783gue6qz075azm5e", "de-jg4avhby1noc0d", "d9juau41awczczp",
                           /* addresses are hosts too */
@@ -104,15 +96,13 @@ static void api_hosts_accepts_valid_hosts(void **state)
     json_decref(expect_valid(apis, api_with_one("hosts", valids[i])));
 }
 
-static void api_hosts_refuses_non_strings(void **state)
-{
+static void api_hosts_refuses_non_strings(void **state) {
   (void)state;
   expect_field_error(apis, api_with("hosts", J("[123]")), "hosts",
                      "host with value '123' is invalid: must be a string");
 }
 
-static void api_hosts_refuses_empty_strings(void **state)
-{
+static void api_hosts_refuses_empty_strings(void **state) {
   (void)state;
   expect_field_error(apis, api_with_one("hosts", ""), "hosts",
                      "host with value '' is invalid: host is empty");
@@ -120,13 +110,12 @@ static void api_hosts_refuses_empty_strings(void **state)
                      "host with value '   ' is invalid: host is empty");
 }
 
-static void api_hosts_refuses_invalid_hosts(void **state)
-{
+static void api_hosts_refuses_invalid_hosts(void **state) {
   (void)state;
-  const char *invalids[] = {"/mockbin",      ".mockbin",          "mockbin.",
-                            "mock;bin",      "mockbin.com/org",   "mockbin-.org",
-                            "mockbin.org-",  "hello..mockbin.com", "hello-.mockbin.com",
-                            "mockbin.com:80", "1.2.3.4:80",       "[::1]:80"};
+  const char *invalids[] = {"/mockbin",       ".mockbin",           "mockbin.",
+                            "mock;bin",       "mockbin.com/org",    "mockbin-.org",
+                            "mockbin.org-",   "hello..mockbin.com", "hello-.mockbin.com",
+                            "mockbin.com:80", "1.2.3.4:80",         "[::1]:80"};
   for (size_t i = 0; i < sizeof invalids / sizeof *invalids; i++) {
     char msg[128];
     snprintf(msg, sizeof msg, "host with value '%s' is invalid: Invalid hostname", invalids[i]);
@@ -134,8 +123,7 @@ static void api_hosts_refuses_invalid_hosts(void **state)
   }
 }
 
-static void api_hosts_refuses_invalid_wildcards(void **state)
-{
+static void api_hosts_refuses_invalid_wildcards(void **state) {
   (void)state;
   const char *invalids[] = {"*mockbin.com", "www.mockbin*", "mock*bin.com", "*"};
   for (size_t i = 0; i < sizeof invalids / sizeof *invalids; i++) {
@@ -148,8 +136,7 @@ static void api_hosts_refuses_invalid_wildcards(void **state)
                      "host with value '*.mockbin.*' is invalid: Only one wildcard is allowed");
 }
 
-static void api_hosts_reports_the_first_bad_element(void **state)
-{
+static void api_hosts_reports_the_first_bad_element(void **state) {
   (void)state;
   expect_field_error(apis, api_with("hosts", J("['good.com', 'bad..com', '']")), "hosts",
                      "host with value 'bad..com' is invalid: Invalid hostname");
@@ -157,8 +144,7 @@ static void api_hosts_reports_the_first_bad_element(void **state)
 
 /* ---- apis: uris ---- */
 
-static void api_uris_accepts_valid_uris(void **state)
-{
+static void api_uris_accepts_valid_uris(void **state) {
   (void)state;
   const char *valids[] = {"/path", "/abcd~user~2", "/abcd%aa%10%ff%AA%FF", "/", "/a.b-c_d"};
   for (size_t i = 0; i < sizeof valids / sizeof *valids; i++) {
@@ -169,8 +155,7 @@ static void api_uris_accepts_valid_uris(void **state)
   }
 }
 
-static void api_uris_removes_one_trailing_slash(void **state)
-{
+static void api_uris_removes_one_trailing_slash(void **state) {
   (void)state;
   json_t *out = expect_valid(apis, api_with("uris", J("['/status/', '/status/123/', '/']")));
   json_t *want = J("['/status', '/status/123', '/']");
@@ -179,8 +164,7 @@ static void api_uris_removes_one_trailing_slash(void **state)
   json_decref(out);
 }
 
-static void api_uris_refusals(void **state)
-{
+static void api_uris_refusals(void **state) {
   (void)state;
   static const struct {
     const char *uri, *reason;
@@ -202,8 +186,7 @@ static void api_uris_refusals(void **state)
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char msg[160];
-    snprintf(msg, sizeof msg, "uri with value '%s' is invalid: %s", cases[i].uri,
-             cases[i].reason);
+    snprintf(msg, sizeof msg, "uri with value '%s' is invalid: %s", cases[i].uri, cases[i].reason);
     expect_field_error(apis, api_with_one("uris", cases[i].uri), "uris", msg);
   }
   expect_field_error(apis, api_with("uris", J("[123]")), "uris",
@@ -212,8 +195,7 @@ static void api_uris_refusals(void **state)
 
 /* ---- apis: methods ---- */
 
-static void api_methods_rules(void **state)
-{
+static void api_methods_rules(void **state) {
   (void)state;
   json_decref(expect_valid(apis, api_with("methods", J("['GET', 'POST']"))));
   /* A comma list is coerced to an array before the check. */
@@ -229,15 +211,13 @@ static void api_methods_rules(void **state)
   for (size_t i = 0; i < sizeof invalids / sizeof *invalids; i++) {
     char msg[128];
     snprintf(msg, sizeof msg, "method with value '%s' is invalid: invalid value", invalids[i]);
-    expect_field_error(apis, api_with("methods", json_pack("[s]", invalids[i])), "methods",
-                       msg);
+    expect_field_error(apis, api_with("methods", json_pack("[s]", invalids[i])), "methods", msg);
   }
 }
 
 /* ---- apis: retries and timeouts ---- */
 
-static void api_retries_range(void **state)
-{
+static void api_retries_range(void **state) {
   (void)state;
   const double valids[] = {0, 5, 100, 32767};
   for (size_t i = 0; i < sizeof valids / sizeof *valids; i++) {
@@ -253,8 +233,7 @@ static void api_retries_range(void **state)
   }
 }
 
-static void api_timeouts_range(void **state)
-{
+static void api_timeouts_range(void **state) {
   (void)state;
   const char *fields[] = {"upstream_connect_timeout", "upstream_send_timeout",
                           "upstream_read_timeout"};
@@ -276,8 +255,7 @@ static void api_timeouts_range(void **state)
 
 /* ---- apis: defaults and self_check ---- */
 
-static void api_defaults(void **state)
-{
+static void api_defaults(void **state) {
   (void)state;
   json_t *out = expect_valid(apis, api_with_one("hosts", "mockbin.com"));
   json_t *want = J("{'strip_uri': true, 'https_only': false, 'http_if_terminated': true,"
@@ -295,8 +273,7 @@ static void api_defaults(void **state)
   json_decref(out);
 }
 
-static void api_needs_hosts_uris_or_methods_on_insert(void **state)
-{
+static void api_needs_hosts_uris_or_methods_on_insert(void **state) {
   (void)state;
   const char *msg = "at least one of 'hosts', 'uris' or 'methods' must be specified";
   expect_check_error(apis, J("{'name': 'httpbin', 'upstream_url': 'http://httpbin.org'}"), msg);
@@ -305,12 +282,11 @@ static void api_needs_hosts_uris_or_methods_on_insert(void **state)
                        "'hosts': [], 'uris': [], 'methods': []}"),
                      msg);
   /* Updates are not checked (the stored row may carry them). */
-  json_decref(expect_valid_mode(apis, J("{'upstream_url': 'http://httpbin.org'}"),
-                                KDAO_MODE_UPDATE, NULL));
+  json_decref(
+      expect_valid_mode(apis, J("{'upstream_url': 'http://httpbin.org'}"), KDAO_MODE_UPDATE, NULL));
 }
 
-static void api_partial_update_checks_given_fields_only(void **state)
-{
+static void api_partial_update_checks_given_fields_only(void **state) {
   (void)state;
   expect_errors_mode(apis, J("{'upstream_url': 'http://mockbin.com', 'hosts': ['']}"),
                      KDAO_MODE_UPDATE,
@@ -324,8 +300,7 @@ static void api_partial_update_checks_given_fields_only(void **state)
 
 /* ---- consumers ---- */
 
-static void consumer_needs_custom_id_or_username(void **state)
-{
+static void consumer_needs_custom_id_or_username(void **state) {
   (void)state;
   const char *msg = "At least a 'custom_id' or a 'username' must be specified";
   expect_errors_mode(consumers, J("{}"), KDAO_MODE_INSERT,
@@ -335,8 +310,7 @@ static void consumer_needs_custom_id_or_username(void **state)
   expect_errors_mode(consumers, J("{'username': '   ', 'custom_id': ' '}"), KDAO_MODE_INSERT,
                      json_pack("{ssss}", "username", msg, "custom_id", msg));
   expect_errors_mode(consumers, J("{'username': true}"), KDAO_MODE_INSERT,
-                     json_pack("{ssss}", "username", "username is not a string", "custom_id",
-                               msg));
+                     json_pack("{ssss}", "username", "username is not a string", "custom_id", msg));
 
   json_decref(expect_valid(consumers, J("{'username': 'bob'}")));
   json_decref(expect_valid(consumers, J("{'custom_id': '1234'}")));
@@ -347,8 +321,7 @@ static void consumer_needs_custom_id_or_username(void **state)
 
 /* ---- ssl ---- */
 
-static void ssl_entities(void **state)
-{
+static void ssl_entities(void **state) {
   (void)state;
   kdao_schema *certs = compile_def(&kdao__schema_ssl_certificates);
   kdao_schema *snis = compile_def(&kdao__schema_ssl_servers_names);
@@ -358,18 +331,21 @@ static void ssl_entities(void **state)
 
   expect_field_error(snis, J("{}"), "name", "name is required");
   /* Kong typed the name "text": never type-checked. */
-  json_decref(expect_valid(snis, J("{'name': 'example.com', "
-                                   "'ssl_certificate_id': '7b31b2d8-0d63-4c8b-8a4b-6b1e0b1b8b4e'}")));
+  json_decref(
+      expect_valid(snis, J("{'name': 'example.com', "
+                           "'ssl_certificate_id': '7b31b2d8-0d63-4c8b-8a4b-6b1e0b1b8b4e'}")));
   kdao_schema_free(certs);
   kdao_schema_free(snis);
 }
 
-static void schemas_describe_their_tables(void **state)
-{
+static void schemas_describe_their_tables(void **state) {
   (void)state;
-  const kdao_schema_def *defs[] = {&kdao__schema_apis,      &kdao__schema_consumers,
-                                   &kdao__schema_plugins,   &kdao__schema_upstreams,
-                                   &kdao__schema_targets,   &kdao__schema_ssl_certificates,
+  const kdao_schema_def *defs[] = {&kdao__schema_apis,
+                                   &kdao__schema_consumers,
+                                   &kdao__schema_plugins,
+                                   &kdao__schema_upstreams,
+                                   &kdao__schema_targets,
+                                   &kdao__schema_ssl_certificates,
                                    &kdao__schema_ssl_servers_names};
   for (size_t i = 0; i < sizeof defs / sizeof *defs; i++) {
     kdao_schema *s = compile_def(defs[i]);
@@ -379,8 +355,7 @@ static void schemas_describe_their_tables(void **state)
   }
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(api_name_is_required),
       cmocka_unit_test(api_name_refuses_reserved_uri_characters),

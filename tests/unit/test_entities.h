@@ -20,24 +20,20 @@
 #include "factory.h"
 
 /* JSON from single-quoted text; fails the test on a syntax error. New reference. */
-static inline json_t *J(const char *text)
-{
+static inline json_t *J(const char *text) {
   char *copy = strdup(text);
   assert_non_null(copy);
   for (char *p = copy; *p; p++) {
-    if (*p == '\'')
-      *p = '"';
+    if (*p == '\'') *p = '"';
   }
   json_error_t jerr;
   json_t *v = json_loads(copy, JSON_DECODE_ANY, &jerr);
-  if (!v)
-    fail_msg("bad JSON in test: %s (%s)", text, jerr.text);
+  if (!v) fail_msg("bad JSON in test: %s (%s)", text, jerr.text);
   free(copy);
   return v;
 }
 
-static inline kdao_schema *compile_def(const kdao_schema_def *def)
-{
+static inline kdao_schema *compile_def(const kdao_schema_def *def) {
   kdao_schema *s = NULL;
   kdao_error *err = NULL;
   if (kdao_schema_compile(def, &s, &err) != KDAO_OK)
@@ -45,8 +41,7 @@ static inline kdao_schema *compile_def(const kdao_schema_def *def)
   return s;
 }
 
-static inline char *dump(const json_t *v)
-{
+static inline char *dump(const json_t *v) {
   return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : strdup("(null)");
 }
 
@@ -54,9 +49,8 @@ static inline char *dump(const json_t *v)
  * Validates `entity` (STOLEN) in `mode`; returns the status, the validated entity through
  * *out (new reference, may be NULL to drop it) and the error through *err (may be NULL).
  */
-static inline int run_validate(const kdao_schema *s, json_t *entity, kdao_mode mode,
-                               kdao_dao *dao, json_t **out, kdao_error **err)
-{
+static inline int run_validate(const kdao_schema *s, json_t *entity, kdao_mode mode, kdao_dao *dao,
+                               json_t **out, kdao_error **err) {
   assert_non_null(entity);
   kdao_error *e = NULL;
   int rc = kdao_validate(s, entity, mode, dao, &e);
@@ -73,8 +67,7 @@ static inline int run_validate(const kdao_schema *s, json_t *entity, kdao_mode m
 
 /* Expects `entity` (STOLEN) to validate; returns the validated entity (new reference). */
 static inline json_t *expect_valid_mode(const kdao_schema *s, json_t *entity, kdao_mode mode,
-                                        kdao_dao *dao)
-{
+                                        kdao_dao *dao) {
   char *in = dump(entity);
   json_t *out = NULL;
   kdao_error *err = NULL;
@@ -86,16 +79,13 @@ static inline json_t *expect_valid_mode(const kdao_schema *s, json_t *entity, kd
   return out;
 }
 
-static inline json_t *expect_valid(const kdao_schema *s, json_t *entity)
-{
+static inline json_t *expect_valid(const kdao_schema *s, json_t *entity) {
   return expect_valid_mode(s, entity, KDAO_MODE_INSERT, NULL);
 }
 
 /* Expects the field error `field` = `message` (other fields may carry errors too). */
-static inline void expect_field_error_mode(const kdao_schema *s, json_t *entity,
-                                           kdao_mode mode, kdao_dao *dao, const char *field,
-                                           const char *message)
-{
+static inline void expect_field_error_mode(const kdao_schema *s, json_t *entity, kdao_mode mode,
+                                           kdao_dao *dao, const char *field, const char *message) {
   char *in = dump(entity);
   kdao_error *err = NULL;
   int rc = run_validate(s, entity, mode, dao, NULL, &err);
@@ -112,15 +102,13 @@ static inline void expect_field_error_mode(const kdao_schema *s, json_t *entity,
 }
 
 static inline void expect_field_error(const kdao_schema *s, json_t *entity, const char *field,
-                                      const char *message)
-{
+                                      const char *message) {
   expect_field_error_mode(s, entity, KDAO_MODE_INSERT, NULL, field, message);
 }
 
 /* Expects exactly the field map `fields` (STOLEN). */
 static inline void expect_errors_mode(const kdao_schema *s, json_t *entity, kdao_mode mode,
-                                      json_t *fields)
-{
+                                      json_t *fields) {
   char *in = dump(entity);
   kdao_error *err = NULL;
   int rc = run_validate(s, entity, mode, NULL, NULL, &err);
@@ -134,10 +122,8 @@ static inline void expect_errors_mode(const kdao_schema *s, json_t *entity, kdao
 }
 
 /* Expects a self_check rejection: kind `kind`, no field map, message `message`. */
-static inline void expect_check_error_mode(const kdao_schema *s, json_t *entity,
-                                           kdao_mode mode, kdao_dao *dao, int kind,
-                                           const char *message)
-{
+static inline void expect_check_error_mode(const kdao_schema *s, json_t *entity, kdao_mode mode,
+                                           kdao_dao *dao, int kind, const char *message) {
   char *in = dump(entity);
   kdao_error *err = NULL;
   int rc = run_validate(s, entity, mode, dao, NULL, &err);
@@ -148,8 +134,7 @@ static inline void expect_check_error_mode(const kdao_schema *s, json_t *entity,
   free(in);
 }
 
-static inline void expect_check_error(const kdao_schema *s, json_t *entity, const char *message)
-{
+static inline void expect_check_error(const kdao_schema *s, json_t *entity, const char *message) {
   expect_check_error_mode(s, entity, KDAO_MODE_INSERT, NULL, KDAO_ERR_SCHEMA, message);
 }
 

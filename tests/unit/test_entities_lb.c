@@ -9,16 +9,14 @@
 static kdao_schema *upstreams;
 static kdao_schema *targets;
 
-static int setup(void **state)
-{
+static int setup(void **state) {
   (void)state;
   upstreams = compile_def(&kdao__schema_upstreams);
   targets = compile_def(&kdao__schema_targets);
   return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
   (void)state;
   kdao_schema_free(upstreams);
   kdao_schema_free(targets);
@@ -27,8 +25,7 @@ static int teardown(void **state)
 
 /* ---- host parsing ---- */
 
-static void hostname_type_by_exclusion(void **state)
-{
+static void hostname_type_by_exclusion(void **state) {
   (void)state;
   assert_int_equal(kdao__hostname_type("123.123.123.123"), KDAO__HOST_IPV4);
   assert_int_equal(kdao__hostname_type("1.2.3.4:80"), KDAO__HOST_IPV4);
@@ -42,8 +39,7 @@ static void hostname_type_by_exclusion(void **state)
 }
 
 /* Normalises `in` and formats it with `default_port`; NULL when invalid. */
-static char *normalized(const char *in, long default_port, kdao__host_type *type)
-{
+static char *normalized(const char *in, long default_port, kdao__host_type *type) {
   kdao__host h;
   int rc = kdao__normalize_ip(in, &h);
   if (rc == KDAO_ERR_SCHEMA) {
@@ -51,48 +47,46 @@ static char *normalized(const char *in, long default_port, kdao__host_type *type
     return NULL;
   }
   assert_int_equal(rc, KDAO_OK);
-  if (type)
-    *type = h.type;
+  if (type) *type = h.type;
   char *s = kdao__format_host(&h, default_port);
   assert_non_null(s);
   kdao__host_clear(&h);
   return s;
 }
 
-static void expect_normalized(const char *in, kdao__host_type type, const char *out)
-{
+static void expect_normalized(const char *in, kdao__host_type type, const char *out) {
   kdao__host_type got_type;
   char *got = normalized(in, -1, &got_type);
-  if (!got)
-    fail_msg("%s: refused, expected %s", in, out);
+  if (!got) fail_msg("%s: refused, expected %s", in, out);
   if (strcmp(got, out) != 0 || got_type != type)
     fail_msg("%s: expected %s (type %d), got %s (type %d)", in, out, type, got, got_type);
   free(got);
 }
 
-static void expect_refused(const char *in)
-{
+static void expect_refused(const char *in) {
   char *got = normalized(in, -1, NULL);
-  if (got)
-    fail_msg("%s: expected refused, got %s", in, got);
+  if (got) fail_msg("%s: expected refused, got %s", in, got);
 }
 
-static void normalize_ipv4(void **state)
-{
+static void normalize_ipv4(void **state) {
   (void)state;
   expect_normalized("123.123.123.123", KDAO__HOST_IPV4, "123.123.123.123");
   expect_normalized("123.123.123.123:80", KDAO__HOST_IPV4, "123.123.123.123:80");
   expect_normalized("001.001.001.001:00080", KDAO__HOST_IPV4, "1.1.1.1:80");
   expect_normalized("0.0.0.0:0", KDAO__HOST_IPV4, "0.0.0.0:0");
-  const char *bad[] = {"123.123:80",          "123.123.123.999", "123.123.123.123:80a",
-                       "123.123.123.123.123:80", "123.123.123.123:99999", "1.2.3.4.5",
-                       "1.2.3.4:",            "1234.1.1.1",      "1.2.3"};
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    expect_refused(bad[i]);
+  const char *bad[] = {"123.123:80",
+                       "123.123.123.999",
+                       "123.123.123.123:80a",
+                       "123.123.123.123.123:80",
+                       "123.123.123.123:99999",
+                       "1.2.3.4.5",
+                       "1.2.3.4:",
+                       "1234.1.1.1",
+                       "1.2.3"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) expect_refused(bad[i]);
 }
 
-static void normalize_ipv6(void **state)
-{
+static void normalize_ipv6(void **state) {
   (void)state;
   const char *one = "[0000:0000:0000:0000:0000:0000:0000:0001]";
   char with_port[64];
@@ -104,18 +98,17 @@ static void normalize_ipv6(void **state)
   expect_normalized("::", KDAO__HOST_IPV6, "[0000:0000:0000:0000:0000:0000:0000:0000]");
   expect_normalized("FE80::A:b", KDAO__HOST_IPV6, "[fe80:0000:0000:0000:0000:0000:000a:000b]");
   expect_normalized("1::", KDAO__HOST_IPV6, "[0001:0000:0000:0000:0000:0000:0000:0000]");
-  const char *bad[] = {"::x",        "[::x]:80", "[::1]:80a", "[::1]:99999", ":x:1",
-                       "[::1]:",     "1:2:3",    "1::2::3",   "[::1",        "12345::1",
-                       "[1.2.3.4]"};
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    expect_refused(bad[i]);
+  const char *bad[] = {"::x",   "[::x]:80", "[::1]:80a", "[::1]:99999", ":x:1",     "[::1]:",
+                       "1:2:3", "1::2::3",  "[::1",      "12345::1",    "[1.2.3.4]"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) expect_refused(bad[i]);
 }
 
-static void normalize_names(void **state)
-{
+static void normalize_names(void **state) {
   (void)state;
-  const char *valids[] = {"hello.com", "1991.io", "HELLO.com", "mockbin_api.com", "localhost",
-                          "-with-SUPER-MONKEYS-pc58ag80a8qai00g7n9n", "d9juau41awczczp"};
+  const char *valids[] = {"hello.com",      "1991.io",
+                          "HELLO.com",      "mockbin_api.com",
+                          "localhost",      "-with-SUPER-MONKEYS-pc58ag80a8qai00g7n9n",
+                          "d9juau41awczczp"};
   for (size_t i = 0; i < sizeof valids / sizeof *valids; i++) {
     char in[128];
     expect_normalized(valids[i], KDAO__HOST_NAME, valids[i]);
@@ -126,10 +119,21 @@ static void normalize_names(void **state)
     snprintf(in, sizeof in, "%s:99999", valids[i]);
     expect_refused(in);
   }
-  const char *invalids[] = {"/mockbin", ".mockbin", "mockbin.", "mock;bin", "mockbin.com/org",
-                            "mockbin-.org", "mockbin.org-", "hello..mockbin.com",
-                            "hello-.mockbin.com", "mashape..com", "localhost:8x0",
-                            "m a s h a p e.com:80", "", ":80", "."};
+  const char *invalids[] = {"/mockbin",
+                            ".mockbin",
+                            "mockbin.",
+                            "mock;bin",
+                            "mockbin.com/org",
+                            "mockbin-.org",
+                            "mockbin.org-",
+                            "hello..mockbin.com",
+                            "hello-.mockbin.com",
+                            "mashape..com",
+                            "localhost:8x0",
+                            "m a s h a p e.com:80",
+                            "",
+                            ":80",
+                            "."};
   for (size_t i = 0; i < sizeof invalids / sizeof *invalids; i++) {
     char in[128];
     expect_refused(invalids[i]);
@@ -138,8 +142,7 @@ static void normalize_names(void **state)
   }
 }
 
-static void format_host_default_port(void **state)
-{
+static void format_host_default_port(void **state) {
   (void)state;
   char *s = normalized("1.2.3.4", 8000, NULL);
   assert_string_equal(s, "1.2.3.4:8000");
@@ -157,8 +160,7 @@ static void format_host_default_port(void **state)
 
 /* ---- upstreams ---- */
 
-static void upstream_name_rules(void **state)
-{
+static void upstream_name_rules(void **state) {
   (void)state;
   expect_field_error(upstreams, J("{}"), "name", "name is required");
   expect_check_error(upstreams, J("{'name': '123.123.123.123'}"),
@@ -171,10 +173,8 @@ static void upstream_name_rules(void **state)
 }
 
 /* True when `list` holds each of 1..n exactly once. */
-static bool is_permutation(const json_t *list, size_t n)
-{
-  if (!json_is_array(list) || json_array_size(list) != n)
-    return false;
+static bool is_permutation(const json_t *list, size_t n) {
+  if (!json_is_array(list) || json_array_size(list) != n) return false;
   bool *seen = calloc(n + 1, 1);
   assert_non_null(seen);
   bool ok = true;
@@ -182,15 +182,13 @@ static bool is_permutation(const json_t *list, size_t n)
     json_t *v = json_array_get(list, i);
     json_int_t k = json_is_integer(v) ? json_integer_value(v) : 0;
     ok = k >= 1 && (size_t)k <= n && !seen[k];
-    if (ok)
-      seen[k] = true;
+    if (ok) seen[k] = true;
   }
   free(seen);
   return ok;
 }
 
-static void upstream_slots_range_and_generated_orderlist(void **state)
-{
+static void upstream_slots_range_and_generated_orderlist(void **state) {
   (void)state;
   json_t *out = expect_valid(upstreams, J("{'name': 'valid.host.name'}"));
   assert_true(json_number_value(json_object_get(out, "slots")) == 100);
@@ -211,8 +209,7 @@ static void upstream_slots_range_and_generated_orderlist(void **state)
   }
 }
 
-static void upstream_generated_orderlists_differ(void **state)
-{
+static void upstream_generated_orderlists_differ(void **state) {
   (void)state;
   /* 1000! orders: two equal draws mean the generator is not random at all. */
   json_t *a = expect_valid(upstreams, J("{'name': 'a.b', 'slots': 1000}"));
@@ -222,8 +219,7 @@ static void upstream_generated_orderlists_differ(void **state)
   json_decref(b);
 }
 
-static void upstream_given_orderlist(void **state)
-{
+static void upstream_given_orderlist(void **state) {
   (void)state;
   json_t *out = expect_valid(upstreams, J("{'name': 'valid.host.name', 'slots': 10,"
                                           " 'orderlist': [9,7,5,3,1,2,4,6,8,10]}"));
@@ -233,26 +229,22 @@ static void upstream_given_orderlist(void **state)
   json_decref(out);
 
   const char *mismatch = "size mismatch between 'slots' and 'orderlist'";
-  expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8]}"), mismatch);
-  expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,10,11]}"),
+  expect_check_error(upstreams, J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8]}"),
                      mismatch);
+  expect_check_error(
+      upstreams, J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,10,11]}"), mismatch);
   const char *invalid = "invalid orderlist";
-  expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,8]}"), invalid);
-  expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,11]}"),
+  expect_check_error(upstreams, J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,8]}"),
                      invalid);
   expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,0]}"), invalid);
-  expect_check_error(upstreams,
-                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,1.5]}"),
+                     J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,11]}"), invalid);
+  expect_check_error(upstreams, J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,0]}"),
                      invalid);
+  expect_check_error(
+      upstreams, J("{'name': 'h', 'slots': 10, 'orderlist': [9,7,5,3,1,2,4,6,8,1.5]}"), invalid);
 }
 
-static void upstream_partial_updates(void **state)
-{
+static void upstream_partial_updates(void **state) {
   (void)state;
   /* Kong raised a Lua error on these; kdao checks what is there. */
   json_decref(expect_valid_mode(upstreams, J("{}"), KDAO_MODE_UPDATE, NULL));
@@ -269,12 +261,11 @@ static void upstream_partial_updates(void **state)
 
 /* ---- targets ---- */
 
-static void target_is_required_and_parsed(void **state)
-{
+static void target_is_required_and_parsed(void **state) {
   (void)state;
   expect_field_error(targets, J("{}"), "target", "target is required");
   const char *names[] = {"valid.name", "valid.name:8080", "12.34.56.78", "1.2.3.4:123",
-                         "::1", "[::1]:80"};
+                         "::1",        "[::1]:80"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     json_decref(expect_valid(targets, json_pack("{ss}", "target", names[i])));
   const char *bad[] = {"\\\\bad\\\\////name////", "1.2.3.400", "name:99999", "a..b"};
@@ -283,8 +274,7 @@ static void target_is_required_and_parsed(void **state)
                        "Invalid target; not a valid hostname or ip address");
 }
 
-static void target_is_normalized(void **state)
-{
+static void target_is_normalized(void **state) {
   (void)state;
   static const struct {
     const char *in, *out;
@@ -303,8 +293,7 @@ static void target_is_normalized(void **state)
   }
 }
 
-static void target_weight_range(void **state)
-{
+static void target_weight_range(void **state) {
   (void)state;
   const int bad[] = {-10, -1, 1001};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -312,26 +301,23 @@ static void target_weight_range(void **state)
                        "weight must be from 0 to 1000");
   const int good[] = {0, 100, 1000};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++)
-    json_decref(
-        expect_valid(targets, json_pack("{sssi}", "target", "1.2.3.4", "weight", good[i])));
+    json_decref(expect_valid(targets, json_pack("{sssi}", "target", "1.2.3.4", "weight", good[i])));
   json_t *out = expect_valid(targets, J("{'target': '1.2.3.4'}"));
   assert_true(json_number_value(json_object_get(out, "weight")) == 100);
   json_decref(out);
 }
 
-static void target_partial_updates(void **state)
-{
+static void target_partial_updates(void **state) {
   (void)state;
   json_decref(expect_valid_mode(targets, J("{'weight': 5}"), KDAO_MODE_UPDATE, NULL));
-  expect_check_error_mode(targets, J("{'weight': 5000}"), KDAO_MODE_UPDATE, NULL,
-                          KDAO_ERR_SCHEMA, "weight must be from 0 to 1000");
+  expect_check_error_mode(targets, J("{'weight': 5000}"), KDAO_MODE_UPDATE, NULL, KDAO_ERR_SCHEMA,
+                          "weight must be from 0 to 1000");
   json_t *out = expect_valid_mode(targets, J("{'target': '10.0.0.1'}"), KDAO_MODE_UPDATE, NULL);
   assert_string_equal(json_string_value(json_object_get(out, "target")), "10.0.0.1:8000");
   json_decref(out);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hostname_type_by_exclusion),
       cmocka_unit_test(normalize_ipv4),

@@ -15,8 +15,7 @@ static kdao_factory *factory;
 static kdao_dao *plugins_dao;
 static kdao_schema *plugins;
 
-static int setup(void **state)
-{
+static int setup(void **state) {
   (void)state;
   kdao_config *cfg = NULL;
   kdao_error *err = NULL;
@@ -31,8 +30,7 @@ static int setup(void **state)
   return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
   (void)state;
   kdao_schema_free(plugins);
   kdao_factory_close(factory);
@@ -43,48 +41,41 @@ static int teardown(void **state)
  * A plugin row as a full update sees it: id and created_at present, every rule applied, but
  * no duplicate lookup (that needs a connected factory; on insert it is the last step).
  */
-static json_t *plugin_row(const char *name, const char *config_json)
-{
-  json_t *t = json_pack("{sssIssss}", "id", UUID, "created_at", (json_int_t)1500000000000,
-                        "name", name, "api_id", UUID2);
+static json_t *plugin_row(const char *name, const char *config_json) {
+  json_t *t = json_pack("{sssIssss}", "id", UUID, "created_at", (json_int_t)1500000000000, "name",
+                        name, "api_id", UUID2);
   assert_non_null(t);
-  if (config_json)
-    json_object_set_new(t, "config", J(config_json));
+  if (config_json) json_object_set_new(t, "config", J(config_json));
   return t;
 }
 
-static json_t *plugin_ok(const char *name, const char *config_json)
-{
+static json_t *plugin_ok(const char *name, const char *config_json) {
   return expect_valid_mode(plugins, plugin_row(name, config_json), KDAO_MODE_FULL_UPDATE,
                            plugins_dao);
 }
 
 static void plugin_config_error(const char *name, const char *config_json, const char *field,
-                                const char *message)
-{
+                                const char *message) {
   expect_field_error_mode(plugins, plugin_row(name, config_json), KDAO_MODE_FULL_UPDATE,
                           plugins_dao, field, message);
 }
 
 /* ---- plugins ---- */
 
-static void plugin_name_is_required(void **state)
-{
+static void plugin_name_is_required(void **state) {
   (void)state;
   expect_field_error(plugins, J("{}"), "name", "name is required");
 }
 
-static void plugin_unknown_name(void **state)
-{
+static void plugin_unknown_name(void **state) {
   (void)state;
-  expect_field_error_mode(plugins, J("{'name': 'world domination'}"), KDAO_MODE_INSERT,
-                          plugins_dao, "config", "Plugin \"world domination\" not found");
+  expect_field_error_mode(plugins, J("{'name': 'world domination'}"), KDAO_MODE_INSERT, plugins_dao,
+                          "config", "Plugin \"world domination\" not found");
   /* Outside a factory there is no plugin to look up: the config is not checked. */
   json_decref(expect_valid(plugins, J("{'name': 'world domination', 'config': {'x': 1}}")));
 }
 
-static void plugin_config_defaults_come_from_its_schema(void **state)
-{
+static void plugin_config_defaults_come_from_its_schema(void **state) {
   (void)state;
   json_t *out = plugin_ok("key-auth", NULL);
   json_t *want = J("{'key_names': ['apikey'], 'hide_credentials': false, 'anonymous': '',"
@@ -95,8 +86,7 @@ static void plugin_config_defaults_come_from_its_schema(void **state)
   json_decref(out);
 }
 
-static void plugin_config_errors_are_keyed_config_dot_field(void **state)
-{
+static void plugin_config_errors_are_keyed_config_dot_field(void **state) {
   (void)state;
   plugin_config_error("key-auth", "{'hide_credentials': 'maybe'}", "config.hide_credentials",
                       "hide_credentials is not a boolean");
@@ -104,8 +94,7 @@ static void plugin_config_errors_are_keyed_config_dot_field(void **state)
                       "unknown is an unknown field");
 }
 
-static void plugin_no_consumer(void **state)
-{
+static void plugin_no_consumer(void **state) {
   (void)state;
   const char *names[] = {"key-auth", "basic-auth", "acl"};
   const char *configs[] = {NULL, NULL, "{'whitelist': ['admins']}"};
@@ -117,8 +106,7 @@ static void plugin_no_consumer(void **state)
   }
 }
 
-static void plugin_without_config_schema_accepts_any_config(void **state)
-{
+static void plugin_without_config_schema_accepts_any_config(void **state) {
   (void)state;
   kdao_factory *f = NULL;
   kdao_error *err = NULL;
@@ -129,27 +117,23 @@ static void plugin_without_config_schema_accepts_any_config(void **state)
   const kdao_plugin_def loose = {.version = KDAO_DEF_VERSION, .name = "loose"};
   assert_int_equal(kdao_factory_register_plugin(f, &loose, &err), KDAO_OK);
   json_t *t = plugin_row("loose", "{'anything': [1, 2]}");
-  json_decref(
-      expect_valid_mode(plugins, t, KDAO_MODE_FULL_UPDATE, kdao_factory_dao(f, "plugins")));
+  json_decref(expect_valid_mode(plugins, t, KDAO_MODE_FULL_UPDATE, kdao_factory_dao(f, "plugins")));
   kdao_factory_close(f);
   kdao_config_free(cfg);
 }
 
-static void plugin_partial_update_without_name_or_config(void **state)
-{
+static void plugin_partial_update_without_name_or_config(void **state) {
   (void)state;
   /* Kong raised a Lua error without a name; kdao has nothing to check. */
-  json_decref(expect_valid_mode(plugins, J("{'enabled': false}"), KDAO_MODE_UPDATE,
-                                plugins_dao));
+  json_decref(expect_valid_mode(plugins, J("{'enabled': false}"), KDAO_MODE_UPDATE, plugins_dao));
   /* Without config, the stored config is kept and not re-checked (Kong checked {}). */
-  json_decref(expect_valid_mode(plugins, J("{'name': 'acl', 'enabled': false}"),
-                                KDAO_MODE_UPDATE, plugins_dao));
+  json_decref(expect_valid_mode(plugins, J("{'name': 'acl', 'enabled': false}"), KDAO_MODE_UPDATE,
+                                plugins_dao));
 }
 
 /* ---- key-auth ---- */
 
-static void keyauth_key_names(void **state)
-{
+static void keyauth_key_names(void **state) {
   (void)state;
   json_decref(plugin_ok("key-auth", "{'key_names': ['x-kong-key', 'api_key', 'K9']}"));
   plugin_config_error("key-auth", "{'key_names': ['good', 'x y']}", "config.key_names",
@@ -164,8 +148,7 @@ static void keyauth_key_names(void **state)
   json_decref(plugin_ok("key-auth", "{'key_names': []}"));
 }
 
-static void auth_anonymous(void **state)
-{
+static void auth_anonymous(void **state) {
   (void)state;
   const char *names[] = {"key-auth", "basic-auth"};
   for (size_t i = 0; i < 2; i++) {
@@ -181,8 +164,7 @@ static void auth_anonymous(void **state)
   json_decref(out);
 }
 
-static void keyauth_credentials(void **state)
-{
+static void keyauth_credentials(void **state) {
   (void)state;
   kdao_schema *s = compile_def(kdao__plugin_key_auth.entities[0]);
   assert_string_equal(kdao_schema_table(s), "keyauth_credentials");
@@ -207,8 +189,7 @@ static void keyauth_credentials(void **state)
 
 /* ---- basic-auth ---- */
 
-static void basicauth_credentials(void **state)
-{
+static void basicauth_credentials(void **state) {
   (void)state;
   kdao_schema *s = compile_def(kdao__plugin_basic_auth.entities[0]);
   assert_string_equal(kdao_schema_table(s), "basicauth_credentials");
@@ -233,8 +214,7 @@ static void basicauth_credentials(void **state)
 
 /* ---- acl ---- */
 
-static void acl_config_lists(void **state)
-{
+static void acl_config_lists(void **state) {
   (void)state;
   json_decref(plugin_ok("acl", "{'whitelist': ['admins']}"));
   json_decref(plugin_ok("acl", "{'blacklist': 'bots, crawlers'}"));
@@ -246,8 +226,7 @@ static void acl_config_lists(void **state)
   plugin_config_error("acl", NULL, "config", "You must set at least a whitelist or blacklist");
 }
 
-static void acl_entity(void **state)
-{
+static void acl_entity(void **state) {
   (void)state;
   kdao_schema *s = compile_def(kdao__plugin_acl.entities[0]);
   assert_string_equal(kdao_schema_table(s), "acls");
@@ -258,8 +237,7 @@ static void acl_entity(void **state)
   kdao_schema_free(s);
 }
 
-static void builtin_plugins_carry_migrations_per_backend(void **state)
-{
+static void builtin_plugins_carry_migrations_per_backend(void **state) {
   (void)state;
   const kdao_plugin_def *defs[] = {&kdao__plugin_key_auth, &kdao__plugin_basic_auth,
                                    &kdao__plugin_acl};
@@ -269,24 +247,27 @@ static void builtin_plugins_carry_migrations_per_backend(void **state)
                                    "2015-08-25-841841_init_acl"};
   for (size_t i = 0; i < 3; i++) {
     assert_string_equal(defs[i]->name, names[i]);
-    for (int b = 0; b < KDAO_BACKEND_COUNT; b++)
-      assert_non_null(defs[i]->migrations[b]);
-    assert_string_equal(defs[i]->migrations[KDAO_BACKEND_CASSANDRA][0].name,
-                        first_cassandra[i]);
+    for (int b = 0; b < KDAO_BACKEND_COUNT; b++) assert_non_null(defs[i]->migrations[b]);
+    assert_string_equal(defs[i]->migrations[KDAO_BACKEND_CASSANDRA][0].name, first_cassandra[i]);
   }
 }
 
-static void cassandra_core_migrations_are_kongs(void **state)
-{
+static void cassandra_core_migrations_are_kongs(void **state) {
   (void)state;
-  const char *names[] = {
-      "2015-01-12-175310_skeleton",        "2015-01-12-175310_init_schema",
-      "2015-11-23-817313_nodes",           "2016-02-25-160900_remove_null_consumer_id",
-      "2016-02-29-121813_remove_ttls",     "2016-09-05-212515_retries_step_1",
-      "2016-09-05-212515_retries_step_2",  "2016-09-16-141423_upstreams",
-      "2016-12-14-172100_move_ssl_certs_to_core", "2016-11-11-151900_new_apis_router_1",
-      "2016-11-11-151900_new_apis_router_2", "2016-11-11-151900_new_apis_router_3",
-      "2017-01-24-132600_upstream_timeouts", "2017-01-24-132600_upstream_timeouts_2"};
+  const char *names[] = {"2015-01-12-175310_skeleton",
+                         "2015-01-12-175310_init_schema",
+                         "2015-11-23-817313_nodes",
+                         "2016-02-25-160900_remove_null_consumer_id",
+                         "2016-02-29-121813_remove_ttls",
+                         "2016-09-05-212515_retries_step_1",
+                         "2016-09-05-212515_retries_step_2",
+                         "2016-09-16-141423_upstreams",
+                         "2016-12-14-172100_move_ssl_certs_to_core",
+                         "2016-11-11-151900_new_apis_router_1",
+                         "2016-11-11-151900_new_apis_router_2",
+                         "2016-11-11-151900_new_apis_router_3",
+                         "2017-01-24-132600_upstream_timeouts",
+                         "2017-01-24-132600_upstream_timeouts_2"};
   size_t n = sizeof names / sizeof *names;
   for (size_t i = 0; i < n; i++) {
     assert_non_null(kdao__core_migrations_cassandra[i].name);
@@ -299,8 +280,7 @@ static void cassandra_core_migrations_are_kongs(void **state)
     assert_null(strstr(kdao__core_migrations_cassandra[i].up, "KEYSPACE"));
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(plugin_name_is_required),
       cmocka_unit_test(plugin_unknown_name),

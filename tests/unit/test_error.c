@@ -46,8 +46,7 @@ static void test_printable(void **state) {
   /* maps printed recursively in the same format */
   check_printable("{\"b\": {\"y\": \"2\", \"x\": \"1\"}, \"a\": \"0\"}", "a=0 b=x=1 y=2");
   /* scalars printed as Lua prints them */
-  check_printable("{\"i\": 3, \"r\": 1.5, \"t\": true, \"f\": [1, 2.0]}",
-                  "f=1,2 i=3 r=1.5 t=true");
+  check_printable("{\"i\": 3, \"r\": 1.5, \"t\": true, \"f\": [1, 2.0]}", "f=1,2 i=3 r=1.5 t=true");
   check_printable("\"plain\"", "plain");
 }
 
@@ -127,8 +126,8 @@ static void test_new_fields(void **state) {
       {KDAO_ERR_FOREIGN, "{\"b\": false}", "{\"b\": \"does not exist with value 'false'\"}",
        "b=does not exist with value 'false'"},
       /* schema and db keep the map as given */
-      {KDAO_ERR_SCHEMA, "{\"a\": [\"x\", \"y\"], \"b\": \"z\"}", "{\"a\": [\"x\", \"y\"], \"b\": \"z\"}",
-       "a=x,y b=z"},
+      {KDAO_ERR_SCHEMA, "{\"a\": [\"x\", \"y\"], \"b\": \"z\"}",
+       "{\"a\": [\"x\", \"y\"], \"b\": \"z\"}", "a=x,y b=z"},
       {KDAO_ERR_DB, "{\"k\": \"v\"}", "{\"k\": \"v\"}", "k=v"},
       /* not a table: the value is the message */
       {KDAO_ERR_DB, "\"plain message\"", NULL, "plain message"},
@@ -161,11 +160,13 @@ static void test_string_with_db_name(void **state) {
   assert_string_equal(kdao_error_string(e), "name=already exists with value 'foo'");
   kdao__error_set_db(e, "postgres");
   assert_string_equal(kdao_error_db_name(e), "postgres");
-  assert_string_equal(kdao_error_string(e), "[postgres error] name=already exists with value 'foo'");
+  assert_string_equal(kdao_error_string(e),
+                      "[postgres error] name=already exists with value 'foo'");
   assert_string_equal(kdao_error_message(e), "name=already exists with value 'foo'");
   /* the first backend name is kept, as the DAO sets it on every error it returns */
   kdao__error_set_db(e, "cassandra");
-  assert_string_equal(kdao_error_string(e), "[postgres error] name=already exists with value 'foo'");
+  assert_string_equal(kdao_error_string(e),
+                      "[postgres error] name=already exists with value 'foo'");
   kdao__error_set_db(NULL, "sqlite");
   kdao_error_free(e);
 }
@@ -235,9 +236,9 @@ static void test_value_text(void **state) {
   static const struct {
     const char *json, *text;
   } cases[] = {
-      {"\"s\"", "s"},     {"42", "42"},       {"-7", "-7"},     {"1.5", "1.5"},
-      {"2.0", "2"},       {"1e20", "1e+20"},  {"0.1", "0.1"},   {"true", "true"},
-      {"false", "false"}, {"null", "nil"},    {"[1,2]", "[1,2]"}, {"{\"a\":1}", "{\"a\":1}"},
+      {"\"s\"", "s"},     {"42", "42"},      {"-7", "-7"},       {"1.5", "1.5"},
+      {"2.0", "2"},       {"1e20", "1e+20"}, {"0.1", "0.1"},     {"true", "true"},
+      {"false", "false"}, {"null", "nil"},   {"[1,2]", "[1,2]"}, {"{\"a\":1}", "{\"a\":1}"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *v = load(cases[i].json);
@@ -264,12 +265,12 @@ static void test_strings(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_printable),      cmocka_unit_test(test_error_new),
-      cmocka_unit_test(test_null_error),     cmocka_unit_test(test_kind_names),
-      cmocka_unit_test(test_new_fields),     cmocka_unit_test(test_string_with_db_name),
-      cmocka_unit_test(test_code),           cmocka_unit_test(test_schema_new_steals),
-      cmocka_unit_test(test_fail),           cmocka_unit_test(test_add_error),
-      cmocka_unit_test(test_value_text),     cmocka_unit_test(test_strings),
+      cmocka_unit_test(test_printable),  cmocka_unit_test(test_error_new),
+      cmocka_unit_test(test_null_error), cmocka_unit_test(test_kind_names),
+      cmocka_unit_test(test_new_fields), cmocka_unit_test(test_string_with_db_name),
+      cmocka_unit_test(test_code),       cmocka_unit_test(test_schema_new_steals),
+      cmocka_unit_test(test_fail),       cmocka_unit_test(test_add_error),
+      cmocka_unit_test(test_value_text), cmocka_unit_test(test_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,7 @@ static void test_b64_vectors(void **state) {
   (void)state;
   static const struct {
     const char *plain, *encoded;
-  } v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},        {"foo", "Zm9v"},
+  } v[] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
            {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     char *text = kdao__b64_encode((const unsigned char *)v[i].plain, strlen(v[i].plain));
@@ -47,10 +47,8 @@ static void test_b64_vectors(void **state) {
 static void test_b64_round_trip_all_lengths(void **state) {
   (void)state;
   unsigned char data[300];
-  for (size_t i = 0; i < sizeof data; i++)
-    data[i] = (unsigned char)(i * 37 + 11);
-  for (size_t len = 0; len <= sizeof data; len++)
-    b64_round_trip(data, len);
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 37 + 11);
+  for (size_t len = 0; len <= sizeof data; len++) b64_round_trip(data, len);
 }
 
 static void test_b64_rejects_malformed(void **state) {
@@ -68,8 +66,7 @@ static void test_b64_rejects_malformed(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     size_t len = 0;
     unsigned char *out = kdao__b64_decode(bad[i], &len);
-    if (out)
-      fail_msg("accepted malformed base64 \"%s\"", bad[i]);
+    if (out) fail_msg("accepted malformed base64 \"%s\"", bad[i]);
   }
   size_t len = 0;
   assert_null(kdao__b64_decode(NULL, &len));
@@ -96,8 +93,8 @@ static kdao_schema *compile_plugins_like(void) {
 static void test_keyset_round_trip(void **state) {
   (void)state;
   kdao_schema *s = compile_plugins_like();
-  json_t *row = json_pack("{s:s, s:s, s:b}", "id", "6b9a5a2e-1f3c-4c8e-9a51-3c1bd7f7d0a1",
-                          "name", "key-auth \"é\" /", "enabled", 1);
+  json_t *row = json_pack("{s:s, s:s, s:b}", "id", "6b9a5a2e-1f3c-4c8e-9a51-3c1bd7f7d0a1", "name",
+                          "key-auth \"é\" /", "enabled", 1);
   char *token = kdao__keyset_encode(s, row);
   assert_non_null(token);
   json_t *keys = kdao__keyset_decode(token, 2);
@@ -141,8 +138,7 @@ static void test_keyset_rejects_malformed(void **state) {
   for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
     char *token = b64_of(bad_json[i]);
     json_t *keys = kdao__keyset_decode(token, 1);
-    if (keys)
-      fail_msg("accepted token holding %s", bad_json[i]);
+    if (keys) fail_msg("accepted token holding %s", bad_json[i]);
     free(token);
   }
   char *ok = b64_of("[42]");

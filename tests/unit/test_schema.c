@@ -29,7 +29,9 @@ static kdao_error *no_self_check(kdao_dao *dao, const kdao_schema *schema, json_
 static const char *const pk_id_name[] = {"name", "id", NULL};
 static const char *const proto[] = {"http", "https", NULL};
 static const kdao_field_def conf_fields[] = {
-    {.name = "key_names", .type = KDAO_TYPE_ARRAY, .flags = KDAO_FIELD_REQUIRED,
+    {.name = "key_names",
+     .type = KDAO_TYPE_ARRAY,
+     .flags = KDAO_FIELD_REQUIRED,
      .default_json = "[\"apikey\"]"},
     {.name = "Hide-Credentials", .type = KDAO_TYPE_BOOLEAN, .default_json = "false"},
     {0},
@@ -39,13 +41,16 @@ static const kdao_schema_def conf_def = {.version = KDAO_DEF_VERSION,
                                          .flags = KDAO_SCHEMA_NO_CONSUMER,
                                          .self_check = no_self_check};
 static const kdao_field_def good_fields[] = {
-    {.name = "name", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_UNIQUE,
+    {.name = "name",
+     .type = KDAO_TYPE_STRING,
+     .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_UNIQUE,
      .regex = "^[a-z]+$"},
     {.name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_INSERT_VALUE},
     {.name = "api_id", .type = KDAO_TYPE_ID, .foreign = "apis:id"},
     {.name = "proto", .type = KDAO_TYPE_STRING, .enum_values = proto, .func = accept_all},
     {.name = "config", .type = KDAO_TYPE_TABLE, .schema = &conf_def},
-    {.name = "created_at", .type = KDAO_TYPE_TIMESTAMP,
+    {.name = "created_at",
+     .type = KDAO_TYPE_TIMESTAMP,
      .flags = KDAO_FIELD_IMMUTABLE | KDAO_FIELD_INSERT_VALUE},
     {.name = "note", .type = KDAO_TYPE_ANY, .default_json = "null"},
     {0},
@@ -135,12 +140,18 @@ static const char *const pk_missing[] = {"uuid", NULL};
 static const char *const pk_twice[] = {"id", "id", NULL};
 static const char *const pk_none[] = {NULL};
 static const kdao_field_def bad_nested_fields[] = {{.name = "x", .regex = "(("}, {0}};
-static const kdao_schema_def bad_nested = {.version = KDAO_DEF_VERSION, .fields = bad_nested_fields};
+static const kdao_schema_def bad_nested = {.version = KDAO_DEF_VERSION,
+                                           .fields = bad_nested_fields};
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const bad bads[] = {
-    {"uppercase entity field", {.name = "Name"}, "e", NULL, pk_id, 1,
+    {"uppercase entity field",
+     {.name = "Name"},
+     "e",
+     NULL,
+     pk_id,
+     1,
      "invalid field name \"Name\""},
     {"hyphen entity field", {.name = "a-b"}, "e", NULL, pk_id, 1, "invalid field name \"a-b\""},
     {"digit first", {.name = "1a"}, "e", NULL, pk_id, 1, "invalid field name \"1a\""},
@@ -148,21 +159,51 @@ static const bad bads[] = {
     {"empty field name", {.name = ""}, "e", NULL, pk_id, 1, "invalid field name \"\""},
     {"bad entity name", {.name = "x"}, "Bad-Name", NULL, pk_id, 1, "needs a name and table"},
     {"bad table name", {.name = "x"}, "e", "drop table;", pk_id, 1, "needs a name and table"},
-    {"bad regex", {.name = "x", .regex = "a("}, "e", NULL, pk_id, 1,
+    {"bad regex",
+     {.name = "x", .regex = "a("},
+     "e",
+     NULL,
+     pk_id,
+     1,
      "field \"x\": bad regex \"a(\": missing closing parenthesis"},
-    {"bad default json", {.name = "x", .default_json = "{oops"}, "e", NULL, pk_id, 1,
+    {"bad default json",
+     {.name = "x", .default_json = "{oops"},
+     "e",
+     NULL,
+     pk_id,
+     1,
      "field \"x\": bad default_json '{oops'"},
-    {"pk names no field", {.name = "x"}, "e", NULL, pk_missing, 1,
+    {"pk names no field",
+     {.name = "x"},
+     "e",
+     NULL,
+     pk_missing,
+     1,
      "primary key \"uuid\" names no field"},
     {"pk twice", {.name = "x"}, "e", NULL, pk_twice, 1, "primary key \"id\" listed twice"},
     {"no pk", {.name = "x"}, "e", NULL, pk_none, 1, "needs a primary_key"},
     {"duplicate field", {.name = "id"}, "e", NULL, pk_id, 1, "duplicate field \"id\""},
-    {"bad foreign", {.name = "x", .foreign = "apis"}, "e", NULL, pk_id, 1,
+    {"bad foreign",
+     {.name = "x", .foreign = "apis"},
+     "e",
+     NULL,
+     pk_id,
+     1,
      "foreign \"apis\" is not \"entity:field\""},
     {"bad type", {.name = "x", .type = (kdao_type)99}, "e", NULL, pk_id, 1, "unknown type 99"},
-    {"schema and schema_fn", {.name = "x", .schema = &bad_nested, .schema_fn = (kdao_schema_fn)1},
-     "e", NULL, pk_id, 1, "both schema and schema_fn"},
-    {"bad nested schema", {.name = "x", .schema = &bad_nested}, "e", NULL, pk_id, 1,
+    {"schema and schema_fn",
+     {.name = "x", .schema = &bad_nested, .schema_fn = (kdao_schema_fn)1},
+     "e",
+     NULL,
+     pk_id,
+     1,
+     "both schema and schema_fn"},
+    {"bad nested schema",
+     {.name = "x", .schema = &bad_nested},
+     "e",
+     NULL,
+     pk_id,
+     1,
      "schema \"e\": field \"x\": nested schema: field \"x\": bad regex"},
     {"version", {.name = "x"}, "e", NULL, pk_id, 2, "definition version 2, expected 1"},
 };
@@ -181,8 +222,7 @@ static void test_definition_errors(void **state) {
     kdao_schema *s = (kdao_schema *)&def; /* must be reset to NULL */
     kdao_error *err = NULL;
     int rc = kdao_schema_compile(&def, &s, &err);
-    if (rc != KDAO_ERR_MISUSE)
-      fail_msg("%s: status %d", b->what, rc);
+    if (rc != KDAO_ERR_MISUSE) fail_msg("%s: status %d", b->what, rc);
     assert_null(s);
     assert_int_equal(kdao_error_kind(err), KDAO_ERR_MISUSE);
     if (!strstr(kdao_error_message(err), b->expect))
@@ -256,9 +296,12 @@ static void test_type_names(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_compile_entity), cmocka_unit_test(test_explicit_table),
-      cmocka_unit_test(test_definition_errors), cmocka_unit_test(test_nested_names),
-      cmocka_unit_test(test_misuse),         cmocka_unit_test(test_describe),
+      cmocka_unit_test(test_compile_entity),
+      cmocka_unit_test(test_explicit_table),
+      cmocka_unit_test(test_definition_errors),
+      cmocka_unit_test(test_nested_names),
+      cmocka_unit_test(test_misuse),
+      cmocka_unit_test(test_describe),
       cmocka_unit_test(test_type_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,8 +32,7 @@ static kdao_mode self_mode;
 static json_t *slug_default(json_t *entity, void *ud) {
   (void)ud;
   json_t *name = json_object_get(entity, "name");
-  if (!json_is_string(name))
-    return NULL;
+  if (!json_is_string(name)) return NULL;
   char *s = kdao__asprintf("%s-slug", json_string_value(name));
   json_t *v = json_string(s);
   free(s);
@@ -52,22 +51,17 @@ static int check_code(kdao_dao *dao, const char *field, json_t *value, json_t *e
   }
   if (s && strcmp(s, "silent") == 0)
     return 1; /* rejected without a message: accepted, as in Kong */
-  if (s && strcmp(s, "derive") == 0)
-    *new_fields = json_pack("{s:s}", "derived", "yes");
+  if (s && strcmp(s, "derive") == 0) *new_fields = json_pack("{s:s}", "derived", "yes");
   return 0;
 }
 
 static const kdao_schema *pick_schema(kdao_dao *dao, json_t *entity, char **message, void *ud) {
   (void)dao, (void)ud;
   const char *name = json_string_value(json_object_get(entity, "name"));
-  if (!name)
-    return NULL;
-  if (strcmp(name, "conf") == 0)
-    return conf_schema;
-  if (strcmp(name, "req") == 0)
-    return req_schema;
-  if (strcmp(name, "none") == 0)
-    return NULL;
+  if (!name) return NULL;
+  if (strcmp(name, "conf") == 0) return conf_schema;
+  if (strcmp(name, "req") == 0) return req_schema;
+  if (strcmp(name, "none") == 0) return NULL;
   *message = kdao__asprintf("Plugin \"%s\" not found", name);
   return NULL;
 }
@@ -87,43 +81,33 @@ static kdao_error *self_check(kdao_dao *dao, const kdao_schema *schema, json_t *
   self_calls++;
   self_mode = mode;
   const char *a = json_string_value(json_object_get(entity, "a"));
-  if (!a)
-    return NULL;
-  if (strcmp(a, "fail") == 0)
-    return kdao_error_new(KDAO_ERR_SCHEMA, "a and b conflict");
+  if (!a) return NULL;
+  if (strcmp(a, "fail") == 0) return kdao_error_new(KDAO_ERR_SCHEMA, "a and b conflict");
   if (strcmp(a, "unique") == 0) {
     json_t *f = json_pack("{s:s}", "a", "unique");
     kdao_error *e = kdao_error_new_fields(KDAO_ERR_UNIQUE, f);
     json_decref(f);
     return e;
   }
-  if (strcmp(a, "db") == 0)
-    return kdao_error_new(KDAO_ERR_DB, "connection refused");
+  if (strcmp(a, "db") == 0) return kdao_error_new(KDAO_ERR_DB, "connection refused");
   return NULL;
 }
 
 static const char *const pk_id[] = {"id", NULL};
 
 static const kdao_field_def types_fields[] = {
-    {.name = "id", .type = KDAO_TYPE_ID},
-    {.name = "s", .type = KDAO_TYPE_STRING},
-    {.name = "n", .type = KDAO_TYPE_NUMBER},
-    {.name = "b", .type = KDAO_TYPE_BOOLEAN},
-    {.name = "a", .type = KDAO_TYPE_ARRAY},
-    {.name = "t", .type = KDAO_TYPE_TABLE},
-    {.name = "ts", .type = KDAO_TYPE_TIMESTAMP},
-    {.name = "u", .type = KDAO_TYPE_URL},
-    {.name = "x", .type = KDAO_TYPE_ANY},
-    {0},
+    {.name = "id", .type = KDAO_TYPE_ID},        {.name = "s", .type = KDAO_TYPE_STRING},
+    {.name = "n", .type = KDAO_TYPE_NUMBER},     {.name = "b", .type = KDAO_TYPE_BOOLEAN},
+    {.name = "a", .type = KDAO_TYPE_ARRAY},      {.name = "t", .type = KDAO_TYPE_TABLE},
+    {.name = "ts", .type = KDAO_TYPE_TIMESTAMP}, {.name = "u", .type = KDAO_TYPE_URL},
+    {.name = "x", .type = KDAO_TYPE_ANY},        {0},
 };
 static const kdao_schema_def types_def = {
     .version = KDAO_DEF_VERSION, .name = "types", .primary_key = pk_id, .fields = types_fields};
 
 static const char *const colors[] = {"red", "green", NULL};
 static const kdao_field_def rules_fields[] = {
-    {.name = "id",
-     .type = KDAO_TYPE_ID,
-     .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_INSERT_VALUE},
+    {.name = "id", .type = KDAO_TYPE_ID, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_INSERT_VALUE},
     {.name = "name", .type = KDAO_TYPE_STRING, .flags = KDAO_FIELD_REQUIRED, .regex = "^[a-z]+$"},
     {.name = "word", .type = KDAO_TYPE_STRING, .regex = "b+"},
     {.name = "color", .type = KDAO_TYPE_STRING, .enum_values = colors},
@@ -216,11 +200,10 @@ static const kdao_schema_def weight_def = {
 
 static int group_setup(void **state) {
   (void)state;
-  const kdao_schema_def *defs[S_COUNT] = {&types_def, &rules_def, &plugin_def, &rl_def,
-                                           &self_def,  &weight_def};
+  const kdao_schema_def *defs[S_COUNT] = {&types_def, &rules_def, &plugin_def,
+                                          &rl_def,    &self_def,  &weight_def};
   for (int i = 0; i < S_COUNT; i++)
-    if (kdao_schema_compile(defs[i], &schemas[i], NULL) != KDAO_OK)
-      return -1;
+    if (kdao_schema_compile(defs[i], &schemas[i], NULL) != KDAO_OK) return -1;
   if (kdao_schema_compile(&conf_def, &conf_schema, NULL) != KDAO_OK ||
       kdao_schema_compile(&req_def, &req_schema, NULL) != KDAO_OK)
     return -1;
@@ -229,8 +212,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   (void)state;
-  for (int i = 0; i < S_COUNT; i++)
-    kdao_schema_free(schemas[i]);
+  for (int i = 0; i < S_COUNT; i++) kdao_schema_free(schemas[i]);
   kdao_schema_free(conf_schema);
   kdao_schema_free(req_schema);
   return 0;
@@ -414,7 +396,8 @@ static const vcase cases[] = {
     /* [ENUM] */
     {"enum_allowed", S_RULES, U, "{\"color\": \"red\"}", OK},
     {"enum_refused", S_RULES, U, "{\"color\": \"blue\"}", SCHEMA,
-     "{\"color\": \"\\\"blue\\\" is not allowed. Allowed values are: \\\"red\\\", \\\"green\\\"\"}"},
+     "{\"color\": \"\\\"blue\\\" is not allowed. Allowed values are: \\\"red\\\", "
+     "\\\"green\\\"\"}"},
     {"enum_number_refused", S_RULES, U, "{\"color\": 5}", SCHEMA,
      "{\"color\": [\"color is not a string\", \"\\\"5\\\" is not allowed. Allowed values are: "
      "\\\"red\\\", \\\"green\\\"\"]}"},
@@ -523,11 +506,9 @@ static void run_case(void **state) {
   json_t *old = c->old ? json_loads(c->old, 0, &jerr) : NULL;
   kdao_error *err = NULL;
   int rc = kdao__validate(schemas[c->schema], entity, c->mode, old, NULL, &err);
-  if (rc != c->kind)
-    fail_msg("status %d (%s), expected %d", rc, kdao_error_message(err), c->kind);
+  if (rc != c->kind) fail_msg("status %d (%s), expected %d", rc, kdao_error_message(err), c->kind);
   assert_int_equal(kdao_error_kind(err), c->kind);
-  if (c->kind == KDAO_OK)
-    assert_null(err);
+  if (c->kind == KDAO_OK) assert_null(err);
 
   const json_t *fields = kdao_error_fields(err);
   if (c->errors) {
@@ -541,8 +522,7 @@ static void run_case(void **state) {
   } else {
     assert_null(fields);
   }
-  if (c->message)
-    assert_string_equal(kdao_error_message(err), c->message);
+  if (c->message) assert_string_equal(kdao_error_message(err), c->message);
   if (c->output) {
     json_t *want = json_loads(c->output, 0, &jerr);
     assert_non_null(want);
@@ -674,8 +654,7 @@ static void test_filter(void **state) {
     kdao_error *err = NULL;
     int rc = kdao_validate_filter(schemas[S_TYPES], filter, &err);
     if (!fcases[i].errors) {
-      if (rc != OK)
-        fail_msg("%s: %s", fcases[i].filter, kdao_error_message(err));
+      if (rc != OK) fail_msg("%s: %s", fcases[i].filter, kdao_error_message(err));
     } else {
       assert_int_equal(rc, SCHEMA);
       json_t *want = load(fcases[i].errors);
@@ -736,11 +715,8 @@ int main(void) {
   enum { NFIXED = sizeof fixed / sizeof fixed[0] };
   struct CMUnitTest tests[NCASES + NFIXED];
   for (size_t i = 0; i < NCASES; i++)
-    tests[i] = (struct CMUnitTest){.name = cases[i].name,
-                                   .test_func = run_case,
-                                   .initial_state = (void *)&cases[i]};
-  for (size_t i = 0; i < NFIXED; i++)
-    tests[NCASES + i] = fixed[i];
-  return _cmocka_run_group_tests("validate", tests, NCASES + NFIXED, group_setup,
-                                 group_teardown);
+    tests[i] = (struct CMUnitTest){
+        .name = cases[i].name, .test_func = run_case, .initial_state = (void *)&cases[i]};
+  for (size_t i = 0; i < NFIXED; i++) tests[NCASES + i] = fixed[i];
+  return _cmocka_run_group_tests("validate", tests, NCASES + NFIXED, group_setup, group_teardown);
 }
