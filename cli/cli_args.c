@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "schema.h"
+#include "util.h"
 
 /* -c/--config and --plugins-dir: accepted by every command. */
 static bool cli_global_opt(cli *c, const char *name, const char ***slot) {

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "schema.h"
+#include "error.h"
 
 int cli_config(cli *c) {
   if (c->cfg != NULL) return CLI_OK;

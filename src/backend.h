@@ -23,7 +23,10 @@
 #define KDAO_BACKEND_H
 
 #include "kdao.h"
+#include "conf.h"
+#include "error.h"
 #include "schema.h"
+#include "util.h"
 
 typedef struct kdao__backend kdao__backend;
 typedef struct kdao__backend_ops kdao__backend_ops;
@@ -129,11 +132,6 @@ json_t *kdao__keyset_decode(const char *token, size_t npk);
 /* Base64url without padding. */
 char *kdao__b64_encode(const unsigned char *data, size_t len);
 unsigned char *kdao__b64_decode(const char *text, size_t *len);
-
-/* Configuration access for backends (conf.c): typed getters. */
-const char *kdao__config_str(const kdao_config *cfg, const char *key);
-long long kdao__config_int(const kdao_config *cfg, const char *key);
-bool kdao__config_bool(const kdao_config *cfg, const char *key);
 
 /* The factory's schema of entity `name` (NULL if none): for foreign lookups. */
 const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name);

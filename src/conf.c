@@ -16,6 +16,8 @@
 #include "backend.h"
 #include "conf.h"
 #include "schema.h"
+#include "error.h"
+#include "util.h"
 
 typedef enum conf_type {
   CONF_STRING = 0,

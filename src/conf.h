@@ -1,6 +1,5 @@
 /*
  * conf.h — configuration internals shared with the factory and the CLI (conf.c). Internal.
- * The typed getters backends use are declared in backend.h.
  */
 #ifndef KDAO_CONF_H
 #define KDAO_CONF_H
@@ -26,5 +25,10 @@ int kdao__config_check(const kdao_config *cfg, kdao_error **err);
  * (numbers), "env", "description"}. New reference; NULL when out of memory.
  */
 json_t *kdao__config_describe(void);
+
+/* Typed getters of a key's value, for backends and the factory. */
+const char *kdao__config_str(const kdao_config *cfg, const char *key);
+long long kdao__config_int(const kdao_config *cfg, const char *key);
+bool kdao__config_bool(const kdao_config *cfg, const char *key);
 
 #endif

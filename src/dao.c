@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "factory.h"
+#include "validate.h"
 
 /* ---- error plumbing ---- */
 
@@ -56,14 +57,21 @@ static kdao_error *need_dao(const kdao_dao *dao) {
 #define BACKEND(dao) ((dao)->factory->backend)
 #define OPS(dao) ((dao)->factory->ops)
 
-/* Calls a backend op in the style `int op(b, ..., kdao_error **)` and yields its error. */
+/*
+ * Calls a backend op in the style `int op(b, ..., kdao_error **)` and yields its error. The
+ * op stores its error in the factory's scratch slot, which op_outcome() empties: arguments
+ * are evaluated before the call, so reading the slot there happens after the op returned.
+ */
 #define CALL(dao, op, ...)                                                     \
-  ({                                                                           \
-    kdao_error *e_ = NULL;                                                     \
-    if (OPS(dao)->op(BACKEND(dao), __VA_ARGS__, &e_) != KDAO_OK && e_ == NULL) \
-      e_ = kdao_error_new(KDAO_ERR_DB, "backend failed without detail");       \
-    e_;                                                                        \
-  })
+  op_outcome(OPS(dao)->op(BACKEND(dao), __VA_ARGS__, &(dao)->factory->op_err), \
+             &(dao)->factory->op_err)
+
+static kdao_error *op_outcome(int rc, kdao_error **slot) {
+  kdao_error *e = *slot;
+  *slot = NULL;
+  if (rc != KDAO_OK && e == NULL) e = kdao_error_new(KDAO_ERR_DB, "backend failed without detail");
+  return e;
+}
 
 static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity, const json_t *old) {
   kdao_factory *f = dao->factory;

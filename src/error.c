@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "schema.h"
+#include "error.h"
+#include "util.h"
 
 const char *kdao_error_kind_name(int kind) {
   switch (kind) {

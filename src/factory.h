@@ -53,6 +53,7 @@ struct kdao_factory {
   kdao_event_fn on_event;
   void *on_event_ud;
   bool connected;
+  kdao_error *op_err; /* dao.c's CALL(): the error of the backend op just called */
 };
 
 /* Built-in entity definitions (src/schemas/). */

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "schema.h"
+#include "error.h"
+#include "util.h"
 
 const char *kdao__type_name(kdao_type t) {
   switch (t) {

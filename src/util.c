@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "schema.h"
+#include "util.h"
 
 char *kdao__strdup(const char *s) {
   if (!s) return NULL;

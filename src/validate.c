@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "schema.h"
+#include "error.h"
+#include "util.h"
+#include "validate.h"
 
 /* Kong's validation options. */
 typedef struct vopts {

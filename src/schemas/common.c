@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "schema.h"
+#include "util.h"
+#include "validate.h"
 #include "schemas/schemas_int.h"
 
 const char *const kdao__pk_id[] = {"id", NULL};

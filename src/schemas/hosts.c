@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "schema.h"
+#include "util.h"
 #include "schemas/schemas_int.h"
 
 #define PORT_MAX 65535L

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "schema.h"
+#include "error.h"
+#include "util.h"
 
 static json_t *load(const char *text) {
   json_error_t jerr;

@@ -18,6 +18,9 @@
 #include <cmocka.h>
 
 #include "schema.h"
+#include "error.h"
+#include "util.h"
+#include "validate.h"
 
 /* ---- fixture schemas ---- */
 
