@@ -8,7 +8,6 @@
 
 #include "kdao.h"
 
-
 struct kdao_error {
   int kind;
   char *message; /* Kong's message */

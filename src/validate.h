@@ -8,7 +8,6 @@
 
 #include "schema.h"
 
-
 /*
  * kdao_validate with Kong's `old_t`: when `old` (an object, borrowed) is given and `mode`
  * is an update, fields flagged immutable (and not required) whose new value differs from
@@ -20,7 +19,6 @@ int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, co
 /* True when `v` is an array in Kong's sense (utils.is_array): a JSON array, or an object
  * whose keys are exactly "1".."n" (an empty object included). */
 bool kdao__is_array(const json_t *v);
-
 
 /*
  * A string read as Lua's tonumber() does (the validator's coercion; independent of the
