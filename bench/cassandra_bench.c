@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     json_t *in = json_pack("{sss[s]ss}", "name", name, "hosts", "bench.example.com", "upstream_url",
                            "http://up.example.com"),
            *row = NULL;
-    if (kdao_dao_insert(apis, in, 0, KDAO_QUIET, &row, &err) != KDAO_OK) kdie("insert", err);
+    if (kdao_dao_insert(apis, in, 0, KDAO_DAO_QUIET, &row, &err) != KDAO_OK) kdie("insert", err);
     json_array_append(ids, json_object_get(row, "id"));
     json_decref(row);
     json_decref(in);
@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
   t = now_s();
   for (size_t i = 0; i < n; i++) {
     json_t *vals = json_pack("{sOsi}", "id", json_array_get(ids, i), "retries", 3), *row = NULL;
-    if (kdao_dao_update(apis, vals, NULL, 0, KDAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
+    if (kdao_dao_update(apis, vals, NULL, 0, KDAO_DAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
       kdie("update", err);
     json_decref(row);
     json_decref(vals);
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
   t = now_s();
   for (size_t i = 0; i < n; i++) {
     json_t *pk = json_pack("{sO}", "id", json_array_get(ids, i)), *row = NULL;
-    if (kdao_dao_delete(apis, pk, KDAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
+    if (kdao_dao_delete(apis, pk, KDAO_DAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
       kdie("delete", err);
     json_decref(row);
     json_decref(pk);
@@ -111,6 +111,6 @@ int main(int argc, char **argv) {
   report("delete", n, now_s() - t);
 
   json_decref(ids);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   return 0;
 }

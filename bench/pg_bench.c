@@ -87,7 +87,7 @@ static void k_insert_as(size_t i, int side, const char *prefix) {
   snprintf(name, sizeof name, "%s%zu", prefix, i);
   json_t *in = json_pack("{ss ss ss}", "id", id, "username", name, "custom_id", name);
   kdao_error *err = NULL;
-  if (kdao_dao_insert(D, in, 0, KDAO_QUIET, NULL, &err) != KDAO_OK) kdie("insert", err);
+  if (kdao_dao_insert(D, in, 0, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK) kdie("insert", err);
   json_decref(in);
 }
 
@@ -135,7 +135,7 @@ static void k_update(size_t i) {
   snprintf(v, sizeof v, "ku%zu", i);
   json_t *in = json_pack("{ss ss}", "id", id, "custom_id", v), *row = NULL;
   kdao_error *err = NULL;
-  if (kdao_dao_update(D, in, NULL, 0, KDAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
+  if (kdao_dao_update(D, in, NULL, 0, KDAO_DAO_QUIET, &row, &err) != KDAO_OK || row == NULL)
     kdie("update", err);
   json_decref(row);
   json_decref(in);
@@ -146,7 +146,7 @@ static void k_delete(size_t i) {
   uuid(i, id, 1);
   json_t *pk = json_pack("{ss}", "id", id);
   kdao_error *err = NULL;
-  if (kdao_dao_delete(D, pk, KDAO_QUIET, NULL, &err) != KDAO_OK) kdie("delete", err);
+  if (kdao_dao_delete(D, pk, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK) kdie("delete", err);
   json_decref(pk);
 }
 
@@ -241,7 +241,8 @@ static double k_bulk(size_t n) {
   json_t *rows = bulk_rows(n, 0);
   kdao_error *err = NULL;
   double t = now_s();
-  if (kdao_dao_insert_many(D, rows, KDAO_QUIET, NULL, &err) != KDAO_OK) kdie("insert_many", err);
+  if (kdao_dao_insert_many(D, rows, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
+    kdie("insert_many", err);
   t = now_s() - t;
   json_decref(rows);
   return t;
@@ -377,7 +378,7 @@ int main(int argc, char **argv) {
          (double)N / r, r / k, "", "", "", ">= 0.50 (raw pipelined)");
 
   kdao_free(K_OFFSET);
-  kdao_factory_close(F);
+  kdao_factory_free(F);
   PQfinish(RAW);
   return 0;
 }

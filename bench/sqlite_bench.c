@@ -347,7 +347,7 @@ static void insert_apis(kdao_dao *apis, char (*ids)[37], size_t total) {
     }
     json_t *rows = NULL;
     kdao_error *err = NULL;
-    if (kdao_dao_insert_many(apis, batch, KDAO_QUIET, &rows, &err) != KDAO_OK)
+    if (kdao_dao_insert_many(apis, batch, KDAO_DAO_QUIET, &rows, &err) != KDAO_OK)
       die("insert_many apis", err);
     for (size_t i = 0; i < n; i++)
       snprintf(ids[done + i], 37, "%s",
@@ -455,7 +455,7 @@ int main(int argc, char **argv) {
   paging_test(b.f);
 
   raw_close(&b.r);
-  kdao_factory_close(b.f);
+  kdao_factory_free(b.f);
   free(b.kdao_ids);
   free(b.raw_ids);
   static const char *const suffixes[] = {"", "-wal", "-shm"};

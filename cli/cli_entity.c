@@ -67,7 +67,7 @@ int cli_cmd_insert(cli *c, const cli_command *cmd, int argc, char **argv) {
 }
 
 /* A command of the form `<cmd> ENTITY PK`: resolve the key, run `op`, print the row. */
-typedef int (*cli_pk_op)(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
+typedef kdao_status (*cli_pk_op)(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
 
 static int cli_by_pk(cli *c, const cli_command *cmd, int argc, char **argv, cli_pk_op op) {
   char *pos[argc + 1];
@@ -161,13 +161,13 @@ int cli_cmd_update(cli *c, const cli_command *cmd, int argc, char **argv) {
   }
   json_t *row = NULL;
   kdao_error *err = NULL;
-  int st = kdao_dao_update(dao, values, pk, (int)ttl, full ? KDAO_FULL : 0, &row, &err);
+  int st = kdao_dao_update(dao, values, pk, (int)ttl, full ? KDAO_DAO_FULL : 0, &row, &err);
   json_decref(values);
   json_decref(pk);
   return cli_result(st, row, err);
 }
 
-static int delete_op(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
+static kdao_status delete_op(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
   return kdao_dao_delete(dao, pk, 0, row, err);
 }
 

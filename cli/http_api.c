@@ -372,7 +372,7 @@ static void collection_put(ctx *c) {
     insert_row(c, params);
   } else if (keep_generated(c->dao, params, stored) != 0) {
     respond_error(c, NULL);
-  } else if (kdao_dao_update(c->dao, params, params, 0, KDAO_FULL, &row, &e) != KDAO_OK) {
+  } else if (kdao_dao_update(c->dao, params, params, 0, KDAO_DAO_FULL, &row, &e) != KDAO_OK) {
     respond_error(c, e);
   } else if (row) {
     respond(c, 200, row);
@@ -570,7 +570,7 @@ static void clean_target_history(ctx *c) {
   if (n > 0 && n >= (distinct > 1 ? distinct : 1) * 10) {
     json_array_foreach(obsolete, i, row) {
       json_t *old = NULL;
-      kdao_dao_delete(c->dao, row, KDAO_QUIET, &old, NULL);
+      kdao_dao_delete(c->dao, row, KDAO_DAO_QUIET, &old, NULL);
       json_decref(old);
     }
   }

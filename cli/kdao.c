@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
   const cli_command *cmd = cli_find_command(argv[next]);
   if (cmd == NULL) return cli_usage_error(NULL, "unknown command '%s'", argv[next]);
   rc = cmd->run(&c, cmd, argc - next - 1, argv + next + 1);
-  kdao_factory_close(c.factory);
+  kdao_factory_free(c.factory);
   kdao_config_free(c.cfg);
   return rc;
 }

@@ -5,8 +5,8 @@
  * This header is the manual. Conventions that hold for every function unless its own
  * comment says otherwise:
  *
- *  - Status. Fallible functions return an int status: KDAO_OK (0) on success, otherwise the
- *    kind of the error (kdao_status). Objects they create come back through OUT pointers,
+ *  - Status. Fallible functions return a kdao_status: KDAO_OK (0) on success, otherwise the
+ *    kind of the error. Objects they create come back through OUT pointers,
  *    which are set to NULL (or 0) on failure.
  *  - Error detail. The last argument `kdao_error **err` is optional (NULL is allowed). On
  *    failure *err receives a new error object that the caller owns and frees with
@@ -16,7 +16,11 @@
  *    arguments receive a NEW reference: the caller must json_decref() it.
  *  - Strings returned through `char **` are allocated by kdao and freed with kdao_free().
  *    `const char *` results are borrowed and live as long as the object they come from.
- *  - Destructors (kdao_*_free, kdao_*_close) accept NULL and do nothing.
+ *  - Lifetimes. Every object comes from a constructor named `kdao_<object>_new`, or after how
+ *    it is made when that says more (`kdao_schema_compile`, `kdao_factory_open`), and goes
+ *    with `kdao_<object>_free`, which accepts NULL and does nothing. Borrowed objects
+ *    (a factory's DAOs and schemas) have no destructor: they go with their owner.
+ *  - Flags carry their object's prefix: KDAO_FIELD_*, KDAO_SCHEMA_*, KDAO_DAO_* (writes).
  *  - Threads. A factory and its DAOs may be used by one thread at a time. Different
  *    factories are independent. Errors and JSON values may move between threads.
  *  - Misuse (a NULL handle, a JSON value of the wrong type where the API demands an object,
@@ -79,10 +83,10 @@ typedef enum kdao_status {
 typedef struct kdao_error kdao_error;
 
 /* Name of a kind: "db", "unique", "foreign", "schema", "misuse", ...; "ok" for KDAO_OK. */
-KDAO_API const char *kdao_error_kind_name(int kind);
+KDAO_API const char *kdao_error_kind_name(kdao_status kind);
 
 /* The kind of `err` (KDAO_OK when err is NULL). */
-KDAO_API int kdao_error_kind(const kdao_error *err);
+KDAO_API kdao_status kdao_error_kind(const kdao_error *err);
 
 /*
  * Kong's `message`: for field errors the map printed as `k=v` pairs joined by one space,
@@ -113,7 +117,7 @@ KDAO_API const char *kdao_error_code(const kdao_error *err);
  * CONSTRUCTOR: an error of `kind` with a plain `message` (copied). For callbacks that reject
  * an entity (self_check) and for bindings. Returns NULL only when out of memory.
  */
-KDAO_API kdao_error *kdao_error_new(int kind, const char *message);
+KDAO_API kdao_error *kdao_error_new(kdao_status kind, const char *message);
 
 /*
  * CONSTRUCTOR: a field-level error, like Kong's Errors.<kind>(tbl). For KDAO_ERR_UNIQUE and
@@ -121,7 +125,7 @@ KDAO_API kdao_error *kdao_error_new(int kind, const char *message);
  * "already exists with value '<v>'" / "does not exist with value '<v>'"; for other kinds it
  * maps field → message. `fields` is borrowed (copied).
  */
-KDAO_API kdao_error *kdao_error_new_fields(int kind, const json_t *fields);
+KDAO_API kdao_error *kdao_error_new_fields(kdao_status kind, const json_t *fields);
 
 /* DESTRUCTOR. */
 KDAO_API void kdao_error_free(kdao_error *err);
@@ -143,21 +147,21 @@ KDAO_API void kdao_free(void *ptr);
 typedef struct kdao_config kdao_config;
 
 /* CONSTRUCTOR: a configuration holding only defaults. */
-KDAO_API int kdao_config_new(kdao_config **out, kdao_error **err);
+KDAO_API kdao_status kdao_config_new(kdao_config **out, kdao_error **err);
 
 /*
  * Reads a kong.conf-style file: `key = value` lines, `#` comments (`\#` escapes a hash),
  * blank lines ignored. Fails with KDAO_ERR_IO if unreadable, KDAO_ERR_CONFIG naming the
  * line for an unknown key or a bad value; on failure nothing from the file is applied.
  */
-KDAO_API int kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err);
+KDAO_API kdao_status kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err);
 
 /* Applies KDAO_<UPPERCASE KEY> environment variables; same checks as the file. */
-KDAO_API int kdao_config_load_env(kdao_config *cfg, kdao_error **err);
+KDAO_API kdao_status kdao_config_load_env(kdao_config *cfg, kdao_error **err);
 
 /* Sets one key from its text form (checked and converted like a file line). */
-KDAO_API int kdao_config_set(kdao_config *cfg, const char *key, const char *value,
-                             kdao_error **err);
+KDAO_API kdao_status kdao_config_set(kdao_config *cfg, const char *key, const char *value,
+                                     kdao_error **err);
 
 /*
  * The text form of a key's value, or NULL when unset or unknown. Borrowed, valid until the
@@ -293,7 +297,8 @@ typedef struct kdao_schema_def {
  * KDAO_ERR_MISUSE naming the problem for an invalid definition (bad name, bad regex, bad
  * default JSON, primary key naming no field). Free with kdao_schema_free().
  */
-KDAO_API int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err);
+KDAO_API kdao_status kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out,
+                                         kdao_error **err);
 
 /* DESTRUCTOR for schemas from kdao_schema_compile() (never for a factory's schemas). */
 KDAO_API void kdao_schema_free(kdao_schema *schema);
@@ -312,15 +317,15 @@ KDAO_API json_t *kdao_schema_describe(const kdao_schema *schema);
  * callbacks. Fails with KDAO_ERR_SCHEMA and the field map, or with the error a self_check
  * returned.
  */
-KDAO_API int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kdao_dao *dao,
-                           kdao_error **err);
+KDAO_API kdao_status kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode,
+                                   kdao_dao *dao, kdao_error **err);
 
 /*
  * Kong's is_schema_subset for filters: every key must be a field ("unknown field") and
  * id-typed values valid UUIDs ("<v> is not a valid uuid"). KDAO_ERR_SCHEMA on failure.
  */
-KDAO_API int kdao_validate_filter(const kdao_schema *schema, const json_t *filter,
-                                  kdao_error **err);
+KDAO_API kdao_status kdao_validate_filter(const kdao_schema *schema, const json_t *filter,
+                                          kdao_error **err);
 
 /* True when `s` is a UUID in 8-4-4-4-12 hex form (any version, any case). */
 KDAO_API bool kdao_is_uuid(const char *s);
@@ -389,42 +394,44 @@ typedef void (*kdao_event_fn)(const char *collection, kdao_event_type type, cons
  * upstreams, targets, ssl_certificates, ssl_servers_names) and the built-in plugins
  * (key-auth, basic-auth, acl) registered, plus the JSON plugins found in the configured
  * plugins_dir. Nothing is connected yet: register more entities and plugins, then call
- * kdao_factory_connect(). Close with kdao_factory_close().
+ * kdao_factory_connect(). Close with kdao_factory_free().
  */
-KDAO_API int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err);
+KDAO_API kdao_status kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err);
 
 /*
  * Convenience: kdao_factory_new() + kdao_factory_connect() for users without custom
  * entities.
  */
-KDAO_API int kdao_factory_open(const kdao_config *cfg, kdao_factory **out, kdao_error **err);
+KDAO_API kdao_status kdao_factory_open(const kdao_config *cfg, kdao_factory **out,
+                                       kdao_error **err);
 
 /*
  * Registers an entity schema (before connect). An entity with the name of an existing one
  * replaces it, as a Kong plugin's daos.lua could. KDAO_ERR_MISUSE after connect or for an
  * invalid definition.
  */
-KDAO_API int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
-                                          kdao_error **err);
+KDAO_API kdao_status kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
+                                                  kdao_error **err);
 
 /* Registers a plugin (config schema, entities, migrations) before connect. */
-KDAO_API int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
-                                          kdao_error **err);
+KDAO_API kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
+                                                  kdao_error **err);
 
 /*
  * Registers every plugin described by a JSON file `<dir>/<name>.json` (format in
  * docs/plugins.md). Fails without registering anything from a file that is invalid.
  */
-KDAO_API int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err);
+KDAO_API kdao_status kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir,
+                                                  kdao_error **err);
 
 /*
  * Builds the constraint graph (foreign, unique, cascade) and connects to the backend. A
  * `foreign` naming an entity that is not registered is KDAO_ERR_MISUSE.
  */
-KDAO_API int kdao_factory_connect(kdao_factory *f, kdao_error **err);
+KDAO_API kdao_status kdao_factory_connect(kdao_factory *f, kdao_error **err);
 
 /* DESTRUCTOR: closes the connection and frees every DAO and schema of the factory. */
-KDAO_API void kdao_factory_close(kdao_factory *f);
+KDAO_API void kdao_factory_free(kdao_factory *f);
 
 /* The backend name: "sqlite", "postgres" or "cassandra". */
 KDAO_API const char *kdao_factory_db_name(const kdao_factory *f);
@@ -462,40 +469,43 @@ typedef void (*kdao_migration_fn)(const char *identifier, const char *name, void
  * where the backend has them. Stops at the first failure with
  * "Error during migration <name>: <reason>". *ran (may be NULL) receives the count run.
  */
-KDAO_API int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, int *ran,
-                                  kdao_error **err);
+KDAO_API kdao_status kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud,
+                                          int *ran, kdao_error **err);
 
 /*
  * The executed migrations: {"core": ["2015-01-12-175310_skeleton", ...], "key-auth": [...]}
  * (empty object when none). New reference through *out.
  */
-KDAO_API int kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err);
+KDAO_API kdao_status kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err);
 
 /* Number of migrations not yet run (0 when up to date). */
-KDAO_API int kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **err);
+KDAO_API kdao_status kdao_factory_pending_migrations(kdao_factory *f, int *pending,
+                                                     kdao_error **err);
 
 /* Drops every entity table, the backend's helper tables and schema_migrations. */
-KDAO_API int kdao_factory_drop_schema(kdao_factory *f, kdao_error **err);
+KDAO_API kdao_status kdao_factory_drop_schema(kdao_factory *f, kdao_error **err);
 
 /* Empties every entity table (schema_migrations kept). */
-KDAO_API int kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err);
+KDAO_API kdao_status kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err);
 
 /* Removes rows whose TTL expired (reads never return them regardless). *purged may be NULL. */
-KDAO_API int kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_error **err);
+KDAO_API kdao_status kdao_factory_purge_expired(kdao_factory *f, long long *purged,
+                                                kdao_error **err);
 
 /* ------------------------------------------------------------------------------------------
  * DAO
  * ---------------------------------------------------------------------------------------- */
 
-/* Write flags. */
-#define KDAO_QUIET 0x1u /* publish no event for this write */
-#define KDAO_FULL 0x2u  /* update: replace the whole entity (Kong's {full = true}) */
+/* Flags of DAO writes (insert, update, delete). */
+#define KDAO_DAO_QUIET 0x1u /* publish no event for this write */
+#define KDAO_DAO_FULL 0x2u  /* update: replace the whole entity (Kong's {full = true}) */
 
 /* The DAO's name, table and schema. Borrowed. */
 KDAO_API const char *kdao_dao_name(const kdao_dao *dao);
 KDAO_API const char *kdao_dao_table(const kdao_dao *dao);
 KDAO_API const kdao_schema *kdao_dao_schema(const kdao_dao *dao);
-KDAO_API kdao_factory *kdao_dao_factory(const kdao_dao *dao);
+/* The factory owning `dao` (mutable in, mutable out, like kdao_factory_dao()). */
+KDAO_API kdao_factory *kdao_dao_factory(kdao_dao *dao);
 
 /*
  * Inserts an entity (a JSON object; strings are coerced as Kong's validator does). Generated
@@ -503,21 +513,21 @@ KDAO_API kdao_factory *kdao_dao_factory(const kdao_dao *dao);
  * makes the row expire after that many seconds (0: never). On success *row is the stored
  * row. Nothing is written when validation or a constraint fails.
  */
-KDAO_API int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
-                             json_t **row, kdao_error **err);
+KDAO_API kdao_status kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
+                                     json_t **row, kdao_error **err);
 
 /*
  * Finds by primary key: `pk` must hold every primary-key field (else KDAO_ERR_MISUSE
  * "Missing PRIMARY KEY field"); other members are ignored. *row is NULL when not found.
  */
-KDAO_API int kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
+KDAO_API kdao_status kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err);
 
 /*
  * All rows matching every `field = value` of `filter` (NULL: all rows), as a JSON array in
  * primary-key order.
  */
-KDAO_API int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows,
-                               kdao_error **err);
+KDAO_API kdao_status kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows,
+                                       kdao_error **err);
 
 /*
  * One page of rows matching `filter` (may be NULL), in primary-key order. `offset` is NULL
@@ -526,41 +536,41 @@ KDAO_API int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **row
  * are opaque, keyset-based (the cost of a page does not grow with its position) and stay
  * valid while rows are inserted or deleted. A malformed token is KDAO_ERR_SCHEMA.
  */
-KDAO_API int kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset,
-                                size_t size, json_t **rows, char **next, kdao_error **err);
+KDAO_API kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset,
+                                        size_t size, json_t **rows, char **next, kdao_error **err);
 
 /* Number of rows matching `filter` (NULL: all). */
-KDAO_API int kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count,
-                            kdao_error **err);
+KDAO_API kdao_status kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count,
+                                    kdao_error **err);
 
 /*
  * Updates the row addressed by the primary key found in `values` (members of `filter_keys`
  * fill absent members of `values`, as in Kong). Partial by default: only given fields
- * change and nested tables (plugin config) are merged with the stored ones; with KDAO_FULL
+ * change and nested tables (plugin config) are merged with the stored ones; with KDAO_DAO_FULL
  * the entity is replaced (defaults and required rules apply, absent fields become NULL).
  * `ttl` > 0 (re)sets an expiry. *row is the updated row, or NULL when no row matched.
  */
-KDAO_API int kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys,
-                             int ttl, unsigned flags, json_t **row, kdao_error **err);
+KDAO_API kdao_status kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys,
+                                     int ttl, unsigned flags, json_t **row, kdao_error **err);
 
 /*
  * Deletes by primary key, and every row that references it through a `foreign` field,
  * transitively (one event per row removed). *row is the deleted row, or NULL when none
  * matched.
  */
-KDAO_API int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
-                             kdao_error **err);
+KDAO_API kdao_status kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
+                                     kdao_error **err);
 
 /* Removes every row of the entity (no events). */
-KDAO_API int kdao_dao_truncate(kdao_dao *dao, kdao_error **err);
+KDAO_API kdao_status kdao_dao_truncate(kdao_dao *dao, kdao_error **err);
 
 /*
  * Inserts many entities at once (one transaction or pipeline). Each element is validated
  * first; when any fails, nothing is written and the error names the element index as
  * "[<i>] <message>". *rows (may be NULL) receives the stored rows.
  */
-KDAO_API int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags,
-                                  json_t **rows, kdao_error **err);
+KDAO_API kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags,
+                                          json_t **rows, kdao_error **err);
 
 #ifdef __cplusplus
 }

@@ -267,7 +267,7 @@ static void frame_enter(kdao_lua_factory *fs, kdao_lua_frame *fr, lua_State *L) 
   fr->raise_ref = LUA_NOREF;
   fr->check_ref = LUA_NOREF;
   fr->check_err = NULL;
-  fr->check_kind = 0;
+  fr->check_kind = KDAO_OK;
   fr->check_msg = NULL;
   fr->prev = fs->call;
   fs->call = fr;
@@ -513,9 +513,9 @@ static void write_options(lua_State *L, int idx, int *ttl, unsigned *flags) {
   lua_getfield(L, idx, "ttl");
   if (lua_isnumber(L, -1)) *ttl = (int)lua_tonumber(L, -1);
   lua_getfield(L, idx, "quiet");
-  if (lua_toboolean(L, -1)) *flags |= KDAO_QUIET;
+  if (lua_toboolean(L, -1)) *flags |= KDAO_DAO_QUIET;
   lua_getfield(L, idx, "full");
-  if (lua_toboolean(L, -1)) *flags |= KDAO_FULL;
+  if (lua_toboolean(L, -1)) *flags |= KDAO_DAO_FULL;
   lua_pop(L, 3);
 }
 
@@ -527,7 +527,7 @@ static int dao_insert(lua_State *L) {
   int ttl = 0;
   unsigned flags = 0;
   write_options(L, 3, &ttl, &flags);
-  flags &= ~KDAO_FULL;
+  flags &= ~KDAO_DAO_FULL;
   json_t *entity = entity_arg(L, d, 2, "insert");
   json_t *row = NULL;
   kdao_error *err = NULL;
@@ -678,7 +678,7 @@ static int dao_delete(lua_State *L) {
   kdao_error *err = NULL;
   kdao_lua_frame fr;
   frame_enter(d->fs, &fr, L);
-  int rc = kdao_dao_delete(d->dao, pk, flags & KDAO_QUIET, &row, &err);
+  int rc = kdao_dao_delete(d->dao, pk, flags & KDAO_DAO_QUIET, &row, &err);
   frame_leave(d->fs, &fr);
   json_decref(pk);
   return dao_finish(L, d, &fr, rc, err, row);
@@ -930,7 +930,7 @@ static int f_connect(lua_State *L) {
 static int f_close(lua_State *L) {
   kdao_lua_factory *fs = luaL_checkudata(L, 1, KDAO_LUA_FACTORY);
   if (fs->call) return luaL_error(L, "cannot close a factory from inside one of its calls");
-  kdao_factory_close(fs->f);
+  kdao_factory_free(fs->f);
   fs->f = NULL;
   kdao_config_free(fs->cfg);
   fs->cfg = NULL;

@@ -47,7 +47,7 @@ typedef struct kdao_lua_frame {
   int raise_ref;               /* error raised by a callback (LUA_NOREF: none) */
   int check_ref;               /* error object a self_check returned (LUA_NOREF: none) */
   const kdao_error *check_err; /* the kdao_error made from it, */
-  int check_kind;              /* its kind */
+  kdao_status check_kind;      /* its kind */
   char *check_msg;             /* and a copy of its message: the address alone could be reused */
   struct kdao_lua_frame *prev;
 } kdao_lua_frame;

@@ -308,7 +308,7 @@ static bool conf_copy_values(kdao_config *dst, char *const *src) {
   return true;
 }
 
-int kdao_config_new(kdao_config **out, kdao_error **err) {
+kdao_status kdao_config_new(kdao_config **out, kdao_error **err) {
   if (out == NULL)
     return kdao__fail(
         err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_new' (pointer expected)"));
@@ -365,7 +365,8 @@ static int conf_apply(kdao_config *cfg, int idx, const char *raw, const char *wh
   return KDAO_OK;
 }
 
-int kdao_config_set(kdao_config *cfg, const char *key, const char *value, kdao_error **err) {
+kdao_status kdao_config_set(kdao_config *cfg, const char *key, const char *value,
+                            kdao_error **err) {
   if (cfg == NULL)
     return kdao__fail(
         err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_set' (config expected)"));
@@ -417,7 +418,7 @@ static int conf_file_line(kdao_config *cfg, char *line, const char *path, size_t
   return rc;
 }
 
-int kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err) {
+kdao_status kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error **err) {
   if (cfg == NULL || path == NULL)
     return kdao__fail(
         err, kdao_error_new(KDAO_ERR_MISUSE, cfg == NULL ? "bad argument #1 to 'config_load_file' "
@@ -455,7 +456,7 @@ cleanup:
   return rc;
 }
 
-int kdao_config_load_env(kdao_config *cfg, kdao_error **err) {
+kdao_status kdao_config_load_env(kdao_config *cfg, kdao_error **err) {
   if (cfg == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_load_env' "
                                                            "(config expected)"));

@@ -268,8 +268,8 @@ static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **
   return NULL;
 }
 
-int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags, json_t **row,
-                    kdao_error **err) {
+kdao_status kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags,
+                            json_t **row, kdao_error **err) {
   if (row) *row = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
@@ -280,7 +280,7 @@ int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags
   e = CALL(dao, insert, dao->schema, prepared, ttl, &stored);
   json_decref(prepared);
   if (e) return finish(dao, err, e);
-  if (!(flags & KDAO_QUIET)) publish(dao, KDAO_EVENT_CREATED, stored, NULL);
+  if (!(flags & KDAO_DAO_QUIET)) publish(dao, KDAO_EVENT_CREATED, stored, NULL);
   if (row)
     *row = stored;
   else
@@ -288,8 +288,8 @@ int kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsigned flags
   return KDAO_OK;
 }
 
-int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags, json_t **rows,
-                         kdao_error **err) {
+kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags,
+                                 json_t **rows, kdao_error **err) {
   if (rows) *rows = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
@@ -318,7 +318,7 @@ int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags, 
   e = CALL(dao, insert_many, dao->schema, prepared, &stored);
   json_decref(prepared);
   if (e) return finish(dao, err, e);
-  if (!(flags & KDAO_QUIET))
+  if (!(flags & KDAO_DAO_QUIET))
     json_array_foreach(stored, i, ent) publish(dao, KDAO_EVENT_CREATED, ent, NULL);
   if (rows)
     *rows = stored;
@@ -329,7 +329,7 @@ int kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned flags, 
 
 /* ---- reads ---- */
 
-int kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
+kdao_status kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **err) {
   if (row) *row = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
@@ -346,7 +346,8 @@ int kdao_dao_find(kdao_dao *dao, const json_t *pk, json_t **row, kdao_error **er
   return KDAO_OK;
 }
 
-int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows, kdao_error **err) {
+kdao_status kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows,
+                              kdao_error **err) {
   if (rows) *rows = NULL;
   json_t *typed = NULL, *found = NULL;
   kdao_error *e = filter_arg(dao, "find_all", filter, &typed);
@@ -361,8 +362,8 @@ int kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows, kdao_e
   return KDAO_OK;
 }
 
-int kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset, size_t size,
-                       json_t **rows, char **next, kdao_error **err) {
+kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset, size_t size,
+                               json_t **rows, char **next, kdao_error **err) {
   if (rows) *rows = NULL;
   if (next) *next = NULL;
   json_t *typed = NULL, *found = NULL;
@@ -383,7 +384,8 @@ int kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset, 
   return KDAO_OK;
 }
 
-int kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count, kdao_error **err) {
+kdao_status kdao_dao_count(kdao_dao *dao, const json_t *filter, long long *count,
+                           kdao_error **err) {
   if (count) *count = 0;
   json_t *typed = NULL;
   long long n = 0;
@@ -564,14 +566,14 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
 }
 
-int kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys, int ttl,
-                    unsigned flags, json_t **row, kdao_error **err) {
+kdao_status kdao_dao_update(kdao_dao *dao, const json_t *values, const json_t *filter_keys, int ttl,
+                            unsigned flags, json_t **row, kdao_error **err) {
   if (row) *row = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   update_ctx u = {0};
-  bool announce = dao->factory->on_event && !(flags & KDAO_QUIET);
-  e = do_update(dao, values, filter_keys, ttl, flags & KDAO_FULL, announce, &u);
+  bool announce = dao->factory->on_event && !(flags & KDAO_DAO_QUIET);
+  e = do_update(dao, values, filter_keys, ttl, flags & KDAO_DAO_FULL, announce, &u);
   if (e == NULL && u.row && announce) publish(dao, KDAO_EVENT_UPDATED, u.row, u.old);
   if (e == NULL && row) {
     *row = u.row;
@@ -690,15 +692,15 @@ static kdao_error *delete_with_cascade(kdao_dao *dao, const json_t *key, bool an
   return e;
 }
 
-int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
-                    kdao_error **err) {
+kdao_status kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **row,
+                            kdao_error **err) {
   if (row) *row = NULL;
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   if ((e = check_table(1, "delete", pk, false))) return finish(dao, err, e);
   json_t *key = NULL, *deleted = NULL;
   if ((e = extract_pk(dao->schema, pk, false, &key))) return finish(dao, err, e);
-  bool announce = dao->factory->on_event && !(flags & KDAO_QUIET);
+  bool announce = dao->factory->on_event && !(flags & KDAO_DAO_QUIET);
   doomed_list children = {0};
   e = delete_with_cascade(dao, key, announce, &deleted, &children);
   json_decref(key);
@@ -715,7 +717,7 @@ int kdao_dao_delete(kdao_dao *dao, const json_t *pk, unsigned flags, json_t **ro
   return finish(dao, err, e);
 }
 
-int kdao_dao_truncate(kdao_dao *dao, kdao_error **err) {
+kdao_status kdao_dao_truncate(kdao_dao *dao, kdao_error **err) {
   kdao_error *e = need_dao(dao);
   if (e) return kdao__fail(err, e);
   return finish(dao, err, CALL(dao, truncate, dao->schema));
@@ -726,4 +728,4 @@ int kdao_dao_truncate(kdao_dao *dao, kdao_error **err) {
 const char *kdao_dao_name(const kdao_dao *dao) { return dao ? dao->schema->name : NULL; }
 const char *kdao_dao_table(const kdao_dao *dao) { return dao ? dao->schema->table : NULL; }
 const kdao_schema *kdao_dao_schema(const kdao_dao *dao) { return dao ? dao->schema : NULL; }
-kdao_factory *kdao_dao_factory(const kdao_dao *dao) { return dao ? dao->factory : NULL; }
+kdao_factory *kdao_dao_factory(kdao_dao *dao) { return dao ? dao->factory : NULL; }

@@ -10,7 +10,7 @@
 #include "error.h"
 #include "util.h"
 
-const char *kdao_error_kind_name(int kind) {
+const char *kdao_error_kind_name(kdao_status kind) {
   switch (kind) {
   case KDAO_OK: return "ok";
 #define KDAO__ERR_NAME(name, num, str) \
@@ -21,7 +21,7 @@ const char *kdao_error_kind_name(int kind) {
   }
 }
 
-int kdao_error_kind(const kdao_error *err) { return err ? err->kind : KDAO_OK; }
+kdao_status kdao_error_kind(const kdao_error *err) { return err ? err->kind : KDAO_OK; }
 
 const char *kdao_error_message(const kdao_error *err) {
   return err && err->message ? err->message : "";
@@ -63,7 +63,7 @@ static kdao_error *error_take(int kind, char *message) {
   return e;
 }
 
-kdao_error *kdao_error_new(int kind, const char *message) {
+kdao_error *kdao_error_new(kdao_status kind, const char *message) {
   return error_take(kind, kdao__strdup(message ? message : ""));
 }
 
@@ -218,7 +218,7 @@ static json_t *serialize_values(const json_t *values, const char *prefix) {
   return out;
 }
 
-kdao_error *kdao_error_new_fields(int kind, const json_t *fields) {
+kdao_error *kdao_error_new_fields(kdao_status kind, const json_t *fields) {
   if (!json_is_object(fields)) {
     /* Kong: a non-table "tbl" is used as the message itself. */
     char *text = fields ? (json_is_string(fields) ? kdao__strdup(json_string_value(fields))

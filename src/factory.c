@@ -108,7 +108,8 @@ oom:
   return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
 }
 
-int kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def, kdao_error **err) {
+kdao_status kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
+                                         kdao_error **err) {
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
   kdao_error *e = add_dao(f, def, NULL, false);
   return e ? kdao__fail(err, e) : KDAO_OK;
@@ -185,7 +186,8 @@ static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def) {
   return NULL;
 }
 
-int kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def, kdao_error **err) {
+kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
+                                         kdao_error **err) {
   if (f == NULL || def == NULL || def->name == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "plugin definition needs a name"));
   if (f->connected)
@@ -238,7 +240,7 @@ json_t *kdao_factory_dao_names(const kdao_factory *f) {
   return a;
 }
 
-int kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err) {
+kdao_status kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_error **err) {
   if (f == NULL || dir == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory and dir are required"));
   struct dirent **names = NULL;
@@ -291,7 +293,7 @@ static int register_builtins(kdao_factory *f, kdao_error **err) {
   return KDAO_OK;
 }
 
-int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
+kdao_status kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
   if (out) *out = NULL;
   if (out == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument: out is NULL"));
@@ -326,7 +328,7 @@ int kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_error **er
   *out = f;
   return KDAO_OK;
 fail:
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   return rc;
 }
 
@@ -364,7 +366,7 @@ static kdao_error *link_graph(kdao_factory *f) {
   return NULL;
 }
 
-int kdao_factory_connect(kdao_factory *f, kdao_error **err) {
+kdao_status kdao_factory_connect(kdao_factory *f, kdao_error **err) {
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
   if (f->connected) return KDAO_OK;
   kdao_error *e = link_graph(f);
@@ -380,18 +382,18 @@ int kdao_factory_connect(kdao_factory *f, kdao_error **err) {
   return KDAO_OK;
 }
 
-int kdao_factory_open(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
+kdao_status kdao_factory_open(const kdao_config *cfg, kdao_factory **out, kdao_error **err) {
   int rc = kdao_factory_new(cfg, out, err);
   if (rc != KDAO_OK) return rc;
   rc = kdao_factory_connect(*out, err);
   if (rc != KDAO_OK) {
-    kdao_factory_close(*out);
+    kdao_factory_free(*out);
     *out = NULL;
   }
   return rc;
 }
 
-void kdao_factory_close(kdao_factory *f) {
+void kdao_factory_free(kdao_factory *f) {
   if (f == NULL) return;
   if (f->backend) f->ops->close(f->backend);
   for (size_t i = 0; i < f->ndaos; i++) dao_free(f->daos[i]);
@@ -585,8 +587,8 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
   return rc;
 }
 
-int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, int *ran,
-                         kdao_error **err) {
+kdao_status kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, int *ran,
+                                 kdao_error **err) {
   int count = 0;
   if (ran) *ran = 0;
   int rc = need_connected(f, err);
@@ -595,7 +597,7 @@ int kdao_factory_migrate(kdao_factory *f, kdao_migration_fn progress, void *ud, 
   return rc;
 }
 
-int kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **err) {
+kdao_status kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **err) {
   int count = 0;
   int rc = need_connected(f, err);
   if (rc == KDAO_OK) rc = walk_migrations(f, false, NULL, NULL, &count, err);
@@ -603,7 +605,7 @@ int kdao_factory_pending_migrations(kdao_factory *f, int *pending, kdao_error **
   return rc;
 }
 
-int kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err) {
+kdao_status kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err) {
   if (out) *out = NULL;
   int rc = need_connected(f, err);
   if (rc != KDAO_OK) return rc;
@@ -612,7 +614,7 @@ int kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **err) {
   return KDAO_OK;
 }
 
-int kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
+kdao_status kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
   int rc = need_connected(f, err);
   if (rc != KDAO_OK) return rc;
   const char **tables = calloc(f->ndaos + 1, sizeof *tables);
@@ -624,13 +626,13 @@ int kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
   return rc == KDAO_OK ? KDAO_OK : fail_db(f, err, e);
 }
 
-int kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err) {
+kdao_status kdao_factory_truncate_tables(kdao_factory *f, kdao_error **err) {
   int rc = need_connected(f, err);
   for (size_t i = 0; rc == KDAO_OK && i < f->ndaos; i++) rc = kdao_dao_truncate(f->daos[i], err);
   return rc;
 }
 
-int kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_error **err) {
+kdao_status kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_error **err) {
   long long n = 0;
   int rc = need_connected(f, err);
   if (rc == KDAO_OK) {

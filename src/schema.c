@@ -286,7 +286,7 @@ cleanup:
   return rc;
 }
 
-int kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err) {
+kdao_status kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, kdao_error **err) {
   if (!out)
     return kdao__fail(
         err, kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #2 to 'schema_compile' (out is NULL)"));

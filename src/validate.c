@@ -674,12 +674,13 @@ int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, co
   return KDAO_OK;
 }
 
-int kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kdao_dao *dao,
-                  kdao_error **err) {
+kdao_status kdao_validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, kdao_dao *dao,
+                          kdao_error **err) {
   return kdao__validate(schema, entity, mode, NULL, dao, err);
 }
 
-int kdao_validate_filter(const kdao_schema *schema, const json_t *filter, kdao_error **err) {
+kdao_status kdao_validate_filter(const kdao_schema *schema, const json_t *filter,
+                                 kdao_error **err) {
   if (err) *err = NULL;
   if (!schema)
     return misuse(err, "bad argument #1 to 'validate_filter' (schema expected, got nil)");

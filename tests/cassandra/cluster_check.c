@@ -53,7 +53,7 @@ static int round_trip(kdao_factory *f, int i) {
          *row = NULL, *found = NULL, *upd = NULL, *rows = NULL;
   kdao_error *err = NULL;
   int ops = 0;
-  check(kdao_dao_insert(apis, in, 0, KDAO_QUIET, &row, &err), err, "insert", i), ops++;
+  check(kdao_dao_insert(apis, in, 0, KDAO_DAO_QUIET, &row, &err), err, "insert", i), ops++;
   kdao_error_free(err), err = NULL;
   if (row) {
     json_t *pk = json_pack("{sO}", "id", json_object_get(row, "id"));
@@ -66,7 +66,8 @@ static int round_trip(kdao_factory *f, int i) {
       failures++;
     }
     json_t *vals = json_pack("{sOsi}", "id", json_object_get(row, "id"), "retries", 3);
-    check(kdao_dao_update(apis, vals, NULL, 0, KDAO_QUIET, &upd, &err), err, "update", i), ops++;
+    check(kdao_dao_update(apis, vals, NULL, 0, KDAO_DAO_QUIET, &upd, &err), err, "update", i),
+        ops++;
     kdao_error_free(err), err = NULL;
     if (upd == NULL || json_integer_value(json_object_get(upd, "retries")) != 3) {
       fprintf(stderr, "round %d: update did not apply\n", i);
@@ -152,6 +153,6 @@ int main(int argc, char **argv) {
   printf("cluster check: %d operations with a node down in %.1fs; %d failures, %d reads"
          " retried until the replica caught up\n",
          ops - ops_before, t1 - (t_kill ? t_kill : t0), failures, stale_reads);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   return failures ? 1 : 0;
 }

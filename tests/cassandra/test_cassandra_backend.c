@@ -55,7 +55,7 @@ static json_t *J(const char *text) {
 static json_t *must_insert(const char *entity, const char *text, int ttl) {
   json_t *in = J(text), *row = NULL;
   kdao_error *err = NULL;
-  if (kdao_dao_insert(dao(entity), in, ttl, KDAO_QUIET, &row, &err) != KDAO_OK)
+  if (kdao_dao_insert(dao(entity), in, ttl, KDAO_DAO_QUIET, &row, &err) != KDAO_OK)
     fail_msg("insert %s: %s", text, kdao_error_string(err));
   json_decref(in);
   return row;
@@ -251,7 +251,7 @@ static void count_and_find_all_span_many_pages(void **state) {
         batch, json_pack("{sss[s]ss}", "name", name, "hosts", "m.com", "upstream_url", "http://m"));
   }
   kdao_error *err = NULL;
-  if (kdao_dao_insert_many(dao("apis"), batch, KDAO_QUIET, NULL, &err) != KDAO_OK)
+  if (kdao_dao_insert_many(dao("apis"), batch, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
     fail_msg("insert_many: %s", kdao_error_string(err));
   json_decref(batch);
   long long n = -1;
@@ -389,7 +389,7 @@ static void the_keyspace_is_created_with_the_configured_replication(void **state
   assert_string_equal(str(infos, "desc"), "keyspace");
   assert_string_equal(str(infos, "name"), nts);
   json_decref(infos);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   rep = replication_of(nts);
   assert_string_equal(str(rep, "class"), "org.apache.cassandra.locator.NetworkTopologyStrategy");
   assert_string_equal(str(rep, "datacenter1"), "1");
@@ -433,7 +433,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   kdao_factory_drop_schema(F, NULL);
-  kdao_factory_close(F);
+  kdao_factory_free(F);
   cql_cluster_close(CL);
   return 0;
 }

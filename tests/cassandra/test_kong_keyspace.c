@@ -293,7 +293,7 @@ int main(void) {
   json_decref(expected);
   json_decref(recorded);
   kdao_factory_drop_schema(f, NULL);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   cql_cluster_close(CL);
   return failures ? 1 : 0;
 }

@@ -54,9 +54,9 @@ static int writer(int go, int out) {
            "\"upstream_url\": \"http://w.com\"}",
            (int)getpid());
   json_t *win = json_loads(warm, 0, NULL), *wrow = NULL, *gone = NULL;
-  if (kdao_dao_insert(apis, win, 0, KDAO_QUIET, &wrow, NULL) != KDAO_OK) return 2;
+  if (kdao_dao_insert(apis, win, 0, KDAO_DAO_QUIET, &wrow, NULL) != KDAO_OK) return 2;
   json_t *wpk = json_pack("{sO}", "id", json_object_get(wrow, "id"));
-  if (kdao_dao_delete(apis, wpk, KDAO_QUIET, &gone, NULL) != KDAO_OK || gone == NULL) return 2;
+  if (kdao_dao_delete(apis, wpk, KDAO_DAO_QUIET, &gone, NULL) != KDAO_OK || gone == NULL) return 2;
   json_decref(win);
   json_decref(wrow);
   json_decref(wpk);
@@ -73,7 +73,7 @@ static int writer(int go, int out) {
     snprintf(want, sizeof want, "name=already exists with value '%s'", name);
     json_t *in = json_loads(body, 0, NULL), *row = NULL;
     kdao_error *err = NULL;
-    int rc = kdao_dao_insert(apis, in, 0, KDAO_QUIET, &row, &err);
+    int rc = kdao_dao_insert(apis, in, 0, KDAO_DAO_QUIET, &row, &err);
     if (rc == KDAO_OK)
       verdict = 'W';
     else if (rc == KDAO_ERR_UNIQUE && strcmp(kdao_error_message(err), want) == 0)
@@ -87,7 +87,7 @@ static int writer(int go, int out) {
     json_decref(in);
     if (write(out, &verdict, 1) != 1) return 2;
   }
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   return 0;
 }
 
@@ -184,6 +184,6 @@ int main(void) {
   printf("unique race: %d names, %d successes (writer 0: %d, writer 1: %d), %d other errors\n",
          NAMES, wins, first, wins - first, failures);
   kdao_factory_drop_schema(f, NULL);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   return failures ? 1 : 0;
 }

@@ -185,7 +185,7 @@ static int open_factory(void **state) {
 static int close_factory(void **state) {
   (void)state;
   events_reset();
-  kdao_factory_close(F);
+  kdao_factory_free(F);
   F = NULL;
   return 0;
 }
@@ -431,7 +431,7 @@ static void full_update_replaces_the_entity(void **state) {
                            "http://b.com", "hosts", "b.com");
   json_t *row = NULL;
   kdao_error *err = NULL;
-  if (kdao_dao_update(dao("apis"), vals, NULL, 0, KDAO_FULL, &row, &err) != KDAO_OK)
+  if (kdao_dao_update(dao("apis"), vals, NULL, 0, KDAO_DAO_FULL, &row, &err) != KDAO_OK)
     fail_msg("full update: %s", kdao_error_string(err));
   assert_string_equal(str(row, "name"), "full2");
   assert_null(json_object_get(row, "uris"));                                /* unset */
@@ -646,9 +646,9 @@ static void deleting_an_api_deletes_its_plugins_with_events(void **state) {
 static void quiet_writes_publish_nothing(void **state) {
   (void)state;
   json_t *in = J(SEED), *row = NULL;
-  assert_int_equal(kdao_dao_insert(dao("apis"), in, 0, KDAO_QUIET, &row, NULL), KDAO_OK);
+  assert_int_equal(kdao_dao_insert(dao("apis"), in, 0, KDAO_DAO_QUIET, &row, NULL), KDAO_OK);
   json_t *pk = json_pack("{ss}", "id", str(row, "id")), *gone = NULL;
-  assert_int_equal(kdao_dao_delete(dao("apis"), pk, KDAO_QUIET, &gone, NULL), KDAO_OK);
+  assert_int_equal(kdao_dao_delete(dao("apis"), pk, KDAO_DAO_QUIET, &gone, NULL), KDAO_OK);
   assert_non_null(gone);
   assert_int_equal(NEVENTS, 0);
   json_decref(in);
@@ -804,7 +804,7 @@ static void pages_visit_every_row_exactly_once(void **state) {
                                            "upstream_url", "http://up.example.com"));
   }
   kdao_error *err = NULL;
-  if (kdao_dao_insert_many(dao("apis"), batch, KDAO_QUIET, NULL, &err) != KDAO_OK)
+  if (kdao_dao_insert_many(dao("apis"), batch, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
     fail_msg("insert_many: %s", kdao_error_string(err));
   json_decref(batch);
   assert_int_equal(count_of("apis", NULL), N);
@@ -959,7 +959,7 @@ static void custom_entities_register_migrate_and_cascade(void **state) {
   json_decref(c);
   /* Last test: leave the database empty for the next run. */
   assert_int_equal(kdao_factory_drop_schema(f, NULL), KDAO_OK);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
 }
 
 static void migrations_are_recorded_and_idempotent(void **state) {

@@ -136,7 +136,7 @@ static inline json_t *pgt_json(const char *text) {
 static inline json_t *pgt_insert(kdao_factory *f, const char *entity, const char *text, int ttl) {
   json_t *in = pgt_json(text), *row = NULL;
   kdao_error *err = NULL;
-  if (kdao_dao_insert(kdao_factory_dao(f, entity), in, ttl, KDAO_QUIET, &row, &err) != KDAO_OK)
+  if (kdao_dao_insert(kdao_factory_dao(f, entity), in, ttl, KDAO_DAO_QUIET, &row, &err) != KDAO_OK)
     fail_msg("insert %s %s: %s", entity, text, kdao_error_string(err));
   json_decref(in);
   return row;

@@ -43,7 +43,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  kdao_factory_close(F);
+  kdao_factory_free(F);
   PQfinish(RAW);
   pgt_drop_database(DB);
   return 0;
@@ -222,17 +222,17 @@ static void test_ttl_probe_by_key_spelling(void **state) {
   json_decref(found);
 
   json_t *upd = json_pack("{ss ss}", "id", gone_id, "custom_id", "x"), *row = NULL;
-  assert_int_equal(kdao_dao_update(dao("consumers"), upd, NULL, 0, KDAO_QUIET, &row, &err),
+  assert_int_equal(kdao_dao_update(dao("consumers"), upd, NULL, 0, KDAO_DAO_QUIET, &row, &err),
                    KDAO_OK);
   assert_null(row);
   json_decref(upd);
 
   json_t *pk = json_pack("{ss}", "id", gone_id);
-  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_DAO_QUIET, &row, &err), KDAO_OK);
   assert_null(row); /* it had expired: not there to delete, though it is removed */
   json_decref(pk);
   pk = json_pack("{ss}", "id", live_id);
-  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_QUIET, &row, &err), KDAO_OK);
+  assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_DAO_QUIET, &row, &err), KDAO_OK);
   assert_non_null(row);
   json_decref(row);
   json_decref(pk);
@@ -289,7 +289,7 @@ static void test_pages_are_stable_while_rows_come_and_go(void **state) {
     for (int i = pages * 5; i < N && i < pages * 5 + 5; i += 5) {
       if (seen[i]) continue;
       json_t *pk = json_pack("{ss}", "id", ids[i]);
-      assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_QUIET, NULL, &err), KDAO_OK);
+      assert_int_equal(kdao_dao_delete(dao("consumers"), pk, KDAO_DAO_QUIET, NULL, &err), KDAO_OK);
       json_decref(pk);
       free(ids[i]);
       ids[i] = NULL;

@@ -87,7 +87,7 @@ static void test_operations_after_restart_reconnect(void **state) {
 
   json_decref(pk);
   json_decref(a);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   pgt_drop_database(DB);
 }
 

@@ -176,7 +176,7 @@ static void test_migrated_schema_matches_kong(void **state) {
   lines_free(&subjects);
   PQfinish(ours_c);
   PQfinish(kong_c);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   free(spec);
 }
 
@@ -218,7 +218,7 @@ static void test_kong_database_is_up_to_date_for_kdao(void **state) {
   assert_true(json_equal(api, found));
   json_decref(api);
   json_decref(found);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   kdao_config_free(cfg);
   free(spec);
 }

@@ -33,7 +33,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   kdao_schema_free(plugins);
-  kdao_factory_close(factory);
+  kdao_factory_free(factory);
   return 0;
 }
 
@@ -118,7 +118,7 @@ static void plugin_without_config_schema_accepts_any_config(void **state) {
   assert_int_equal(kdao_factory_register_plugin(f, &loose, &err), KDAO_OK);
   json_t *t = plugin_row("loose", "{'anything': [1, 2]}");
   json_decref(expect_valid_mode(plugins, t, KDAO_MODE_FULL_UPDATE, kdao_factory_dao(f, "plugins")));
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   kdao_config_free(cfg);
 }
 
