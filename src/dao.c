@@ -123,38 +123,86 @@ static kdao_error *extract_pk(const kdao_schema *s, const json_t *src, bool allo
   return NULL;
 }
 
+/* A filter value typed by its field: "true" → true, "5" → 5; NULL when it cannot be. */
+static json_t *typed_value(const kdao__field *f, json_t *v) {
+  if (!json_is_string(v)) return json_incref(v);
+  const char *sv = json_string_value(v);
+  switch (f->type) {
+  case KDAO_TYPE_BOOLEAN:
+    if (strcasecmp(sv, "true") == 0) return json_true();
+    if (strcasecmp(sv, "false") == 0) return json_false();
+    return NULL;
+  case KDAO_TYPE_NUMBER:
+  case KDAO_TYPE_TIMESTAMP: return kdao__number_from_string(sv);
+  default: return json_incref(v);
+  }
+}
+
+static bool of_type(const kdao__field *f, const json_t *v) {
+  switch (f->type) {
+  case KDAO_TYPE_BOOLEAN: return json_is_boolean(v);
+  case KDAO_TYPE_NUMBER:
+  case KDAO_TYPE_TIMESTAMP: return json_is_number(v);
+  case KDAO_TYPE_STRING:
+  case KDAO_TYPE_URL:
+  case KDAO_TYPE_ID: return json_is_string(v);
+  default: return true;
+  }
+}
+
 /*
- * Filters are checked as Kong did (unknown field, invalid uuid) and then typed by the
- * schema, so that "true" finds a boolean column and "5" a number, instead of Kong's
- * database errors. A value that cannot be typed is a schema error for that field.
+ * Why a typed filter value can match no storable row, or NULL: the value bounds every
+ * stored value obeys, and for numbers the field's own check (retries is a smallint), so a
+ * filter gets the answer an insert of that value would, on every backend, instead of a
+ * database error on one and an empty result on another.
  */
-static kdao_error *typed_filter(const kdao_schema *s, const json_t *filter, json_t **out) {
+static char *filter_value_problem(kdao_dao *dao, const kdao__field *f, json_t *v) {
+  char *msg = NULL;
+  if (!of_type(f, v))
+    return kdao__asprintf("%s is not %s %s", f->name, f->type == KDAO_TYPE_ARRAY ? "an" : "a",
+                          kdao__type_name(f->type));
+  if (kdao__value_bounds(f, v, &msg) != 0) return msg ? msg : kdao__strdup("out of memory");
+  if (f->type == KDAO_TYPE_NUMBER && f->func) {
+    json_t *scratch = json_pack("{sO}", f->name, v), *extra = NULL;
+    if (scratch && f->func(dao, f->name, v, scratch, &extra, &msg, f->ud) != 0 && msg) {
+      json_decref(extra);
+      json_decref(scratch);
+      return msg;
+    }
+    json_decref(extra);
+    json_decref(scratch);
+  }
+  return NULL;
+}
+
+/*
+ * Filters are checked as Kong did (unknown field, invalid uuid), then typed by the schema,
+ * so that "true" finds a boolean column and "5" a number, instead of Kong's database
+ * errors. A value that cannot be typed, or that no stored row can hold, is a schema error
+ * for that field.
+ */
+static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **out) {
+  const kdao_schema *s = dao->schema;
   *out = NULL;
   kdao_error *e = NULL;
   if (kdao_validate_filter(s, filter, &e) != KDAO_OK) return e;
-  json_t *typed = json_deep_copy(filter);
-  json_t *errors = NULL;
+  json_t *typed = json_object(), *errors = NULL;
+  if (typed == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   const char *k;
   json_t *v;
-  json_object_foreach(typed, k, v) {
+  json_object_foreach((json_t *)filter, k, v) {
     const kdao__field *f = kdao__schema_field(s, k);
-    if (!json_is_string(v) || f == NULL) continue;
-    const char *sv = json_string_value(v);
-    json_t *nv = NULL;
-    if (f->type == KDAO_TYPE_BOOLEAN) {
-      if (strcasecmp(sv, "true") == 0)
-        nv = json_true();
-      else if (strcasecmp(sv, "false") == 0)
-        nv = json_false();
-    } else if (f->type == KDAO_TYPE_NUMBER || f->type == KDAO_TYPE_TIMESTAMP) {
-      nv = kdao__number_from_string(sv);
-    } else {
+    if (json_is_null(v) || f == NULL) {
+      json_object_set(typed, k, v);
       continue;
     }
-    if (nv == NULL) {
-      char *m = kdao__asprintf("%s is not a %s", k, kdao__type_name(f->type));
-      kdao__add_error(&errors, k, m ? m : "invalid value");
+    json_t *nv = typed_value(f, v);
+    char *m = nv ? filter_value_problem(dao, f, nv)
+                 : kdao__asprintf("%s is not a %s", k, kdao__type_name(f->type));
+    if (m) {
+      kdao__add_error(&errors, k, m);
       free(m);
+      json_decref(nv);
     } else {
       json_object_set_new(typed, k, nv);
     }
@@ -174,7 +222,7 @@ static kdao_error *filter_arg(kdao_dao *dao, const char *method, const json_t *f
   kdao_error *e = need_dao(dao);
   if (e || filter == NULL) return e;
   if ((e = check_table(1, method, filter, true))) return e;
-  return typed_filter(dao->schema, filter, typed);
+  return typed_filter(dao, filter, typed);
 }
 
 /* ---- generated values and foreign keys ---- */

@@ -321,9 +321,49 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
     default: break;
     }
   }
-  if (valid || f->type == KDAO_TYPE_ANY || f->type == KDAO_TYPE_ID) return V_OK;
-  return add_errorf(errors, prefix, f->name, "%s is not %s %s", f->name,
-                    f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao__type_name(f->type));
+  if (!valid && f->type != KDAO_TYPE_ANY && f->type != KDAO_TYPE_ID)
+    return add_errorf(errors, prefix, f->name, "%s is not %s %s", f->name,
+                      f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao__type_name(f->type));
+  char *msg = NULL;
+  if (kdao__value_bounds(f, get(t, f->name), &msg) == 0) return V_OK;
+  int rc = msg ? add_error(errors, prefix, f->name, msg) : V_NOMEM;
+  free(msg);
+  return rc;
+}
+
+/*
+ * What every backend can store, checked once here so that a value gets the same answer on
+ * all of them instead of a database error on one (PostgreSQL's uuid and timestamp columns,
+ * its btree's ~2.7 KB entry limit, libpq's NUL-terminated parameters, Cassandra's 64 KB key
+ * and 16 MB mutation limits) and a silent coercion on another (SQLite keeps anything).
+ */
+int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message) {
+  *message = NULL;
+  if (v == NULL || json_is_null(v)) return 0;
+  if (f->type == KDAO_TYPE_ID) {
+    if (json_is_string(v) && kdao_is_uuid(json_string_value(v))) return 0;
+    *message = kdao__asprintf("%s is not a valid uuid", f->name);
+    return -1;
+  }
+  if (f->type == KDAO_TYPE_TIMESTAMP && json_is_number(v) &&
+      !(json_number_value(v) > 0 && json_number_value(v) <= KDAO__TIMESTAMP_MAX)) {
+    *message = kdao__asprintf("%s is not a timestamp", f->name);
+    return -1;
+  }
+  if (!json_is_string(v)) return 0;
+  size_t len = json_string_length(v);
+  bool key = (f->flags & KDAO_FIELD_UNIQUE) || f->foreign_entity;
+  size_t max = key ? KDAO__KEY_VALUE_MAX : KDAO__VALUE_MAX;
+  if (len > max) {
+    *message = kdao__asprintf("%s must be at most %zu bytes%s", f->name, max,
+                              key ? " (an indexed value)" : "");
+    return -1;
+  }
+  if (memchr(json_string_value(v), '\0', len)) {
+    *message = kdao__asprintf("%s must not contain a NUL byte", f->name);
+    return -1;
+  }
+  return 0;
 }
 
 /* [IMMUTABLE] (only with an old row; Lua compares tables by identity, we by value). */

@@ -26,4 +26,19 @@ bool kdao__is_array(const json_t *v);
  */
 json_t *kdao__number_from_string(const char *s);
 
+/* The largest timestamp every backend stores: 9999-12-31T23:59:59.999Z, in milliseconds. */
+#define KDAO__TIMESTAMP_MAX 253402300799999.0
+/* The longest string of a unique or foreign field (indexed everywhere): below PostgreSQL's
+ * btree entry limit (~2.7 KB) and Cassandra's 64 KB key limit. */
+#define KDAO__KEY_VALUE_MAX 2048u
+/* The longest string of any other field: far below Cassandra's mutation limit (16 MB). */
+#define KDAO__VALUE_MAX (1024u * 1024u)
+
+/*
+ * Whether `v`, already of `f`'s type, can be stored by every backend: id fields hold UUIDs,
+ * timestamps lie in (0, KDAO__TIMESTAMP_MAX], strings fit the limits above and hold no NUL.
+ * 0 when it can; -1 with *message (malloc()ed; NULL when out of memory) when not.
+ */
+int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message);
+
 #endif

@@ -358,6 +358,86 @@ static void bad_uuid_and_unknown_filters_are_schema_errors(void **state) {
   assert_null(rows);
 }
 
+/*
+ * Values no backend can store the same way: refused by the validator with the same answer
+ * everywhere, and nothing written (PostgreSQL answered 500, SQLite stored them).
+ */
+static void values_every_backend_refuses_alike(void **state) {
+  (void)state;
+  json_t *api = must_insert("apis", "{\"name\": \"v\", \"hosts\": [\"v.com\"], "
+                                    "\"upstream_url\": \"http://v.com\"}");
+  char big[3001];
+  memset(big, 'k', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  char *long_name = NULL;
+  struct {
+    const char *entity, *json, *field, *msg;
+  } cases[] = {
+      {"plugins", "{\"id\": \"x\", \"name\": \"key-auth\", \"api_id\": \"%s\"}", "id",
+       "id is not a valid uuid"},
+      {"plugins", "{\"id\": 123, \"name\": \"key-auth\", \"api_id\": \"%s\"}", "id",
+       "id is not a valid uuid"},
+      {"plugins", "{\"id\": {}, \"name\": \"key-auth\", \"api_id\": \"%s\"}", "id",
+       "id is not a valid uuid"},
+      {"plugins", "{\"id\": \"\", \"name\": \"key-auth\", \"api_id\": \"%s\"}", "id",
+       "id is not a valid uuid"},
+      {"plugins", "{\"name\": \"key-auth\", \"api_id\": \"%s\", \"created_at\": 1.5e300}",
+       "created_at", "created_at is not a timestamp"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char text[512];
+    snprintf(text, sizeof text, cases[i].json, str(api, "id"));
+    kdao_error *err = insert_fails(cases[i].entity, text, KDAO_ERR_SCHEMA);
+    assert_field_msg(err, cases[i].field, cases[i].msg);
+    kdao_error_free(err);
+  }
+  /* JSON text cannot carry a NUL to kdao (jansson refuses it by default); an API user can. */
+  json_t *nul = json_pack("{ss#}", "username", "a\0b", (int)3), *row = NULL;
+  kdao_error *err = NULL;
+  assert_int_equal(kdao_dao_insert(dao("consumers"), nul, 0, 0, &row, &err), KDAO_ERR_SCHEMA);
+  assert_field_msg(err, "username", "username must not contain a NUL byte");
+  kdao_error_free(err);
+  assert_int_equal(kdao_dao_count(dao("consumers"), nul, NULL, &err), KDAO_ERR_SCHEMA);
+  assert_field_msg(err, "username", "username must not contain a NUL byte");
+  kdao_error_free(err);
+  json_decref(nul);
+  long_name = malloc(sizeof big + 32);
+  snprintf(long_name, sizeof big + 32, "{\"username\": \"%s\"}", big);
+  err = insert_fails("consumers", long_name, KDAO_ERR_SCHEMA);
+  assert_field_msg(err, "username", "username must be at most 2048 bytes (an indexed value)");
+  kdao_error_free(err);
+  assert_int_equal(count_of("plugins", NULL), 0);
+  assert_int_equal(count_of("consumers", NULL), 0);
+
+  /* Filters get the answer an insert of the value would: a schema error, not 0 rows. */
+  const char *filters[][3] = {
+      {"apis", "{\"retries\": \"1.5\"}", "retries"},
+      {"apis", "{\"retries\": \"99999999999999999999\"}", "retries"},
+      {"apis", "{\"retries\": 1e300}", "retries"},
+      {"apis", "{\"created_at\": 1.5e300}", "created_at"},
+      {"apis", "{\"strip_uri\": 5}", "strip_uri"},
+      {"consumers", "{\"username\": 5}", "username"},
+      {"consumers", "{\"username\": {}}", "username"},
+  };
+  for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+    json_t *f = J(filters[i][1]);
+    long long n = -1;
+    if (kdao_dao_count(dao(filters[i][0]), f, &n, &err) != KDAO_ERR_SCHEMA)
+      fail_msg("count %s %s: not a schema error", filters[i][0], filters[i][1]);
+    if (!json_object_get(kdao_error_fields(err), filters[i][2]))
+      fail_msg("count %s %s: %s", filters[i][0], filters[i][1], kdao_error_string(err));
+    kdao_error_free(err);
+    json_decref(f);
+  }
+  snprintf(long_name, sizeof big + 32, "{\"username\": \"%s\"}", big);
+  json_t *f = J(long_name), *rows = NULL;
+  assert_int_equal(kdao_dao_find_all(dao("consumers"), f, &rows, &err), KDAO_ERR_SCHEMA);
+  kdao_error_free(err);
+  json_decref(f);
+  free(long_name);
+  json_decref(api);
+}
+
 /* ---- find_all, count, filters ---- */
 
 static void find_all_and_count_filter_with_typed_values(void **state) {
@@ -993,6 +1073,7 @@ int main(int argc, char **argv) {
       T(schema_errors_carry_kongs_messages_and_write_nothing),
       T(misuse_is_not_a_data_error),
       T(bad_uuid_and_unknown_filters_are_schema_errors),
+      T(values_every_backend_refuses_alike),
       T(find_all_and_count_filter_with_typed_values),
       T(find_of_a_missing_row_is_not_an_error),
       T(partial_update_changes_only_given_fields),
