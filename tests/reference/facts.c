@@ -74,8 +74,7 @@ int ref_load(const char *path, ref_lines *catalog, ref_lines *migrations) {
       rc = -1;
       break;
     }
-    ref_lines_add(strncmp(line, MIGRATION, sizeof MIGRATION - 1) == 0 ? migrations : catalog,
-                  line);
+    ref_lines_add(strncmp(line, MIGRATION, sizeof MIGRATION - 1) == 0 ? migrations : catalog, line);
   }
   if (ferror(fp)) {
     perror(path);
