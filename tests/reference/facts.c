@@ -116,6 +116,24 @@ size_t ref_subject_count(const ref_lines *catalog) {
   return n;
 }
 
+/*
+ * Prints, under the subject's header (once), the lines of sorted `a`[a0, a_end) missing from
+ * sorted `b`[b0, b_end), each prefixed with `sign`; returns how many.
+ */
+static size_t missing(const ref_lines *a, size_t a0, size_t a_end, const ref_lines *b, size_t b0,
+                      size_t b_end, char sign, const char *header, FILE *out, bool *printed) {
+  size_t n = 0;
+  for (size_t i = a0, j = b0; i < a_end; i++) {
+    while (j < b_end && strcmp(b->v[j], a->v[i]) < 0) j++;
+    if (j < b_end && strcmp(b->v[j], a->v[i]) == 0) continue;
+    if (!*printed) fputs(header, out);
+    *printed = true;
+    fprintf(out, "%c%s\n", sign, a->v[i]);
+    n++;
+  }
+  return n;
+}
+
 size_t ref_compare_catalog(const ref_lines *ours, const ref_lines *reference, FILE *out) {
   size_t differences = 0;
   for (size_t i = 0; i < ours->n;) {
@@ -132,25 +150,12 @@ size_t ref_compare_catalog(const ref_lines *ours, const ref_lines *reference, FI
     size_t r = subject_start(reference, subject, len), r_end = r;
     while (r_end < reference->n && of_subject(reference->v[r_end], subject, len)) r_end++;
 
-    bool header = false;
-    for (size_t a = r, b = i; a < r_end || b < end;) {
-      int c = a == r_end ? 1 : b == end ? -1 : strcmp(reference->v[a], ours->v[b]);
-      if (c == 0) {
-        a++;
-        b++;
-        continue;
-      }
-      if (!header) {
-        fprintf(out, "@@ %.*s @@%s\n", (int)len, subject,
-                r == r_end ? " (not in the reference at all)" : "");
-        header = true;
-      }
-      if (c < 0)
-        fprintf(out, "-%s\n", reference->v[a++]);
-      else
-        fprintf(out, "+%s\n", ours->v[b++]);
-      differences++;
-    }
+    char header[512];
+    snprintf(header, sizeof header, "@@ %.*s @@%s\n", (int)len, subject,
+             r == r_end ? " (not in the reference at all)" : "");
+    bool printed = false;
+    differences += missing(reference, r, r_end, ours, i, end, '-', header, out, &printed);
+    differences += missing(ours, i, end, reference, r, r_end, '+', header, out, &printed);
     i = end;
   }
   return differences;
