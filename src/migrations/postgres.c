@@ -9,7 +9,7 @@
  * including columns created by one migration and dropped by a later one — because a database
  * migrated by an older Kong sits at one of those intermediate states, and kdao must be able
  * to carry it forward exactly as Kong would. tests/postgres/test_pg_schema.c checks the end
- * state against the reference dump in shared/spec.
+ * state against Kong 0.10.4's schema as facts (tests/reference/kong-0.10.4-postgres.facts).
  *
  * Kong wrote three migrations as Lua functions. Their equivalents here are SQL:
  *  - 2015-01-12-175310_skeleton only ran SQL from Lua;
