@@ -152,7 +152,7 @@ static kdao_error *typed_filter(const kdao_schema *s, const json_t *filter, json
       continue;
     }
     if (nv == NULL) {
-      char *m = kdao__asprintf("%s is not a %s", k, kdao__type_name(f->type));
+      char *m = kdao__asprintf("%s is not a %s", k, kdao_type_name(f->type));
       kdao__add_error(&errors, k, m ? m : "invalid value");
       free(m);
     } else {

@@ -323,7 +323,7 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
   }
   if (valid || f->type == KDAO_TYPE_ANY || f->type == KDAO_TYPE_ID) return V_OK;
   return add_errorf(errors, prefix, f->name, "%s is not %s %s", f->name,
-                    f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao__type_name(f->type));
+                    f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao_type_name(f->type));
 }
 
 /* [IMMUTABLE] (only with an old row; Lua compares tables by identity, we by value). */
