@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "conf.h"
 
 #if defined(KDAO_HAVE_HTTP) && defined(__has_include)
 #if __has_include("serve.h")
@@ -130,7 +129,7 @@ static void cli_md_row(const json_t *row) {
 
 /* The option table as Markdown: the source of docs/configuration.md's table. */
 static int cli_config_keys(void) {
-  json_t *rows = kdao__config_describe();
+  json_t *rows = kdao_config_describe();
   if (rows == NULL) return cli_fail(NULL);
   puts("| key | type | default | environment | description |");
   puts("|---|---|---|---|---|");

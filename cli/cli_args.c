@@ -2,12 +2,27 @@
  * cli_args.c — command-line parsing: options, and `field=value` arguments into JSON.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "schema.h"
-#include "util.h"
+
+/* A message for *msg: malloc()ed, NULL when out of memory (cli_fields then says so). */
+static char *cli_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *cli_format(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *out = len >= 0 ? malloc((size_t)len + 1) : NULL;
+  if (out == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(out, (size_t)len + 1, fmt, ap);
+  va_end(ap);
+  return out;
+}
 
 /* -c/--config and --plugins-dir: accepted by every command. */
 static bool cli_global_opt(cli *c, const char *name, const char ***slot) {
@@ -105,12 +120,12 @@ bool cli_is_assignment(const char *arg) {
 static json_t *cli_value(const char *text, bool raw, char **msg) {
   if (!raw) {
     json_t *s = json_string(text);
-    if (s == NULL) *msg = kdao__asprintf("value is not valid UTF-8: '%s'", text);
+    if (s == NULL) *msg = cli_format("value is not valid UTF-8: '%s'", text);
     return s;
   }
   json_error_t jerr;
   json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-  if (v == NULL) *msg = kdao__asprintf("invalid JSON '%s': %s", text, jerr.text);
+  if (v == NULL) *msg = cli_format("invalid JSON '%s': %s", text, jerr.text);
   return v;
 }
 
@@ -124,14 +139,14 @@ static int cli_store(json_t *obj, char *path, json_t *value, const char *arg, ch
       next = json_object();
       if (next == NULL || json_object_set_new(obj, path, next) != 0) goto fail;
     } else if (!json_is_object(next)) {
-      *msg = kdao__asprintf("'%s' conflicts with an earlier value of '%s'", arg, path);
+      *msg = cli_format("'%s' conflicts with an earlier value of '%s'", arg, path);
       goto fail;
     }
     obj = next;
     path = dot + 1;
   }
   if (json_object_get(obj, path) != NULL) {
-    *msg = kdao__asprintf("'%s' sets '%s' a second time", arg, path);
+    *msg = cli_format("'%s' sets '%s' a second time", arg, path);
     goto fail;
   }
   if (json_object_set_new(obj, path, value) == 0) return 0;
@@ -144,7 +159,7 @@ fail:
 /* Adds one `field=value` argument to `obj`. */
 static int cli_field(json_t *obj, const char *arg, char **msg) {
   if (!cli_is_assignment(arg)) {
-    *msg = kdao__asprintf("expected field=value, got '%s'", arg);
+    *msg = cli_format("expected field=value, got '%s'", arg);
     return -1;
   }
   const char *eq = strchr(arg, '=');
@@ -154,7 +169,7 @@ static int cli_field(json_t *obj, const char *arg, char **msg) {
   if (key == NULL) return -1;
   int rc = -1;
   if (key[0] == '.' || key[keylen - 1] == '.' || strstr(key, "..") != NULL) {
-    *msg = kdao__asprintf("invalid field name '%s'", key);
+    *msg = cli_format("invalid field name '%s'", key);
     goto cleanup;
   }
   json_t *value = cli_value(eq + 1, raw, msg);
@@ -171,7 +186,7 @@ json_t *cli_fields(char **args, int n, char **msg) {
   for (int i = 0; i < n; i++) {
     if (cli_field(obj, args[i], msg) != 0) {
       json_decref(obj);
-      if (*msg == NULL) *msg = kdao__strdup("out of memory");
+      if (*msg == NULL) *msg = strdup("out of memory");
       return NULL;
     }
   }

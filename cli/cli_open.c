@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "conf.h"
-#include "schema.h"
-#include "error.h"
 
 int cli_config(cli *c) {
   if (c->cfg != NULL) return CLI_OK;
@@ -19,7 +16,7 @@ int cli_config(cli *c) {
       kdao_config_load_env(cfg, &err) != KDAO_OK ||
       (c->plugins_dir != NULL &&
        kdao_config_set(cfg, "plugins_dir", c->plugins_dir, &err) != KDAO_OK) ||
-      kdao__config_check(cfg, &err) != KDAO_OK) {
+      kdao_config_check(cfg, &err) != KDAO_OK) {
     kdao_config_free(cfg);
     return cli_fail(err);
   }
@@ -38,9 +35,8 @@ static int cli_migrate_if_needed(cli *c) {
   if (pending == 0) return CLI_OK;
   const char *db = kdao_factory_db_name(c->factory);
   if (strcmp(db, "sqlite") != 0) {
-    err = kdao_error_new(KDAO_ERR_DB, "database needs migrations: run 'kdao migrations up'");
-    if (err != NULL) kdao__error_set_db(err, db);
-    return cli_fail(err);
+    return cli_fail(
+        kdao_error_new_db(KDAO_ERR_DB, db, "database needs migrations: run 'kdao migrations up'"));
   }
   int ran = 0;
   if (kdao_factory_migrate(c->factory, NULL, NULL, &ran, &err) != KDAO_OK) return cli_fail(err);
@@ -81,9 +77,15 @@ kdao_dao *cli_dao(cli *c, const cli_command *cmd, const char *name) {
 /* ---- primary keys ---- */
 
 static bool cli_is_pk_field(const kdao_schema *s, const char *name) {
-  for (size_t i = 0; i < s->npk; i++)
-    if (strcmp(s->fields[s->pk[i]].name, name) == 0) return true;
+  for (size_t i = 0; i < kdao_schema_primary_key_count(s); i++)
+    if (strcmp(kdao_schema_primary_key(s, i), name) == 0) return true;
   return false;
+}
+
+/* Field `name` of `s` into *info; false when there is none. */
+static bool cli_field_named(const kdao_schema *s, const char *name, kdao_field_info *info) {
+  int idx = kdao_schema_field_index(s, name);
+  return idx >= 0 && kdao_schema_field_info(s, (size_t)idx, info);
 }
 
 /* The field name of a `field=value` argument (into buf), or false if it is no assignment. */
@@ -110,8 +112,8 @@ int cli_pk_arg_count(kdao_dao *dao, char **args, int n) {
 /* The primary-key members of `row`: a new object. */
 static json_t *cli_pk_of(const kdao_schema *s, const json_t *row) {
   json_t *pk = json_object();
-  for (size_t i = 0; pk != NULL && i < s->npk; i++) {
-    const char *name = s->fields[s->pk[i]].name;
+  for (size_t i = 0; pk != NULL && i < kdao_schema_primary_key_count(s); i++) {
+    const char *name = kdao_schema_primary_key(s, i);
     json_t *v = json_object_get(row, name);
     if (v != NULL) json_object_set(pk, name, v);
   }
@@ -139,8 +141,10 @@ static int cli_lookup(const cli_command *cmd, kdao_dao *dao, json_t *filter, jso
 static const char *cli_alternate_field(const kdao_schema *s) {
   static const char *const candidates[] = {"name", "username"};
   for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-    const kdao__field *f = kdao__schema_field(s, candidates[i]);
-    if (f != NULL && (f->flags & KDAO_FIELD_UNIQUE) && !cli_is_pk_field(s, f->name)) return f->name;
+    kdao_field_info f;
+    if (cli_field_named(s, candidates[i], &f) && (f.flags & KDAO_FIELD_UNIQUE) &&
+        !cli_is_pk_field(s, f.name))
+      return f.name;
   }
   return NULL;
 }
@@ -153,14 +157,16 @@ static json_t *cli_single(const char *field, const char *value) {
 static int cli_resolve_value(const cli_command *cmd, kdao_dao *dao, const char *value,
                              json_t **pk) {
   const kdao_schema *s = kdao_dao_schema(dao);
-  const kdao__field *first = &s->fields[s->pk[0]];
-  if (s->npk == 1 && first->type != KDAO_TYPE_ID) {
-    *pk = cli_single(first->name, value);
+  kdao_field_info first;
+  if (!cli_field_named(s, kdao_schema_primary_key(s, 0), &first))
+    return CLI_OK; /* unreachable for a DAO (the factory refuses entities without a key) */
+  if (kdao_schema_primary_key_count(s) == 1 && first.type != KDAO_TYPE_ID) {
+    *pk = cli_single(first.name, value);
     return *pk != NULL ? CLI_OK : cli_fail(NULL);
   }
   const char *alt = cli_alternate_field(s);
-  if (first->type == KDAO_TYPE_ID && kdao_is_uuid(value)) {
-    int rc = cli_lookup(cmd, dao, cli_single(first->name, value), pk);
+  if (first.type == KDAO_TYPE_ID && kdao_is_uuid(value)) {
+    int rc = cli_lookup(cmd, dao, cli_single(first.name, value), pk);
     if (rc != CLI_OK || *pk != NULL || alt == NULL) return rc;
   }
   if (alt != NULL) return cli_lookup(cmd, dao, cli_single(alt, value), pk);
@@ -192,7 +198,7 @@ int cli_resolve_pk(const cli_command *cmd, kdao_dao *dao, char **args, int n, js
       return rc;
     }
   }
-  if (json_object_size(given) == s->npk) {
+  if (json_object_size(given) == kdao_schema_primary_key_count(s)) {
     *pk = given;
     return CLI_OK;
   }

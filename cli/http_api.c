@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "http_params.h"
-#include "schema.h"
 
 #define MAX_SEGMENTS 8
 #define MAX_CAPTURES 3
@@ -132,11 +131,12 @@ static int set_scope(const ctx *c, json_t *obj) {
 /* Kong's model:has_primary_keys(): every primary-key field is present. */
 static bool has_primary_key(const kdao_dao *dao, const json_t *params) {
   const kdao_schema *s = kdao_dao_schema(dao);
-  for (size_t i = 0; i < s->npk; i++) {
-    json_t *v = json_object_get(params, s->fields[s->pk[i]].name);
+  size_t npk = kdao_schema_primary_key_count(s);
+  for (size_t i = 0; i < npk; i++) {
+    json_t *v = json_object_get(params, kdao_schema_primary_key(s, i));
     if (!v || json_is_null(v)) return false;
   }
-  return s->npk > 0;
+  return npk > 0;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -343,11 +343,11 @@ static void collection_post(ctx *c) {
  */
 static int keep_generated(const kdao_dao *dao, json_t *params, const json_t *stored) {
   const kdao_schema *s = kdao_dao_schema(dao);
-  for (size_t i = 0; i < s->nfields; i++) {
-    const char *name = s->fields[i].name;
-    json_t *v = json_object_get(stored, name);
-    if ((s->fields[i].flags & KDAO_FIELD_INSERT_VALUE) && v && !json_object_get(params, name) &&
-        json_object_set(params, name, v) != 0)
+  kdao_field_info f;
+  for (size_t i = 0; kdao_schema_field_info(s, i, &f); i++) {
+    json_t *v = json_object_get(stored, f.name);
+    if ((f.flags & KDAO_FIELD_INSERT_VALUE) && v && !json_object_get(params, f.name) &&
+        json_object_set(params, f.name, v) != 0)
       return -1;
   }
   return 0;

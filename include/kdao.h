@@ -127,6 +127,13 @@ KDAO_API kdao_error *kdao_error_new(kdao_status kind, const char *message);
  */
 KDAO_API kdao_error *kdao_error_new_fields(kdao_status kind, const json_t *fields);
 
+/*
+ * CONSTRUCTOR: like kdao_error_new(), with the backend name `db_name` ("postgres", ...) that
+ * kdao_error_db_name() and kdao_error_string() report, as errors coming from a DAO carry it.
+ * For tools that refuse an operation on the backend's behalf. NULL `db_name`: none.
+ */
+KDAO_API kdao_error *kdao_error_new_db(kdao_status kind, const char *db_name, const char *message);
+
 /* DESTRUCTOR. */
 KDAO_API void kdao_error_free(kdao_error *err);
 
@@ -173,6 +180,24 @@ KDAO_API const char *kdao_config_get(const kdao_config *cfg, const char *key);
 /* All keys and values as a JSON object, secrets masked as "******". New reference. */
 KDAO_API json_t *kdao_config_dump(const kdao_config *cfg);
 
+/*
+ * Checks the rules that span several keys or look inside a value (Kong's conf_loader
+ * "custom validations"): DCAwareRoundRobin needs cassandra_local_datacenter, contact points
+ * carry no port, data centers read `name:N`, admin_listen reads `address:port`. They cannot
+ * run per source, because a later source may complete an earlier one (a file selecting
+ * DCAwareRoundRobin, the environment naming the data center), so they run once everything
+ * is loaded: kdao_factory_new() runs them, and a tool may run them earlier to report a bad
+ * configuration before opening anything. KDAO_ERR_CONFIG with the first failure.
+ */
+KDAO_API kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err);
+
+/*
+ * The option table as JSON, for documentation and `--help` output: an array, in table order,
+ * of {"key", "type", "default" (text or null), "secret", "values" (enums), "min" and "max"
+ * (numbers), "env", "description"}. New reference; NULL when out of memory.
+ */
+KDAO_API json_t *kdao_config_describe(void);
+
 /* DESTRUCTOR. */
 KDAO_API void kdao_config_free(kdao_config *cfg);
 
@@ -204,6 +229,9 @@ typedef enum kdao_type {
   KDAO_TYPE_TIMESTAMP,
   KDAO_TYPE_URL
 } kdao_type;
+
+/* Kong's name of a type: "id", "string", ..., "url"; "any" for KDAO_TYPE_ANY and unknown values. */
+KDAO_API const char *kdao_type_name(kdao_type type);
 
 /* Field flags. */
 #define KDAO_FIELD_REQUIRED 0x1u     /* non-nil and not "" */
@@ -309,6 +337,47 @@ KDAO_API const char *kdao_schema_table(const kdao_schema *schema);
 
 /* The schema as a JSON description (fields, types, flags, defaults). New reference. */
 KDAO_API json_t *kdao_schema_describe(const kdao_schema *schema);
+
+/*
+ * Introspection of a compiled schema, for tools that work on any entity (a CLI, an admin
+ * API, a binding) without knowing its definition. Fields are indexed 0..count-1 in name
+ * order (the validator's order), not definition order.
+ */
+
+/* Number of fields of `schema` (0 for NULL). */
+KDAO_API size_t kdao_schema_field_count(const kdao_schema *schema);
+
+/* Index of field `name` in `schema`, or -1 when there is none. */
+KDAO_API int kdao_schema_field_index(const kdao_schema *schema, const char *name);
+
+/*
+ * What a compiled field is, as kdao_schema_field_info() reports it. Strings and `schema` are
+ * borrowed from the schema and live as long as it does.
+ */
+typedef struct kdao_field_info {
+  const char *name;
+  kdao_type type;
+  unsigned flags;             /* KDAO_FIELD_* */
+  const char *foreign_entity; /* "apis" of a field defined with foreign "apis:id", or NULL */
+  const char *foreign_field;  /* "id" of the same, or NULL */
+  const kdao_schema *schema;  /* the static nested schema of a table field, or NULL */
+  bool schema_fn;             /* the nested schema is chosen per entity (plugins' config) */
+  bool has_default;           /* a default value or a computed default is defined */
+} kdao_field_info;
+
+/*
+ * Fills *info with field `index` of `schema`. Returns false (and leaves *info untouched)
+ * when `schema` or `info` is NULL or `index` is not below kdao_schema_field_count().
+ */
+KDAO_API bool kdao_schema_field_info(const kdao_schema *schema, size_t index,
+                                     kdao_field_info *info);
+
+/*
+ * Number of primary-key fields of an entity schema (0 for nested schemas), and the name of
+ * the i-th in key order (NULL when `i` is out of range). Borrowed from the schema.
+ */
+KDAO_API size_t kdao_schema_primary_key_count(const kdao_schema *schema);
+KDAO_API const char *kdao_schema_primary_key(const kdao_schema *schema, size_t i);
 
 /*
  * Validates `entity` against `schema` with Kong 0.10.4's algorithm and messages, on the

@@ -569,7 +569,7 @@ static json_t *conf_describe_one(const conf_option *o) {
   return row;
 }
 
-json_t *kdao__config_describe(void) {
+json_t *kdao_config_describe(void) {
   json_t *out = json_array();
   for (size_t i = 0; out != NULL && i < CONF_NOPTS; i++) {
     if (json_array_append_new(out, conf_describe_one(&conf_options[i])) != 0) {
@@ -648,7 +648,7 @@ static char *conf_check_listen(const kdao_config *cfg) {
   return NULL;
 }
 
-int kdao__config_check(const kdao_config *cfg, kdao_error **err) {
+kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err) {
   if (cfg == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_check' "
                                                            "(config expected)"));

@@ -160,7 +160,7 @@ static char *filter_value_problem(kdao_dao *dao, const kdao__field *f, json_t *v
   char *msg = NULL;
   if (!of_type(f, v))
     return kdao__asprintf("%s is not %s %s", f->name, f->type == KDAO_TYPE_ARRAY ? "an" : "a",
-                          kdao__type_name(f->type));
+                          kdao_type_name(f->type));
   if (kdao__value_bounds(f, v, &msg) != 0) return msg ? msg : kdao__strdup("out of memory");
   if (f->type == KDAO_TYPE_NUMBER && f->func) {
     json_t *scratch = json_pack("{sO}", f->name, v), *extra = NULL;
@@ -198,7 +198,7 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
     }
     json_t *nv = typed_value(f, v);
     char *m = nv ? filter_value_problem(dao, f, nv)
-                 : kdao__asprintf("%s is not a %s", k, kdao__type_name(f->type));
+                 : kdao__asprintf("%s is not a %s", k, kdao_type_name(f->type));
     if (m) {
       kdao__add_error(&errors, k, m);
       free(m);

@@ -67,6 +67,19 @@ kdao_error *kdao_error_new(kdao_status kind, const char *message) {
   return error_take(kind, kdao__strdup(message ? message : ""));
 }
 
+kdao_error *kdao_error_new_db(kdao_status kind, const char *db_name, const char *message) {
+  kdao_error *e = kdao_error_new(kind, message);
+  if (e && db_name) {
+    kdao__error_set_db(e, db_name);
+    /* A constructor reports its failure: an error without the asked-for name is not one. */
+    if (!e->db_name) {
+      kdao_error_free(e);
+      return NULL;
+    }
+  }
+  return e;
+}
+
 kdao_error *kdao__error_fmt(int kind, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

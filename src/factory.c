@@ -309,7 +309,7 @@ kdao_status kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_er
   } else if ((rc = kdao_config_new(&f->cfg, err)) != KDAO_OK) {
     goto fail;
   }
-  if ((rc = kdao__config_check(f->cfg, err)) != KDAO_OK) goto fail;
+  if ((rc = kdao_config_check(f->cfg, err)) != KDAO_OK) goto fail;
   const char *db = kdao_config_get(f->cfg, "database");
   f->ops = backend_by_name(db);
   if (f->ops == NULL) {

@@ -13,7 +13,7 @@
 #include "error.h"
 #include "util.h"
 
-const char *kdao__type_name(kdao_type t) {
+const char *kdao_type_name(kdao_type t) {
   switch (t) {
   case KDAO_TYPE_ID: return "id";
   case KDAO_TYPE_STRING: return "string";
@@ -51,6 +51,35 @@ const kdao__field *kdao__schema_field(const kdao_schema *s, const char *name) {
 const char *kdao_schema_name(const kdao_schema *schema) { return schema ? schema->name : NULL; }
 
 const char *kdao_schema_table(const kdao_schema *schema) { return schema ? schema->table : NULL; }
+
+size_t kdao_schema_field_count(const kdao_schema *schema) { return schema ? schema->nfields : 0; }
+
+int kdao_schema_field_index(const kdao_schema *schema, const char *name) {
+  return kdao__schema_field_index(schema, name);
+}
+
+bool kdao_schema_field_info(const kdao_schema *schema, size_t index, kdao_field_info *info) {
+  if (!schema || !info || index >= schema->nfields) return false;
+  const kdao__field *f = &schema->fields[index];
+  *info = (kdao_field_info){
+      .name = f->name,
+      .type = f->type,
+      .flags = f->flags,
+      .foreign_entity = f->foreign_entity,
+      .foreign_field = f->foreign_field,
+      .schema = f->nested,
+      .schema_fn = f->schema_fn != NULL,
+      .has_default = f->default_value != NULL || f->default_fn != NULL,
+  };
+  return true;
+}
+
+size_t kdao_schema_primary_key_count(const kdao_schema *schema) { return schema ? schema->npk : 0; }
+
+const char *kdao_schema_primary_key(const kdao_schema *schema, size_t i) {
+  if (!schema || i >= schema->npk) return NULL;
+  return schema->fields[schema->pk[i]].name;
+}
 
 static void field_clear(kdao__field *f) {
   free(f->name);
@@ -305,8 +334,7 @@ static json_t *describe_field(const kdao__field *f) {
   if (!d) return NULL;
   int rc = 0;
   /* Kong's /plugins/schema output: the definition as written, functions as "function". */
-  if (f->type != KDAO_TYPE_ANY)
-    rc |= describe_set(d, "type", json_string(kdao__type_name(f->type)));
+  if (f->type != KDAO_TYPE_ANY) rc |= describe_set(d, "type", json_string(kdao_type_name(f->type)));
   if (f->flags & KDAO_FIELD_REQUIRED) rc |= describe_set(d, "required", json_true());
   if (f->flags & KDAO_FIELD_UNIQUE) rc |= describe_set(d, "unique", json_true());
   if (f->flags & KDAO_FIELD_IMMUTABLE) rc |= describe_set(d, "immutable", json_true());

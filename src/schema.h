@@ -45,7 +45,4 @@ struct kdao_schema {
 int kdao__schema_field_index(const kdao_schema *s, const char *name);
 const kdao__field *kdao__schema_field(const kdao_schema *s, const char *name);
 
-/* Name of a type as Kong spells it ("id", "string", ..., "any"). */
-const char *kdao__type_name(kdao_type t);
-
 #endif

@@ -323,7 +323,7 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
   }
   if (!valid && f->type != KDAO_TYPE_ANY && f->type != KDAO_TYPE_ID)
     return add_errorf(errors, prefix, f->name, "%s is not %s %s", f->name,
-                      f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao__type_name(f->type));
+                      f->type == KDAO_TYPE_ARRAY ? "an" : "a", kdao_type_name(f->type));
   char *msg = NULL;
   if (kdao__value_bounds(f, get(t, f->name), &msg) == 0) return V_OK;
   int rc = msg ? add_error(errors, prefix, f->name, msg) : V_NOMEM;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check_includes.sh SOURCE_DIR — includes point one way (anchors lesson 12):
 #  - the CQL client (src/cql/) includes only its own headers: it knows nothing of kdao;
-#  - the library (src/) never includes the tools built on it (cli/, lua/).
+#  - the library (src/) never includes the tools built on it (cli/, lua/);
+#  - the tools (cli/, lua/) use the library only through include/kdao.h: no header of src/.
 set -euo pipefail
 cd "$1"
 bad=0
@@ -14,5 +15,17 @@ while IFS= read -r line; do
   bad=1
 done < <(grep -rHn '#include "' src --include='*.c' --include='*.h' |
            grep -E '#include "(cli|serve|http_[a-z_]*|kdao_lua|lua_[a-z_]*)\.h"' || true)
+# A quoted include in a tool (cli/: the CLI and admin API; lua/: the binding) names kdao.h
+# or a header of the tool's own directory. The build keeps src/ off their include paths;
+# this also catches what the build cannot: a relative path into src/ ("../src/schema.h").
+for tool in cli lua; do
+  while IFS=: read -r file lineno directive; do
+    name=$(sed -E 's/.*#include "([^"]*)".*/\1/' <<<"$directive")
+    [ "$name" = kdao.h ] && continue
+    [[ "$name" != */* && -f "$tool/$name" ]] && continue
+    echo "$tool/ must use the library through kdao.h only: $file:$lineno: $directive" >&2
+    bad=1
+  done < <(grep -Hn '#include "' "$tool"/*.c "$tool"/*.h || true)
+done
 [ "$bad" = 0 ] && echo "check_includes: includes point one way"
 exit "$bad"

@@ -85,7 +85,7 @@ static void expect_set(kdao_config *cfg, const char *key, const char *value,
 
 static void expect_check_error(const kdao_config *cfg, const char *message) {
   kdao_error *err = NULL;
-  assert_int_equal(kdao__config_check(cfg, &err), KDAO_ERR_CONFIG);
+  assert_int_equal(kdao_config_check(cfg, &err), KDAO_ERR_CONFIG);
   assert_non_null(err);
   assert_string_equal(kdao_error_message(err), message);
   kdao_error_free(err);
@@ -107,7 +107,7 @@ static void test_defaults(void **state) {
   assert_int_equal(kdao__config_int(cfg, "admin_max_body"), 1048576);
   assert_false(kdao__config_bool(cfg, "pg_ssl"));
   assert_string_equal(kdao__config_str(cfg, "pg_user"), "kong");
-  assert_int_equal(kdao__config_check(cfg, NULL), KDAO_OK);
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
 }
 
 /* ---- file syntax ---- */
@@ -313,7 +313,7 @@ static void test_dump_masks_secrets(void **state) {
 
 static void test_describe_covers_every_key(void **state) {
   kdao_config *cfg = ((fixture *)*state)->cfg;
-  json_t *rows = kdao__config_describe();
+  json_t *rows = kdao_config_describe();
   json_t *dump = kdao_config_dump(cfg);
   assert_non_null(rows);
   assert_int_equal(json_array_size(rows), json_object_size(dump));
@@ -349,14 +349,14 @@ static void test_check_dc_aware(void **state) {
   expect_check_error(cfg, "must specify 'cassandra_local_datacenter' when DCAwareRoundRobin "
                           "policy is in use");
   expect_set(cfg, "cassandra_local_datacenter", "dc1", "dc1");
-  assert_int_equal(kdao__config_check(cfg, NULL), KDAO_OK);
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
 }
 
 static void test_check_contact_points(void **state) {
   kdao_config *cfg = ((fixture *)*state)->cfg;
   expect_set(cfg, "cassandra_contact_points", "127.0.0.1,::1,node-2.example.com",
              "127.0.0.1,::1,node-2.example.com");
-  assert_int_equal(kdao__config_check(cfg, NULL), KDAO_OK);
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
   expect_set(cfg, "cassandra_contact_points", "10.0.0.1,10.0.0.2:9042", "10.0.0.1,10.0.0.2:9042");
   expect_check_error(cfg, "bad cassandra contact point '10.0.0.2:9042': port must be "
                           "specified in cassandra_port");
@@ -374,7 +374,7 @@ static void test_check_data_centers_and_listen(void **state) {
   expect_set(cfg, "admin_listen", "8001", "8001");
   expect_check_error(cfg, "admin_listen must be of the form 'address:port': '8001'");
   expect_set(cfg, "admin_listen", "0.0.0.0:8001", "0.0.0.0:8001");
-  assert_int_equal(kdao__config_check(cfg, NULL), KDAO_OK);
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
 }
 
 int main(void) {

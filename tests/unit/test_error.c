@@ -173,6 +173,22 @@ static void test_string_with_db_name(void **state) {
   kdao_error_free(e);
 }
 
+static void test_new_db(void **state) {
+  (void)state;
+  kdao_error *e = kdao_error_new_db(KDAO_ERR_DB, "postgres", "database needs migrations");
+  assert_int_equal(kdao_error_kind(e), KDAO_ERR_DB);
+  assert_string_equal(kdao_error_db_name(e), "postgres");
+  assert_string_equal(kdao_error_message(e), "database needs migrations");
+  assert_string_equal(kdao_error_string(e), "[postgres error] database needs migrations");
+  assert_null(kdao_error_fields(e));
+  kdao_error_free(e);
+  e = kdao_error_new_db(KDAO_ERR_CONFIG, NULL, "no backend");
+  assert_int_equal(kdao_error_kind(e), KDAO_ERR_CONFIG);
+  assert_null(kdao_error_db_name(e));
+  assert_string_equal(kdao_error_string(e), "no backend");
+  kdao_error_free(e);
+}
+
 static void test_code(void **state) {
   (void)state;
   kdao_error *e = kdao_error_new(KDAO_ERR_DB, "x");
@@ -267,12 +283,19 @@ static void test_strings(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_printable),  cmocka_unit_test(test_error_new),
-      cmocka_unit_test(test_null_error), cmocka_unit_test(test_kind_names),
-      cmocka_unit_test(test_new_fields), cmocka_unit_test(test_string_with_db_name),
-      cmocka_unit_test(test_code),       cmocka_unit_test(test_schema_new_steals),
-      cmocka_unit_test(test_fail),       cmocka_unit_test(test_add_error),
-      cmocka_unit_test(test_value_text), cmocka_unit_test(test_strings),
+      cmocka_unit_test(test_printable),
+      cmocka_unit_test(test_error_new),
+      cmocka_unit_test(test_null_error),
+      cmocka_unit_test(test_kind_names),
+      cmocka_unit_test(test_new_fields),
+      cmocka_unit_test(test_string_with_db_name),
+      cmocka_unit_test(test_new_db),
+      cmocka_unit_test(test_code),
+      cmocka_unit_test(test_schema_new_steals),
+      cmocka_unit_test(test_fail),
+      cmocka_unit_test(test_add_error),
+      cmocka_unit_test(test_value_text),
+      cmocka_unit_test(test_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

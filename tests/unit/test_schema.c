@@ -291,7 +291,7 @@ static void test_type_names(void **state) {
   static const char *const names[] = {"any",   "id",    "string",    "number", "boolean",
                                       "array", "table", "timestamp", "url"};
   for (int t = KDAO_TYPE_ANY; t <= KDAO_TYPE_URL; t++)
-    assert_string_equal(kdao__type_name((kdao_type)t), names[t]);
+    assert_string_equal(kdao_type_name((kdao_type)t), names[t]);
 }
 
 int main(void) {
