@@ -17,10 +17,14 @@ build: deps-build
 	@cmake --build build -j$(JOBS)
 
 # libkdao.so, kdao.h, kdao.pc, the kdao command and the Lua binding under PREFIX (DESTDIR,
-# when given, is honoured by cmake --install for staged installs).
+# when given, is honoured by cmake --install for staged installs). The prefix is configured,
+# not only passed to cmake --install: GNUInstallDirs derives the library directory from it
+# (lib/<multiarch> under /usr on Debian, where LuaJIT looks for C modules).
 PREFIX ?= /usr/local
-install: build
-	@cmake --install build --prefix "$(PREFIX)"
+install: deps-build
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$(PREFIX)" >/dev/null
+	@cmake --build build -j$(JOBS)
+	@cmake --install build
 
 # The seed's example through the CLI on the embedded default (SQLite, a fresh kdao.db in
 # build/run/), then the admin API on it when it is built.
