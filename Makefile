@@ -1,6 +1,6 @@
 # kdao — the two commands of the README, plus a few conveniences. The real build is CMake
 # (build/ and, for the sanitizer run, build-asan/); this file only sequences it.
-.PHONY: all deps deps-build build run test test-quick test-cluster fuzz bench clean
+.PHONY: all deps deps-build build install run test test-quick test-cluster fuzz bench clean
 
 JOBS ?= 2
 
@@ -15,6 +15,16 @@ deps-build:
 build: deps-build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j$(JOBS)
+
+# libkdao.so, kdao.h, kdao.pc, the kdao command and the Lua binding under PREFIX (DESTDIR,
+# when given, is honoured by cmake --install for staged installs). The prefix is configured,
+# not only passed to cmake --install: GNUInstallDirs derives the library directory from it
+# (lib/<multiarch> under /usr on Debian, where LuaJIT looks for C modules).
+PREFIX ?= /usr/local
+install: deps-build
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$(PREFIX)" >/dev/null
+	@cmake --build build -j$(JOBS)
+	@cmake --install build
 
 # The seed's example through the CLI on the embedded default (SQLite, a fresh kdao.db in
 # build/run/), then the admin API on it when it is built.

@@ -7,14 +7,15 @@ set -euo pipefail
 # What building needs (`make build`, `make run`), then what the tests and benchmarks add.
 BUILD_PACKAGES=(
   build-essential cmake pkg-config
-  libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev libcmocka-dev
+  libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
   libpq-dev libluajit-5.1-dev liblua5.1-0-dev libmicrohttpd-dev
 )
 TEST_PACKAGES=(
+  libcmocka-dev
   sqlite3 postgresql
   luajit lua-busted lua5.1
   curl wrk jq
-  clang libclang-rt-14-dev bc
+  clang libclang-rt-14-dev clang-format bc
   python3-cassandra
   openjdk-17-jdk-headless maven
 )
