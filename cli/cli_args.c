@@ -129,26 +129,35 @@ static json_t *cli_value(const char *text, bool raw, char **msg) {
   return v;
 }
 
-/* Stores `value` (stolen) at the dotted `path` of `obj`, creating intermediate objects. */
-static int cli_store(json_t *obj, char *path, json_t *value, const char *arg, char **msg) {
+/*
+ * Stores `value` (stolen) at the dotted `path` of `obj`, creating intermediate objects.
+ * `given` records every path that received a whole value, so that a dotted path never
+ * reaches into one ("config:={}" then "config.x=1" is a usage error, like the other order).
+ */
+static int cli_store(json_t *obj, json_t *given, char *path, json_t *value, const char *arg,
+                     char **msg) {
+  const char *full = path;
   char *dot;
   while ((dot = strchr(path, '.')) != NULL) {
     *dot = '\0';
+    bool whole = json_object_get(given, full) != NULL;
     json_t *next = json_object_get(obj, path);
     if (next == NULL) {
       next = json_object();
       if (next == NULL || json_object_set_new(obj, path, next) != 0) goto fail;
-    } else if (!json_is_object(next)) {
-      *msg = cli_format("'%s' conflicts with an earlier value of '%s'", arg, path);
+    } else if (whole || !json_is_object(next)) {
+      *msg = cli_format("'%s' conflicts with an earlier value of '%s'", arg, full);
       goto fail;
     }
+    *dot = '.';
     obj = next;
     path = dot + 1;
   }
   if (json_object_get(obj, path) != NULL) {
-    *msg = cli_format("'%s' sets '%s' a second time", arg, path);
+    *msg = cli_format("'%s' sets '%s' a second time", arg, full);
     goto fail;
   }
+  if (json_object_set_new(given, full, json_true()) != 0) goto fail;
   if (json_object_set_new(obj, path, value) == 0) return 0;
   value = NULL;
 fail:
@@ -157,7 +166,7 @@ fail:
 }
 
 /* Adds one `field=value` argument to `obj`. */
-static int cli_field(json_t *obj, const char *arg, char **msg) {
+static int cli_field(json_t *obj, json_t *given, const char *arg, char **msg) {
   if (!cli_is_assignment(arg)) {
     *msg = cli_format("expected field=value, got '%s'", arg);
     return -1;
@@ -173,7 +182,7 @@ static int cli_field(json_t *obj, const char *arg, char **msg) {
     goto cleanup;
   }
   json_t *value = cli_value(eq + 1, raw, msg);
-  if (value != NULL) rc = cli_store(obj, key, value, arg, msg);
+  if (value != NULL) rc = cli_store(obj, given, key, value, arg, msg);
 cleanup:
   free(key);
   return rc;
@@ -181,14 +190,14 @@ cleanup:
 
 json_t *cli_fields(char **args, int n, char **msg) {
   *msg = NULL;
-  json_t *obj = json_object();
-  if (obj == NULL) return NULL;
-  for (int i = 0; i < n; i++) {
-    if (cli_field(obj, args[i], msg) != 0) {
+  json_t *obj = json_object(), *given = json_object();
+  for (int i = 0; obj && given && i < n; i++) {
+    if (cli_field(obj, given, args[i], msg) != 0) {
       json_decref(obj);
+      obj = NULL;
       if (*msg == NULL) *msg = strdup("out of memory");
-      return NULL;
     }
   }
+  json_decref(given);
   return obj;
 }

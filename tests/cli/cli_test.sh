@@ -218,6 +218,10 @@ expect_rc 1 "second key-auth on the same api"
 expect_err '.kind == "unique"' "second key-auth: Kong's self_check (unique)"
 run insert plugins name=key-auth config=x config.key_names=a
 expect_usage "conflicting dotted fields" "conflicts"
+run insert plugins name=acl 'config:={}' config.whitelist=a
+expect_usage "dotted field into a whole JSON value" "conflicts"
+run insert plugins name=acl config.whitelist=a 'config:={}'
+expect_usage "whole JSON value after a dotted field" "second time"
 run find plugins "$PLUGIN_ID"
 expect_rc 0 "find plugin by id alone"
 expect_out ".id == \"$PLUGIN_ID\" and .name == \"key-auth\"" "find plugin by id: the row"
