@@ -541,7 +541,9 @@ static int check_field(const vopts *o, json_t *t, const kdao__field *f, const ch
       (rc = add_errorf(errors, prefix, f->name, "%s is required", f->name)) != V_OK)
     return rc;
   if (o->partial && !get(t, f->name)) return V_OK;
-  if (required && !(f->flags & KDAO_FIELD_INSERT_VALUE) && missing(get(t, f->name)) &&
+  /* A full update was checked above: Kong's second check repeated the message. */
+  if (required && o->mode != KDAO_MODE_FULL_UPDATE && !(f->flags & KDAO_FIELD_INSERT_VALUE) &&
+      missing(get(t, f->name)) &&
       (rc = add_errorf(errors, prefix, f->name, "%s is required", f->name)) != V_OK)
     return rc;
   return check_func(o, t, f, prefix, errors);
