@@ -173,8 +173,7 @@ static void plugin_migrations_are_picked_by_backend_name(void **state) {
 static void two_migration_lists_for_the_backend_are_refused(void **state) {
   (void)state;
   kdao_factory *f = new_factory();
-  const kdao_plugin_migrations twice[] = {
-      {"sqlite", notes_sqlite}, {"sqlite", never_run}, {NULL}};
+  const kdao_plugin_migrations twice[] = {{"sqlite", notes_sqlite}, {"sqlite", never_run}, {NULL}};
   const kdao_plugin_def def = {
       .version = KDAO_DEF_VERSION, .name = "twice", .entities = first_only, .migrations = twice};
   kdao_error *err = NULL;
