@@ -305,8 +305,14 @@ typedef struct kdao_field_def {
   void *ud;                             /* passed to default_fn, func and schema_fn */
 } kdao_field_def;
 
-/* Version of the definition structs below; set `version` to it. */
-#define KDAO_DEF_VERSION 1
+/*
+ * Version of the definition structs below; set `version` to it. Version 2 changed
+ * kdao_plugin_def (migrations keyed by backend name instead of a per-backend array):
+ * kdao_factory_register_plugin() refuses a version 1 plugin definition with
+ * KDAO_ERR_MISUSE; rebuild against this header and list migrations as
+ * kdao_plugin_migrations. Schema definitions kept their layout and accept 1 and 2.
+ */
+#define KDAO_DEF_VERSION 2
 
 /* A schema definition: an entity (name + table + primary_key) or a nested/config schema. */
 typedef struct kdao_schema_def {
@@ -403,14 +409,6 @@ KDAO_API bool kdao_is_uuid(const char *s);
  * Plugins and migrations
  * ---------------------------------------------------------------------------------------- */
 
-/* Backend identifiers, for per-backend data such as migrations. */
-typedef enum kdao_backend_id {
-  KDAO_BACKEND_SQLITE = 0,
-  KDAO_BACKEND_POSTGRES,
-  KDAO_BACKEND_CASSANDRA,
-  KDAO_BACKEND_COUNT
-} kdao_backend_id;
-
 /*
  * One migration: a name (what schema_migrations records) and the statements to run, as one
  * text (several statements separated by ";"). Arrays end with an entry whose name is NULL.
@@ -421,17 +419,29 @@ typedef struct kdao_migration_def {
 } kdao_migration_def;
 
 /*
+ * A plugin's migrations for one backend, named as the `database` key names it ("sqlite",
+ * "postgres", "cassandra"). Lists end with an entry whose backend is NULL.
+ */
+typedef struct kdao_plugin_migrations {
+  const char *backend;
+  const kdao_migration_def *migrations; /* NULL-name terminated */
+} kdao_plugin_migrations;
+
+/*
  * A plugin: its config schema (for plugins rows with this name), the entities it brings
- * (Kong's daos.lua) and its migrations per backend. When a plugin with entities has no
- * migrations for the active backend, kdao generates one named "<table>_init" that creates
- * each entity's table from its schema.
+ * (Kong's daos.lua) and its migrations by backend name. Only the entry of the factory's
+ * backend is used; entries naming other backends, built into this library or not, are
+ * ignored (one definition serves every build), and two entries for the factory's backend
+ * are KDAO_ERR_MISUSE. When a plugin with entities has no migrations for the active
+ * backend, kdao generates one named "<table>_init" that creates each entity's table from
+ * its schema.
  */
 typedef struct kdao_plugin_def {
-  unsigned version;                                         /* KDAO_DEF_VERSION */
-  const char *name;                                         /* e.g. "key-auth" */
-  const kdao_schema_def *config;                            /* may be NULL: any config accepted */
-  const kdao_schema_def *const *entities;                   /* NULL-terminated, may be NULL */
-  const kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* per backend, may be NULL */
+  unsigned version;                         /* KDAO_DEF_VERSION (2) */
+  const char *name;                         /* e.g. "key-auth" */
+  const kdao_schema_def *config;            /* may be NULL: any config accepted */
+  const kdao_schema_def *const *entities;   /* NULL-terminated, may be NULL */
+  const kdao_plugin_migrations *migrations; /* backend == NULL terminated, may be NULL */
 } kdao_plugin_def;
 
 /* ------------------------------------------------------------------------------------------
@@ -476,13 +486,19 @@ KDAO_API kdao_status kdao_factory_open(const kdao_config *cfg, kdao_factory **ou
 
 /*
  * Registers an entity schema (before connect). An entity with the name of an existing one
- * replaces it, as a Kong plugin's daos.lua could. KDAO_ERR_MISUSE after connect or for an
- * invalid definition.
+ * replaces it, as a Kong plugin's daos.lua could, in place: a kdao_dao * obtained earlier
+ * stays valid and uses the new schema; the replaced schema stays valid (and unused) until
+ * the factory is freed. KDAO_ERR_MISUSE after connect or for an invalid definition.
  */
 KDAO_API kdao_status kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
                                                   kdao_error **err);
 
-/* Registers a plugin (config schema, entities, migrations) before connect. */
+/*
+ * Registers a plugin (config schema, entities, migrations) before connect, all or nothing:
+ * when any part is invalid (an entity, the config schema, a version 1 definition), nothing
+ * of it is registered. A plugin of an existing name replaces it; its entities replace
+ * entities as kdao_factory_register_entity() does.
+ */
 KDAO_API kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def *def,
                                                   kdao_error **err);
 
@@ -502,7 +518,7 @@ KDAO_API kdao_status kdao_factory_connect(kdao_factory *f, kdao_error **err);
 /* DESTRUCTOR: closes the connection and frees every DAO and schema of the factory. */
 KDAO_API void kdao_factory_free(kdao_factory *f);
 
-/* The backend name: "sqlite", "postgres" or "cassandra". */
+/* The backend name, the `database` value that selected it ("sqlite", ...). */
 KDAO_API const char *kdao_factory_db_name(const kdao_factory *f);
 
 /*

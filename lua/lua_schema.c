@@ -690,7 +690,6 @@ static const kdao_migration_def *build_migrations(l_builder *b, int tbl) {
 }
 
 int kdao_lua__register_plugin(lua_State *L) {
-  static const char *const backends[KDAO_BACKEND_COUNT] = {"sqlite", "postgres", "cassandra"};
   kdao_lua_factory *fs = unconnected(L);
   const char *name = luaL_checkstring(L, 2);
   lua_settop(L, 5);
@@ -724,12 +723,24 @@ int kdao_lua__register_plugin(lua_State *L) {
     }
     def->entities = ents;
   }
+  /* {<backend> = {...}, ...}: every list is passed on, the factory picks its backend's. */
   if (lua_istable(L, 5)) {
-    for (int i = 0; i < KDAO_BACKEND_COUNT; i++) {
-      lua_getfield(L, 5, backends[i]);
-      if (lua_istable(L, -1)) def->migrations[i] = build_migrations(&b, lua_gettop(L));
+    size_t n = 0, i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 5) != 0) {
+      lua_pop(L, 1);
+      n++;
+    }
+    kdao_plugin_migrations *pm = b_alloc(&b, (n + 1) * sizeof *pm);
+    lua_pushnil(L);
+    while (lua_next(L, 5) != 0) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+        pm[i].backend = b_str(&b, -2, "migrations");
+        pm[i++].migrations = build_migrations(&b, lua_gettop(L));
+      }
       lua_pop(L, 1);
     }
+    def->migrations = pm;
   }
   kdao_error *err = NULL;
   if (kdao_factory_register_plugin(fs->f, def, &err) != KDAO_OK) return raise_kdao(L, err);

@@ -1,6 +1,7 @@
 /*
- * backend.h — the one interface every storage backend implements (sqlite.c, postgres.c,
- * cassandra.c). Internal.
+ * backend.h — the one interface every storage backend implements, and the entry that
+ * describes a backend to the rest of the library (src/backends.c lists them). A backend's
+ * files include this header and nothing of the factory's. Internal.
  *
  * What lives ABOVE this interface, once, in dao.c: argument checks, validation, defaults and
  * generated values (ids, created_at), filter checks, the partial-update merge, foreign-key
@@ -31,24 +32,50 @@
 typedef struct kdao__backend kdao__backend;
 typedef struct kdao__backend_ops kdao__backend_ops;
 
-/* Base of every backend state struct: embed it as the FIRST member. */
+/*
+ * Base of every backend state struct: embed it as the FIRST member. `factory` is opaque
+ * here: it is only handed back to kdao__factory_schema().
+ */
 struct kdao__backend {
   const kdao__backend_ops *ops;
   kdao_factory *factory;
 };
+
+/*
+ * Migrations a backend ships, by the identifier schema_migrations records them under:
+ * "core" (required) and the built-in plugins ("key-auth", ...). Arrays end with a NULL
+ * identifier.
+ */
+typedef struct kdao__migration_set {
+  const char *identifier;
+  const kdao_migration_def *migrations; /* NULL-name terminated */
+} kdao__migration_set;
 
 /* Capabilities that let dao.c skip work the backend does natively. */
 #define KDAO__CAP_NATIVE_CASCADE 0x1u /* ON DELETE CASCADE removes children */
 #define KDAO__CAP_NATIVE_FOREIGN 0x2u /* FOREIGN KEY constraints reject orphans */
 #define KDAO__CAP_TRANSACTIONS 0x4u   /* begin/commit/rollback are real */
 
-#define KDAO__BACKEND_OPS_VERSION 1
+#define KDAO__BACKEND_OPS_VERSION 2
 
+/*
+ * A backend: what it is called, what it ships and what it does. Everything that differs
+ * between backends outside their own files is read from here, so adding one touches no
+ * other code (docs/architecture.md, "Adding a backend").
+ */
 struct kdao__backend_ops {
   unsigned version; /* KDAO__BACKEND_OPS_VERSION */
-  const char *name; /* "sqlite", "postgres", "cassandra" */
-  kdao_backend_id id;
+  const char *name; /* the `database` value selecting it; also errors' "[<name> error]" */
   unsigned caps;
+  const kdao__migration_set *migrations;
+  /* Its configuration keys (conf.h's format), NULL-key terminated; may be NULL. */
+  const kdao__conf_option *options;
+  /*
+   * Rules across its keys (NULL: none), run by kdao_config_check() for every built
+   * backend, whichever is selected, since one file may configure several. Returns KDAO_OK
+   * with *msg the first complaint (malloc()ed) or NULL, or KDAO_ERR_NOMEM.
+   */
+  int (*config_check)(const kdao_config *cfg, char **msg);
 
   /* Opens a connection for the factory's configuration. */
   int (*open)(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err);
@@ -110,14 +137,23 @@ struct kdao__backend_ops {
   char *(*schema_ddl)(kdao__backend *b, const kdao_schema *s);
   /* Drops the named tables (missing ones ignored), helper tables and schema_migrations. */
   int (*drop_schema)(kdao__backend *b, const char *const *tables, size_t n, kdao_error **err);
-  /* Deletes expired rows; *purged = how many. */
-  int (*purge_expired)(kdao__backend *b, long long *purged, kdao_error **err);
+  /* Deletes the expired rows of the factory's `n` entities `schemas`; *purged = how many. */
+  int (*purge_expired)(kdao__backend *b, const kdao_schema *const *schemas, size_t n,
+                       long long *purged, kdao_error **err);
 };
 
-/* The backends compiled in (NULL when a backend is not built). */
-extern const kdao__backend_ops kdao__sqlite_ops;
-extern const kdao__backend_ops kdao__postgres_ops;
-extern const kdao__backend_ops kdao__cassandra_ops;
+/*
+ * The backends built in (src/backends.c), NULL-terminated; the first is the default
+ * `database`.
+ */
+extern const kdao__backend_ops *const kdao__backends[];
+
+/* The built backend called `name`, or NULL. */
+const kdao__backend_ops *kdao__backend_find(const char *name);
+
+/* The migrations `b` ships for `identifier` ("core", a built-in plugin), or NULL. */
+const kdao_migration_def *kdao__backend_migrations(const kdao__backend_ops *b,
+                                                   const char *identifier);
 
 /* ---- helpers backends share (backend_util.c) ---- */
 
@@ -135,5 +171,11 @@ unsigned char *kdao__b64_decode(const char *text, size_t *len);
 
 /* The factory's schema of entity `name` (NULL if none): for foreign lookups. */
 const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name);
+
+/*
+ * The factory's entity schemas, fixed from connect on (*n = 0 before): for a backend that
+ * purges expired rows on its own initiative, not only in purge_expired.
+ */
+const kdao_schema *const *kdao__factory_schemas(const kdao_factory *f, size_t *n);
 
 #endif

@@ -6,7 +6,6 @@
  * arrays "a,b") or NULL when unset, so kdao_config_get() can hand out borrowed strings and
  * the typed getters never re-validate. Conversion and checks happen once, at set time.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -19,118 +18,87 @@
 #include "error.h"
 #include "util.h"
 
-typedef enum conf_type {
-  CONF_STRING = 0,
-  CONF_NUMBER,
-  CONF_BOOLEAN,
-  CONF_ENUM,
-  CONF_ARRAY
-} conf_type;
+typedef kdao__conf_option conf_option;
 
 static const char *const conf_type_names[] = {
-    [CONF_STRING] = "string", [CONF_NUMBER] = "number", [CONF_BOOLEAN] = "boolean",
-    [CONF_ENUM] = "enum",     [CONF_ARRAY] = "array",
+    [KDAO__CONF_STRING] = "string",   [KDAO__CONF_NUMBER] = "number",
+    [KDAO__CONF_BOOLEAN] = "boolean", [KDAO__CONF_ENUM] = "enum",
+    [KDAO__CONF_ARRAY] = "array",
 };
-
-#define CONF_SECRET 0x1u /* never printed: kdao_config_dump() masks it */
 
 /* What Kong prints in place of a secret (conf_loader's CONF_SENSITIVE_PLACEHOLDER). */
 #define CONF_MASK "******"
 
-/* One option. `def` is already canonical text; NULL means unset by default. */
-typedef struct conf_option {
-  const char *key;
-  conf_type type;
-  const char *def;
-  unsigned flags;
-  const char *const *allowed; /* CONF_ENUM: NULL-terminated */
-  long long min, max;         /* CONF_NUMBER: inclusive bounds */
-  const char *doc;
-} conf_option;
-
-static const char *const databases[] = {"sqlite", "postgres", "cassandra", NULL};
-/* ANY is left out on purpose, as in Kong: the level is used for reads and writes alike. */
-static const char *const consistencies[] = {
-    "ALL", "EACH_QUORUM", "QUORUM", "LOCAL_QUORUM", "ONE", "TWO", "THREE", "LOCAL_ONE", NULL};
-static const char *const lb_policies[] = {"RoundRobin", "DCAwareRoundRobin", NULL};
-static const char *const repl_strategies[] = {"SimpleStrategy", "NetworkTopologyStrategy", NULL};
-
-#define STR(k, d, doc) \
-  { k, CONF_STRING, d, 0, NULL, 0, 0, doc }
-#define SECRET(k, doc) \
-  { k, CONF_STRING, NULL, CONF_SECRET, NULL, 0, 0, doc }
-#define NUM(k, d, lo, hi, doc) \
-  { k, CONF_NUMBER, d, 0, NULL, lo, hi, doc }
-#define BOOL(k, d, doc) \
-  { k, CONF_BOOLEAN, d, 0, NULL, 0, 0, doc }
-#define ENUM(k, d, vals, doc) \
-  { k, CONF_ENUM, d, 0, vals, 0, 0, doc }
-#define ARRAY(k, d, doc) \
-  { k, CONF_ARRAY, d, 0, NULL, 0, 0, doc }
-
 /*
- * The table. Parsing, environment overrides, kdao_config_dump(), `kdao config --keys` and
- * docs/configuration.md all come from these rows, so a key is added in one place.
+ * The generic keys. `database` comes first and is special: its values and its default are
+ * the built backends' names (kdao__backends), so it has neither here. Each backend's keys
+ * follow these, in the order of the backend list. Parsing, environment overrides,
+ * kdao_config_dump(), `kdao config --keys` and docs/configuration.md all come from these
+ * rows, so a key is added in one place.
  */
-static const conf_option conf_options[] = {
-    ENUM("database", "sqlite", databases, "Backend to use."),
-    STR("sqlite_path", "kdao.db", "SQLite database file (`:memory:` for a private one)."),
-    STR("plugins_dir", NULL, "Directory of JSON plugin descriptions (`*.json`) to load."),
-    ARRAY("custom_plugins", NULL, "Additional plugins to enable, by name (Kong's key)."),
-    STR("admin_listen", "127.0.0.1:8001", "Address and port of the admin API (`kdao serve`)."),
-    NUM("admin_max_body", "1048576", 1, 1073741824, "Largest admin API request body, in bytes."),
-    NUM("admin_max_connections", "256", 1, 65536, "Most concurrent admin API connections."),
-    NUM("admin_max_header", "32768", 4096, 1048576,
-        "Memory for one admin API connection's request line and headers, in bytes."),
-    NUM("admin_timeout", "30", 1, 3600, "Idle admin API connections close after this, in seconds."),
-    STR("pg_host", "127.0.0.1", "PostgreSQL host name, address or socket directory."),
-    NUM("pg_port", "5432", 1, 65535, "PostgreSQL port."),
-    STR("pg_user", "kong", "PostgreSQL user."),
-    SECRET("pg_password", "PostgreSQL password."),
-    STR("pg_database", "kong", "PostgreSQL database."),
-    BOOL("pg_ssl", "off", "Connect to PostgreSQL over TLS."),
-    BOOL("pg_ssl_verify", "off",
-         "Verify the PostgreSQL server certificate against `lua_ssl_trusted_certificate`."),
-    ARRAY("cassandra_contact_points", "127.0.0.1",
-          "Cassandra nodes to contact first: addresses or host names, without port."),
-    NUM("cassandra_port", "9042", 1, 65535, "Cassandra native protocol port."),
-    STR("cassandra_keyspace", "kong", "Cassandra keyspace."),
-    NUM("cassandra_timeout", "5000", 1, 86400000,
-        "Cassandra connect and read timeout, in milliseconds."),
-    BOOL("cassandra_ssl", "off", "Connect to Cassandra over TLS."),
-    BOOL("cassandra_ssl_verify", "off",
-         "Verify Cassandra certificates against `lua_ssl_trusted_certificate`."),
-    STR("cassandra_username", "kong",
-        "Cassandra user (authentication happens only when a password is set too)."),
-    SECRET("cassandra_password", "Cassandra password."),
-    ENUM("cassandra_consistency", "ONE", consistencies,
-         "Consistency level of every read and write."),
-    ENUM("cassandra_lb_policy", "RoundRobin", lb_policies,
-         "Load-balancing policy across the cluster's nodes."),
-    STR("cassandra_local_datacenter", NULL, "Local data center; required by `DCAwareRoundRobin`."),
-    ENUM("cassandra_repl_strategy", "SimpleStrategy", repl_strategies,
-         "Replication strategy used when the keyspace is created."),
-    NUM("cassandra_repl_factor", "1", 1, 1000, "Replication factor of `SimpleStrategy` keyspaces."),
-    ARRAY("cassandra_data_centers", "dc1:2,dc2:3",
-          "`name:factor` pairs of `NetworkTopologyStrategy` keyspaces."),
-    NUM("cassandra_schema_consensus_timeout", "10000", 0, 86400000,
-        "Longest wait for schema agreement after DDL, in milliseconds."),
-    STR("lua_ssl_trusted_certificate", NULL,
-        "CA bundle (PEM) used to verify PostgreSQL and Cassandra servers."),
+static const conf_option conf_generic[] = {
+    KDAO__OPT_ENUM("database", NULL, NULL, "Backend to use."),
+    KDAO__OPT_STR("plugins_dir", NULL, "Directory of JSON plugin descriptions (`*.json`) to load."),
+    KDAO__OPT_ARRAY("custom_plugins", NULL, "Additional plugins to enable, by name (Kong's key)."),
+    KDAO__OPT_STR("admin_listen", "127.0.0.1:8001",
+                  "Address and port of the admin API (`kdao serve`)."),
+    KDAO__OPT_NUM("admin_max_body", "1048576", 1, 1073741824,
+                  "Largest admin API request body, in bytes."),
+    KDAO__OPT_NUM("admin_max_connections", "256", 1, 65536,
+                  "Most concurrent admin API connections."),
+    KDAO__OPT_NUM("admin_max_header", "32768", 4096, 1048576,
+                  "Memory for one admin API connection's request line and headers, in bytes."),
+    KDAO__OPT_NUM("admin_timeout", "30", 1, 3600,
+                  "Idle admin API connections close after this, in seconds."),
+    KDAO__OPT_STR("lua_ssl_trusted_certificate", NULL,
+                  "CA bundle (PEM) used to verify database servers' certificates."),
 };
 
-#undef STR
-#undef SECRET
-#undef NUM
-#undef BOOL
-#undef ENUM
-#undef ARRAY
-
-#define CONF_NOPTS (sizeof conf_options / sizeof conf_options[0])
+#define CONF_NGENERIC (sizeof conf_generic / sizeof conf_generic[0])
+#define CONF_DATABASE 0 /* index of `database` */
 
 struct kdao_config {
-  char *values[CONF_NOPTS]; /* canonical text, NULL when unset; indexed like conf_options */
+  char **values; /* canonical text, NULL when unset; indexed like conf_opt() */
 };
+
+/* ------------------------------------------------------------------------------------------
+ * The table: generic keys, then every built backend's
+ * ---------------------------------------------------------------------------------------- */
+
+static size_t conf_backend_nopts(const kdao__backend_ops *b) {
+  size_t n = 0;
+  while (b->options != NULL && b->options[n].key != NULL) n++;
+  return n;
+}
+
+static size_t conf_nopts(void) {
+  size_t n = CONF_NGENERIC;
+  for (const kdao__backend_ops *const *b = kdao__backends; *b != NULL; b++)
+    n += conf_backend_nopts(*b);
+  return n;
+}
+
+/* Option `i` of the whole table (i < conf_nopts()). */
+static const conf_option *conf_opt(size_t i) {
+  if (i < CONF_NGENERIC) return &conf_generic[i];
+  i -= CONF_NGENERIC;
+  for (const kdao__backend_ops *const *b = kdao__backends; *b != NULL; b++) {
+    size_t n = conf_backend_nopts(*b);
+    if (i < n) return &(*b)->options[i];
+    i -= n;
+  }
+  return NULL;
+}
+
+/* Allowed value `i` of an enum (NULL past the last): `database` lists the backends. */
+static const char *conf_allowed(const conf_option *o, size_t i) {
+  if (o == &conf_generic[CONF_DATABASE]) return kdao__backends[i] ? kdao__backends[i]->name : NULL;
+  return o->allowed != NULL ? o->allowed[i] : NULL;
+}
+
+static const char *conf_default(const conf_option *o) {
+  return o == &conf_generic[CONF_DATABASE] ? kdao__backends[0]->name : o->def;
+}
 
 /* ------------------------------------------------------------------------------------------
  * Table look-ups
@@ -138,8 +106,8 @@ struct kdao_config {
 
 static int conf_index(const char *key) {
   if (key == NULL) return -1;
-  for (size_t i = 0; i < CONF_NOPTS; i++)
-    if (strcmp(conf_options[i].key, key) == 0) return (int)i;
+  for (size_t i = 0, n = conf_nopts(); i < n; i++)
+    if (strcmp(conf_opt(i)->key, key) == 0) return (int)i;
   return -1;
 }
 
@@ -180,7 +148,7 @@ static char *conf_clean(const char *raw) {
   return out;
 }
 
-static bool conf_parse_ll(const char *s, long long *out) {
+bool kdao__config_parse_int(const char *s, long long *out) {
   if (*s == '\0' || isspace((unsigned char)*s) || *s == '+') return false;
   char *end = NULL;
   errno = 0;
@@ -192,7 +160,7 @@ static bool conf_parse_ll(const char *s, long long *out) {
 
 static char *conf_number(const conf_option *o, const char *v, char **msg) {
   long long n;
-  if (!conf_parse_ll(v, &n)) {
+  if (!kdao__config_parse_int(v, &n)) {
     *msg = kdao__asprintf("%s is not a number: '%s'", o->key, v);
     return NULL;
   }
@@ -213,16 +181,17 @@ static char *conf_boolean(const conf_option *o, const char *v, char **msg) {
 
 static char *conf_enum(const conf_option *o, const char *v, char **msg) {
   size_t need = 1;
-  for (const char *const *a = o->allowed; *a != NULL; a++) {
-    if (strcmp(*a, v) == 0) return kdao__strdup(v);
-    need += strlen(*a) + 2;
+  const char *a;
+  for (size_t i = 0; (a = conf_allowed(o, i)) != NULL; i++) {
+    if (strcmp(a, v) == 0) return kdao__strdup(v);
+    need += strlen(a) + 2;
   }
   char *list = malloc(need);
   if (list == NULL) return NULL;
   list[0] = '\0';
-  for (const char *const *a = o->allowed; *a != NULL; a++) {
-    if (a != o->allowed) strcat(list, ", ");
-    strcat(list, *a);
+  for (size_t i = 0; (a = conf_allowed(o, i)) != NULL; i++) {
+    if (i > 0) strcat(list, ", ");
+    strcat(list, a);
   }
   *msg = kdao__asprintf("%s has an invalid value: '%s' (%s)", o->key, v, list);
   free(list);
@@ -270,11 +239,11 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
     return KDAO_OK;
   }
   switch (o->type) {
-  case CONF_STRING: *out = v; return KDAO_OK;
-  case CONF_NUMBER: *out = conf_number(o, v, msg); break;
-  case CONF_BOOLEAN: *out = conf_boolean(o, v, msg); break;
-  case CONF_ENUM: *out = conf_enum(o, v, msg); break;
-  case CONF_ARRAY: *out = conf_array(o, v, msg); break;
+  case KDAO__CONF_STRING: *out = v; return KDAO_OK;
+  case KDAO__CONF_NUMBER: *out = conf_number(o, v, msg); break;
+  case KDAO__CONF_BOOLEAN: *out = conf_boolean(o, v, msg); break;
+  case KDAO__CONF_ENUM: *out = conf_enum(o, v, msg); break;
+  case KDAO__CONF_ARRAY: *out = conf_array(o, v, msg); break;
   }
   free(v);
   if (*out != NULL) return KDAO_OK;
@@ -286,7 +255,7 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
  * ---------------------------------------------------------------------------------------- */
 
 static void conf_clear(kdao_config *cfg) {
-  for (size_t i = 0; i < CONF_NOPTS; i++) {
+  for (size_t i = 0, n = conf_nopts(); cfg->values != NULL && i < n; i++) {
     free(cfg->values[i]);
     cfg->values[i] = NULL;
   }
@@ -295,17 +264,19 @@ static void conf_clear(kdao_config *cfg) {
 void kdao_config_free(kdao_config *cfg) {
   if (cfg == NULL) return;
   conf_clear(cfg);
+  free(cfg->values);
   free(cfg);
 }
 
-/* Copies the values of `src` into the empty `dst`; false when out of memory. */
-static bool conf_copy_values(kdao_config *dst, char *const *src) {
-  for (size_t i = 0; i < CONF_NOPTS; i++) {
-    if (src[i] == NULL) continue;
-    dst->values[i] = kdao__strdup(src[i]);
-    if (dst->values[i] == NULL) return false;
+/* An empty value set (every key unset); NULL when out of memory. */
+static kdao_config *conf_alloc(void) {
+  kdao_config *cfg = calloc(1, sizeof *cfg);
+  if (cfg == NULL) return NULL;
+  if ((cfg->values = calloc(conf_nopts(), sizeof *cfg->values)) == NULL) {
+    free(cfg);
+    return NULL;
   }
-  return true;
+  return cfg;
 }
 
 kdao_status kdao_config_new(kdao_config **out, kdao_error **err) {
@@ -313,11 +284,12 @@ kdao_status kdao_config_new(kdao_config **out, kdao_error **err) {
     return kdao__fail(
         err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_new' (pointer expected)"));
   *out = NULL;
-  kdao_config *cfg = calloc(1, sizeof *cfg);
+  kdao_config *cfg = conf_alloc();
   if (cfg == NULL) return kdao__fail(err, NULL);
-  for (size_t i = 0; i < CONF_NOPTS; i++) {
-    if (conf_options[i].def == NULL) continue;
-    cfg->values[i] = kdao__strdup(conf_options[i].def);
+  for (size_t i = 0, n = conf_nopts(); i < n; i++) {
+    const char *def = conf_default(conf_opt(i));
+    if (def == NULL) continue;
+    cfg->values[i] = kdao__strdup(def);
     if (cfg->values[i] == NULL) {
       kdao_config_free(cfg);
       return kdao__fail(err, NULL);
@@ -329,11 +301,13 @@ kdao_status kdao_config_new(kdao_config **out, kdao_error **err) {
 
 kdao_config *kdao__config_copy(const kdao_config *cfg) {
   if (cfg == NULL) return NULL;
-  kdao_config *copy = calloc(1, sizeof *copy);
-  if (copy == NULL) return NULL;
-  if (!conf_copy_values(copy, cfg->values)) {
-    kdao_config_free(copy);
-    return NULL;
+  kdao_config *copy = conf_alloc();
+  for (size_t i = 0, n = conf_nopts(); copy != NULL && i < n; i++) {
+    if (cfg->values[i] == NULL) continue;
+    if ((copy->values[i] = kdao__strdup(cfg->values[i])) == NULL) {
+      kdao_config_free(copy);
+      copy = NULL;
+    }
   }
   return copy;
 }
@@ -341,8 +315,9 @@ kdao_config *kdao__config_copy(const kdao_config *cfg) {
 /* Moves the values of `from` into `to` (the commit step of an all-or-nothing load). */
 static void conf_commit(kdao_config *to, kdao_config *from) {
   conf_clear(to);
-  memcpy(to->values, from->values, sizeof to->values);
-  memset(from->values, 0, sizeof from->values);
+  char **values = to->values;
+  to->values = from->values;
+  from->values = values;
 }
 
 /*
@@ -352,7 +327,7 @@ static void conf_commit(kdao_config *to, kdao_config *from) {
 static int conf_apply(kdao_config *cfg, int idx, const char *raw, const char *where,
                       kdao_error **err) {
   char *value = NULL, *msg = NULL;
-  int rc = conf_convert(&conf_options[idx], raw, &value, &msg);
+  int rc = conf_convert(conf_opt((size_t)idx), raw, &value, &msg);
   if (rc == KDAO_ERR_NOMEM) return kdao__fail(err, NULL);
   if (rc != KDAO_OK) {
     kdao_error *e = where != NULL ? kdao__error_fmt(KDAO_ERR_CONFIG, "%s: %s", where, msg)
@@ -462,9 +437,9 @@ kdao_status kdao_config_load_env(kdao_config *cfg, kdao_error **err) {
                                                            "(config expected)"));
   kdao_config *scratch = kdao__config_copy(cfg);
   if (scratch == NULL) return kdao__fail(err, NULL);
-  for (size_t i = 0; i < CONF_NOPTS; i++) {
+  for (size_t i = 0, n = conf_nopts(); i < n; i++) {
     char name[64];
-    conf_env_name(conf_options[i].key, name, sizeof name);
+    conf_env_name(conf_opt(i)->key, name, sizeof name);
     const char *value = getenv(name);
     if (value == NULL) continue;
     int rc = conf_apply(scratch, (int)i, value, name, err);
@@ -520,13 +495,13 @@ static json_t *conf_split(const char *text) {
 
 static json_t *conf_value_json(const conf_option *o, const char *text) {
   if (text == NULL) return json_null();
-  if (o->flags & CONF_SECRET) return json_string(CONF_MASK);
+  if (o->flags & KDAO__CONF_SECRET) return json_string(CONF_MASK);
   switch (o->type) {
-  case CONF_NUMBER: return json_integer(strtoll(text, NULL, 10));
-  case CONF_BOOLEAN: return json_boolean(strcmp(text, "on") == 0);
-  case CONF_ARRAY: return conf_split(text);
-  case CONF_STRING:
-  case CONF_ENUM: break;
+  case KDAO__CONF_NUMBER: return json_integer(strtoll(text, NULL, 10));
+  case KDAO__CONF_BOOLEAN: return json_boolean(strcmp(text, "on") == 0);
+  case KDAO__CONF_ARRAY: return conf_split(text);
+  case KDAO__CONF_STRING:
+  case KDAO__CONF_ENUM: break;
   }
   return json_string(text);
 }
@@ -534,9 +509,9 @@ static json_t *conf_value_json(const conf_option *o, const char *text) {
 json_t *kdao_config_dump(const kdao_config *cfg) {
   if (cfg == NULL) return NULL;
   json_t *out = json_object();
-  for (size_t i = 0; out != NULL && i < CONF_NOPTS; i++) {
-    if (json_object_set_new(out, conf_options[i].key,
-                            conf_value_json(&conf_options[i], cfg->values[i])) != 0) {
+  for (size_t i = 0, n = conf_nopts(); out != NULL && i < n; i++) {
+    if (json_object_set_new(out, conf_opt(i)->key, conf_value_json(conf_opt(i), cfg->values[i])) !=
+        0) {
       json_decref(out);
       out = NULL;
     }
@@ -549,18 +524,19 @@ static json_t *conf_describe_one(const conf_option *o) {
   conf_env_name(o->key, env, sizeof env);
   json_t *row =
       json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "key", o->key, "type", conf_type_names[o->type],
-                "default", o->def != NULL ? json_string(o->def) : json_null(), "secret",
-                (o->flags & CONF_SECRET) != 0, "env", env, "description", o->doc);
-  if (row != NULL && o->type == CONF_NUMBER &&
+                "default", conf_default(o) != NULL ? json_string(conf_default(o)) : json_null(),
+                "secret", (o->flags & KDAO__CONF_SECRET) != 0, "env", env, "description", o->doc);
+  if (row != NULL && o->type == KDAO__CONF_NUMBER &&
       (json_object_set_new(row, "min", json_integer(o->min)) != 0 ||
        json_object_set_new(row, "max", json_integer(o->max)) != 0)) {
     json_decref(row);
     return NULL;
   }
-  if (row == NULL || o->allowed == NULL) return row;
+  if (row == NULL || o->type != KDAO__CONF_ENUM) return row;
   json_t *values = json_array();
-  for (const char *const *a = o->allowed; values != NULL && *a != NULL; a++)
-    json_array_append_new(values, json_string(*a));
+  const char *a;
+  for (size_t i = 0; values != NULL && (a = conf_allowed(o, i)) != NULL; i++)
+    json_array_append_new(values, json_string(a));
   if (values == NULL || json_array_size(values) == 0 ||
       json_object_set_new(row, "values", values) != 0) {
     json_decref(row);
@@ -571,8 +547,8 @@ static json_t *conf_describe_one(const conf_option *o) {
 
 json_t *kdao_config_describe(void) {
   json_t *out = json_array();
-  for (size_t i = 0; out != NULL && i < CONF_NOPTS; i++) {
-    if (json_array_append_new(out, conf_describe_one(&conf_options[i])) != 0) {
+  for (size_t i = 0, n = conf_nopts(); out != NULL && i < n; i++) {
+    if (json_array_append_new(out, conf_describe_one(conf_opt(i))) != 0) {
       json_decref(out);
       out = NULL;
     }
@@ -584,47 +560,8 @@ json_t *kdao_config_describe(void) {
  * Rules across keys
  * ---------------------------------------------------------------------------------------- */
 
-static bool conf_hostname_ok(const char *s) {
-  if (*s == '\0' || *s == '.' || *s == '-') return false;
-  for (const char *p = s; *p != '\0'; p++)
-    if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') return false;
-  return true;
-}
-
-/* Kong's contact point rule: an address or a name, the port comes from cassandra_port. */
-static char *conf_check_contact_point(const char *cp) {
-  const char *colon = strchr(cp, ':');
-  if (cp[0] == '[' || (colon != NULL && strchr(colon + 1, ':') == NULL))
-    return kdao__asprintf("bad cassandra contact point '%s': port must be specified in "
-                          "cassandra_port",
-                          cp);
-  if (colon != NULL) {
-    unsigned char addr[16];
-    if (inet_pton(AF_INET6, cp, addr) != 1)
-      return kdao__asprintf("bad cassandra contact point '%s': invalid ipv6 address: %s", cp, cp);
-    return NULL;
-  }
-  if (!conf_hostname_ok(cp))
-    return kdao__asprintf("bad cassandra contact point '%s': invalid hostname: %s", cp, cp);
-  return NULL;
-}
-
-static char *conf_check_data_center(const char *dc) {
-  const char *colon = strrchr(dc, ':');
-  long long n;
-  if (colon == NULL || colon == dc || !conf_parse_ll(colon + 1, &n) || n < 1)
-    return kdao__asprintf("cassandra_data_centers has an invalid value: '%s' (expected "
-                          "<name>:<replication factor>)",
-                          dc);
-  return NULL;
-}
-
-/*
- * Runs `check` on each element of array option `key`. Returns KDAO_OK with *msg the first
- * complaint (or NULL), or KDAO_ERR_NOMEM.
- */
-static int conf_check_each(const kdao_config *cfg, const char *key, char *(*check)(const char *),
-                           char **msg) {
+int kdao__config_check_each(const kdao_config *cfg, const char *key, char *(*check)(const char *),
+                            char **msg) {
   *msg = NULL;
   const char *text = kdao_config_get(cfg, key);
   if (text == NULL) return KDAO_OK;
@@ -643,7 +580,8 @@ static char *conf_check_listen(const kdao_config *cfg) {
   if (v == NULL) return NULL;
   const char *colon = strrchr(v, ':');
   long long port;
-  if (colon == NULL || colon == v || !conf_parse_ll(colon + 1, &port) || port < 0 || port > 65535)
+  if (colon == NULL || colon == v || !kdao__config_parse_int(colon + 1, &port) || port < 0 ||
+      port > 65535)
     return kdao__asprintf("admin_listen must be of the form 'address:port': '%s'", v);
   return NULL;
 }
@@ -652,17 +590,10 @@ kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err) {
   if (cfg == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument #1 to 'config_check' "
                                                            "(config expected)"));
-  const char *policy = kdao_config_get(cfg, "cassandra_lb_policy");
-  if (policy != NULL && strcmp(policy, "DCAwareRoundRobin") == 0 &&
-      kdao_config_get(cfg, "cassandra_local_datacenter") == NULL)
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_CONFIG,
-                                          "must specify 'cassandra_local_datacenter' when "
-                                          "DCAwareRoundRobin policy is in use"));
   char *msg = NULL;
-  if (conf_check_each(cfg, "cassandra_contact_points", conf_check_contact_point, &msg) != 0 ||
-      (msg == NULL &&
-       conf_check_each(cfg, "cassandra_data_centers", conf_check_data_center, &msg) != 0))
-    return kdao__fail(err, NULL);
+  for (const kdao__backend_ops *const *b = kdao__backends; *b != NULL && msg == NULL; b++)
+    if ((*b)->config_check != NULL && (*b)->config_check(cfg, &msg) != KDAO_OK)
+      return kdao__fail(err, NULL);
   if (msg == NULL) msg = conf_check_listen(cfg);
   if (msg == NULL) return KDAO_OK;
   kdao_error *e = kdao_error_new(KDAO_ERR_CONFIG, msg);

@@ -14,24 +14,18 @@
 #include "conf.h"
 #include "factory.h"
 
+/* An unset `database` means the default backend, as the key's default does. */
 static const kdao__backend_ops *backend_by_name(const char *name) {
-  if (name == NULL || strcmp(name, "sqlite") == 0) return &kdao__sqlite_ops;
-#ifdef KDAO_HAVE_POSTGRES
-  if (strcmp(name, "postgres") == 0) return &kdao__postgres_ops;
-#endif
-#ifdef KDAO_HAVE_CASSANDRA
-  if (strcmp(name, "cassandra") == 0) return &kdao__cassandra_ops;
-#endif
-  return NULL;
+  return name == NULL ? kdao__backends[0] : kdao__backend_find(name);
 }
 
 /* A complete vtable is checked once here, so no operation finds a hole at run time. */
 static bool ops_complete(const kdao__backend_ops *o) {
-  return o->version == KDAO__BACKEND_OPS_VERSION && o->name && o->open && o->close && o->infos &&
-         o->insert && o->insert_many && o->find && o->find_all && o->find_page && o->count &&
-         o->update && o->delete &&o->truncate && o->begin && o->commit && o->rollback &&
-         o->migrations_current && o->migration_apply && o->schema_ddl && o->drop_schema &&
-         o->purge_expired;
+  return o->version == KDAO__BACKEND_OPS_VERSION && o->name &&
+         kdao__backend_migrations(o, "core") && o->open && o->close && o->infos && o->insert &&
+         o->insert_many && o->find && o->find_all && o->find_page && o->count && o->update &&
+         o->delete &&o->truncate && o->begin && o->commit && o->rollback && o->migrations_current &&
+         o->migration_apply && o->schema_ddl && o->drop_schema && o->purge_expired;
 }
 
 /* ---- DAO set (sorted by name for bsearch) ---- */
@@ -69,9 +63,16 @@ const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name)
   return d ? d->schema : NULL;
 }
 
-static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const char *plugin,
-                           bool core) {
-  if (f->connected) return kdao_error_new(KDAO_ERR_MISUSE, "factory already connected");
+const kdao_schema *const *kdao__factory_schemas(const kdao_factory *f, size_t *n) {
+  *n = f != NULL && f->schemas != NULL ? f->ndaos : 0;
+  return *n > 0 ? f->schemas : NULL;
+}
+
+static kdao_error *oom_error(void) { return kdao_error_new(KDAO_ERR_NOMEM, "out of memory"); }
+
+/* Compiles an entity definition with the checks registration adds to the compiler's. */
+static kdao_error *entity_compile(const kdao_schema_def *def, kdao_schema **out) {
+  *out = NULL;
   if (def == NULL || def->name == NULL)
     return kdao_error_new(KDAO_ERR_MISUSE, "entity schema needs a name");
   kdao_error *e = NULL;
@@ -81,37 +82,108 @@ static kdao_error *add_dao(kdao_factory *f, const kdao_schema_def *def, const ch
     kdao_schema_free(s);
     return kdao__error_fmt(KDAO_ERR_MISUSE, "entity '%s' has no primary key", def->name);
   }
-  kdao_dao *d = calloc(1, sizeof *d);
-  char *pname = plugin ? kdao__strdup(plugin) : NULL;
-  if (d == NULL || (plugin && pname == NULL)) goto oom;
-  d->factory = f;
-  d->schema = s;
-  d->plugin = pname;
-  d->core = core;
-  kdao_dao *old = kdao_factory_dao(f, def->name);
-  if (old != NULL) { /* a plugin entity replaces one of the same name, as in Kong */
-    for (size_t i = 0; i < f->ndaos; i++)
-      if (f->daos[i] == old) f->daos[i] = d;
-    dao_free(old);
-    return NULL;
-  }
-  kdao_dao **grown = realloc(f->daos, (f->ndaos + 1) * sizeof *grown);
-  if (grown == NULL) goto oom;
-  f->daos = grown;
-  f->daos[f->ndaos++] = d;
-  qsort(f->daos, f->ndaos, sizeof *f->daos, dao_cmp);
+  *out = s;
   return NULL;
-oom:
-  kdao_schema_free(s);
-  free(pname);
-  free(d);
-  return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+}
+
+/*
+ * An entity compiled and with everything it needs to join the factory allocated, so that
+ * joining cannot fail: registration is all or nothing.
+ */
+typedef struct staged_entity {
+  kdao_schema *schema;
+  kdao_dao *dao; /* used when the name is new */
+  char *plugin;  /* the owning plugin's name, NULL for none */
+} staged_entity;
+
+static void staged_free(staged_entity *st, size_t n) {
+  for (size_t i = 0; st != NULL && i < n; i++) {
+    kdao_schema_free(st[i].schema);
+    free(st[i].dao);
+    free(st[i].plugin);
+  }
+  free(st);
+}
+
+/* Room for `more` DAOs and as many retired schemas (capacity only: nothing joins yet). */
+static bool reserve(kdao_factory *f, size_t more) {
+  if (f->ndaos + more > f->daos_cap) {
+    kdao_dao **g = realloc(f->daos, (f->ndaos + more) * sizeof *g);
+    if (g == NULL) return false;
+    f->daos = g;
+    f->daos_cap = f->ndaos + more;
+  }
+  if (f->nretired + more > f->retired_cap) {
+    kdao_schema **g = realloc(f->retired, (f->nretired + more) * sizeof *g);
+    if (g == NULL) return false;
+    f->retired = g;
+    f->retired_cap = f->nretired + more;
+  }
+  return true;
+}
+
+/* Stages `n` definitions; on failure nothing of the factory has changed. */
+static kdao_error *stage_entities(kdao_factory *f, const kdao_schema_def *const *defs, size_t n,
+                                  const char *plugin, staged_entity **out) {
+  *out = NULL;
+  staged_entity *st = calloc(n + 1, sizeof *st);
+  if (st == NULL) return oom_error();
+  kdao_error *e = NULL;
+  for (size_t i = 0; e == NULL && i < n; i++) {
+    e = entity_compile(defs[i], &st[i].schema);
+    if (e == NULL && ((st[i].dao = calloc(1, sizeof *st[i].dao)) == NULL ||
+                      (plugin != NULL && (st[i].plugin = kdao__strdup(plugin)) == NULL)))
+      e = oom_error();
+  }
+  if (e == NULL && !reserve(f, n)) e = oom_error();
+  if (e != NULL) {
+    staged_free(st, n);
+    return e;
+  }
+  *out = st;
+  return NULL;
+}
+
+/*
+ * A staged entity joins: as a new DAO, or, under an existing name, as the new schema of
+ * that DAO. Replacing in place keeps every kdao_dao * handed out valid; the old schema is
+ * retired, not freed, for the kdao_schema * handed out (kdao_dao_schema(), the Lua
+ * binding's tables).
+ */
+static void commit_entity(kdao_factory *f, staged_entity *st, bool core) {
+  kdao_dao *d = kdao_factory_dao(f, st->schema->name);
+  bool fresh = d == NULL;
+  if (fresh) {
+    d = st->dao;
+    d->factory = f;
+    f->daos[f->ndaos++] = d;
+  } else {
+    f->retired[f->nretired++] = d->schema;
+    free(d->plugin);
+    free(st->dao);
+  }
+  d->schema = st->schema;
+  d->plugin = st->plugin;
+  d->core = core;
+  if (fresh) qsort(f->daos, f->ndaos, sizeof *f->daos, dao_cmp);
+  *st = (staged_entity){0};
+}
+
+static kdao_error *add_entities(kdao_factory *f, const kdao_schema_def *const *defs, size_t n,
+                                bool core) {
+  if (f->connected) return kdao_error_new(KDAO_ERR_MISUSE, "factory already connected");
+  staged_entity *st = NULL;
+  kdao_error *e = stage_entities(f, defs, n, NULL, &st);
+  if (e != NULL) return e;
+  for (size_t i = 0; i < n; i++) commit_entity(f, &st[i], core);
+  free(st);
+  return NULL;
 }
 
 kdao_status kdao_factory_register_entity(kdao_factory *f, const kdao_schema_def *def,
                                          kdao_error **err) {
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory is NULL"));
-  kdao_error *e = add_dao(f, def, NULL, false);
+  kdao_error *e = add_entities(f, &def, 1, false);
   return e ? kdao__fail(err, e) : KDAO_OK;
 }
 
@@ -158,29 +230,45 @@ static kdao_migration_def *migrations_copy(const kdao_migration_def *src) {
 static void plugin_clear(kdao__plugin *p) {
   free(p->name);
   kdao_schema_free(p->config);
-  for (int b = 0; b < KDAO_BACKEND_COUNT; b++) migrations_free(p->migrations[b]);
+  migrations_free(p->migrations);
   for (size_t i = 0; i < p->nentities; i++) free(p->entities[i]);
   free(p->entities);
   memset(p, 0, sizeof *p);
 }
 
-static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def) {
+/* The definition's migrations for backend `ops` (NULL: none); two entries are a mistake. */
+static kdao_error *plugin_migrations(const kdao_plugin_def *def, const kdao__backend_ops *ops,
+                                     const kdao_migration_def **out) {
+  *out = NULL;
+  bool seen = false;
+  for (const kdao_plugin_migrations *m = def->migrations; m != NULL && m->backend != NULL; m++) {
+    if (strcmp(m->backend, ops->name) != 0) continue;
+    if (seen)
+      return kdao__error_fmt(KDAO_ERR_MISUSE, "plugin '%s': two migration lists for '%s'",
+                             def->name, ops->name);
+    seen = true;
+    *out = m->migrations;
+  }
+  return NULL;
+}
+
+static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def,
+                               const kdao__backend_ops *ops) {
   kdao_error *e = NULL;
   p->name = kdao__strdup(def->name);
-  if (p->name == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  if (p->name == NULL) return oom_error();
   if (def->config && kdao_schema_compile(def->config, &p->config, &e) != KDAO_OK) return e;
-  for (int b = 0; b < KDAO_BACKEND_COUNT; b++) {
-    if (def->migrations[b] == NULL) continue;
-    if ((p->migrations[b] = migrations_copy(def->migrations[b])) == NULL)
-      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-  }
+  const kdao_migration_def *mine = NULL;
+  if ((e = plugin_migrations(def, ops, &mine)) != NULL) return e;
+  if (mine != NULL && (p->migrations = migrations_copy(mine)) == NULL) return oom_error();
   size_t n = 0;
   while (def->entities && def->entities[n]) n++;
-  if (n > 0 && (p->entities = calloc(n, sizeof *p->entities)) == NULL)
-    return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  if (n > 0 && (p->entities = calloc(n, sizeof *p->entities)) == NULL) return oom_error();
   for (size_t i = 0; i < n; i++) {
-    if ((p->entities[i] = kdao__strdup(def->entities[i]->name)) == NULL)
-      return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+    if (def->entities[i] == NULL || def->entities[i]->name == NULL)
+      continue; /* stage_entities() refuses it */
+    if ((p->entities[p->nentities] = kdao__strdup(def->entities[i]->name)) == NULL)
+      return oom_error();
     p->nentities++;
   }
   return NULL;
@@ -192,30 +280,43 @@ kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def 
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "plugin definition needs a name"));
   if (f->connected)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "factory already connected"));
+  if (def->version == 1)
+    return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
+                                           "plugin '%s': definition version 1: kdao_plugin_def "
+                                           "changed in version 2 (migrations are a list keyed by "
+                                           "backend name); rebuild against this kdao.h",
+                                           def->name));
   if (def->version != KDAO_DEF_VERSION)
     return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE,
                                            "plugin '%s': unsupported definition version %u",
                                            def->name, def->version));
+  /* Everything is checked and allocated first, so a failure leaves the factory as it was. */
   kdao__plugin p = {0};
-  kdao_error *e = plugin_fill(&p, def);
-  for (size_t i = 0; e == NULL && def->entities && def->entities[i]; i++)
-    e = add_dao(f, def->entities[i], def->name, false);
+  staged_entity *st = NULL;
+  size_t n = 0;
+  while (def->entities && def->entities[n]) n++;
+  kdao_error *e = plugin_fill(&p, def, f->ops);
+  if (e == NULL) e = stage_entities(f, def->entities, n, def->name, &st);
+  kdao__plugin *old = find_plugin(f, def->name);
+  if (e == NULL && old == NULL) {
+    kdao__plugin *grown = realloc(f->plugins, (f->nplugins + 1) * sizeof *grown);
+    if (grown != NULL)
+      f->plugins = grown;
+    else
+      e = oom_error();
+  }
   if (e != NULL) {
+    staged_free(st, n);
     plugin_clear(&p);
     return kdao__fail(err, e);
   }
-  kdao__plugin *old = find_plugin(f, def->name);
+  for (size_t i = 0; i < n; i++) commit_entity(f, &st[i], false);
+  free(st);
   if (old != NULL) {
     plugin_clear(old);
     *old = p;
     return KDAO_OK;
   }
-  kdao__plugin *grown = realloc(f->plugins, (f->nplugins + 1) * sizeof *grown);
-  if (grown == NULL) {
-    plugin_clear(&p);
-    return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
-  }
-  f->plugins = grown;
   f->plugins[f->nplugins++] = p;
   qsort(f->plugins, f->nplugins, sizeof *f->plugins, plugin_cmp);
   return KDAO_OK;
@@ -280,14 +381,17 @@ static int register_builtins(kdao_factory *f, kdao_error **err) {
                                    &kdao__schema_targets,
                                    &kdao__schema_ssl_certificates,
                                    &kdao__schema_ssl_servers_names};
-  for (size_t i = 0; i < sizeof core / sizeof *core; i++) {
-    kdao_error *e = add_dao(f, core[i], NULL, true);
-    if (e) return kdao__fail(err, e);
-  }
+  kdao_error *e = add_entities(f, core, sizeof core / sizeof *core, true);
+  if (e) return kdao__fail(err, e);
+  /* Built-in plugins' migrations ship with each backend, under the plugin's name. */
   const kdao_plugin_def *plugins[] = {&kdao__plugin_acl, &kdao__plugin_basic_auth,
                                       &kdao__plugin_key_auth};
   for (size_t i = 0; i < sizeof plugins / sizeof *plugins; i++) {
-    int rc = kdao_factory_register_plugin(f, plugins[i], err);
+    const kdao_plugin_migrations mine[] = {
+        {f->ops->name, kdao__backend_migrations(f->ops, plugins[i]->name)}, {NULL, NULL}};
+    kdao_plugin_def def = *plugins[i];
+    def.migrations = mine;
+    int rc = kdao_factory_register_plugin(f, &def, err);
     if (rc != KDAO_OK) return rc;
   }
   return KDAO_OK;
@@ -371,6 +475,10 @@ kdao_status kdao_factory_connect(kdao_factory *f, kdao_error **err) {
   if (f->connected) return KDAO_OK;
   kdao_error *e = link_graph(f);
   if (e) return kdao__fail(err, e);
+  free(f->schemas);
+  if ((f->schemas = calloc(f->ndaos + 1, sizeof *f->schemas)) == NULL)
+    return kdao__fail(err, oom_error());
+  for (size_t i = 0; i < f->ndaos; i++) f->schemas[i] = f->daos[i]->schema;
   int rc = f->ops->open(f, f->cfg, &f->backend, &e);
   if (rc != KDAO_OK) {
     kdao__error_set_db(e, f->ops->name);
@@ -398,6 +506,9 @@ void kdao_factory_free(kdao_factory *f) {
   if (f->backend) f->ops->close(f->backend);
   for (size_t i = 0; i < f->ndaos; i++) dao_free(f->daos[i]);
   free(f->daos);
+  for (size_t i = 0; i < f->nretired; i++) kdao_schema_free(f->retired[i]);
+  free(f->retired);
+  free(f->schemas);
   for (size_t i = 0; i < f->nplugins; i++) plugin_clear(&f->plugins[i]);
   free(f->plugins);
   kdao_config_free(f->cfg);
@@ -461,12 +572,16 @@ static void mig_lists_free(mig_list *l, size_t n) {
   free(l);
 }
 
-static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names, size_t n) {
+/* `owner`: the plugin whose entities these are, NULL for an entity registered alone. */
+static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names, size_t n,
+                                                const char *owner) {
   kdao_migration_def *m = calloc(n + 1, sizeof *m);
   if (m == NULL) return NULL;
   for (size_t i = 0; i < n; i++) {
     kdao_dao *d = kdao_factory_dao(f, names[i]);
-    if (d == NULL) continue; /* replaced by another plugin's entity of the same name */
+    /* An entity replaced by a later registration is the newcomer's to create. */
+    if (d == NULL || (owner != NULL && (d->plugin == NULL || strcmp(d->plugin, owner) != 0)))
+      continue;
     char *ddl = f->ops->schema_ddl(f->backend, d->schema);
     char *nm = kdao__asprintf("%s_init", d->schema->table);
     if (ddl == NULL || nm == NULL) {
@@ -483,31 +598,22 @@ static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *na
   return m;
 }
 
-static const kdao_migration_def *core_migrations(kdao_backend_id id) {
-  switch (id) {
-  case KDAO_BACKEND_SQLITE: return kdao__core_migrations_sqlite;
-  case KDAO_BACKEND_POSTGRES: return kdao__core_migrations_postgres;
-  case KDAO_BACKEND_CASSANDRA: return kdao__core_migrations_cassandra;
-  default: return NULL;
-  }
-}
-
 static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *nout) {
   /* core + every plugin + every entity registered outside a plugin */
   size_t cap = 1 + f->nplugins + f->ndaos, n = 0;
   mig_list *l = calloc(cap, sizeof *l);
   if (l == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   l[n].identifier = kdao__strdup("core");
-  l[n++].defs = (kdao_migration_def *)core_migrations(f->ops->id);
+  l[n++].defs = (kdao_migration_def *)kdao__backend_migrations(f->ops, "core");
   for (size_t i = 0; i < f->nplugins; i++) {
     kdao__plugin *p = &f->plugins[i];
     mig_list *m = &l[n++];
     m->identifier = kdao__strdup(p->name);
-    if (p->migrations[f->ops->id]) {
-      m->defs = p->migrations[f->ops->id];
+    if (p->migrations) {
+      m->defs = p->migrations;
     } else if (p->nentities > 0) {
       m->owned = true;
-      m->defs = generated_migrations(f, p->entities, p->nentities);
+      m->defs = generated_migrations(f, p->entities, p->nentities, p->name);
       if (m->defs == NULL) goto oom;
     } else {
       n--; /* a plugin with neither entities nor migrations has nothing to run */
@@ -522,7 +628,7 @@ static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *n
     mig_list *m = &l[n++];
     m->identifier = kdao__strdup(d->schema->name);
     m->owned = true;
-    m->defs = generated_migrations(f, &d->schema->name, 1);
+    m->defs = generated_migrations(f, &d->schema->name, 1, NULL);
     if (m->defs == NULL || m->identifier == NULL) goto oom;
   }
   for (size_t i = 0; i < n; i++)
@@ -637,7 +743,8 @@ kdao_status kdao_factory_purge_expired(kdao_factory *f, long long *purged, kdao_
   int rc = need_connected(f, err);
   if (rc == KDAO_OK) {
     kdao_error *e = NULL;
-    if (f->ops->purge_expired(f->backend, &n, &e) != KDAO_OK) rc = fail_db(f, err, e);
+    if (f->ops->purge_expired(f->backend, f->schemas, f->ndaos, &n, &e) != KDAO_OK)
+      rc = fail_db(f, err, e);
   }
   if (purged) *purged = n;
   return rc;

@@ -36,9 +36,9 @@ struct kdao_dao {
 /* A registered plugin. */
 typedef struct kdao__plugin {
   char *name;
-  kdao_schema *config;                                /* owned, may be NULL */
-  kdao_migration_def *migrations[KDAO_BACKEND_COUNT]; /* owned deep copies, may be NULL */
-  char **entities;                                    /* names of the DAOs it brought */
+  kdao_schema *config;            /* owned, may be NULL */
+  kdao_migration_def *migrations; /* owned copy of the factory backend's, may be NULL */
+  char **entities;                /* names of the DAOs it brought */
   size_t nentities;
 } kdao__plugin;
 
@@ -47,8 +47,12 @@ struct kdao_factory {
   const kdao__backend_ops *ops;
   kdao__backend *backend; /* NULL until connected */
   kdao_dao **daos;        /* sorted by name */
-  size_t ndaos;
-  kdao__plugin *plugins; /* sorted by name */
+  size_t ndaos, daos_cap;
+  /* Schemas of replaced entities: kept until free, so no earlier kdao_schema * dangles. */
+  kdao_schema **retired;
+  size_t nretired, retired_cap;
+  const kdao_schema **schemas; /* the DAOs' schemas, in daos order, built at connect */
+  kdao__plugin *plugins;       /* sorted by name */
   size_t nplugins;
   kdao_event_fn on_event;
   void *on_event_ud;
@@ -69,11 +73,6 @@ extern const kdao_schema_def kdao__schema_ssl_servers_names;
 extern const kdao_plugin_def kdao__plugin_key_auth;
 extern const kdao_plugin_def kdao__plugin_basic_auth;
 extern const kdao_plugin_def kdao__plugin_acl;
-
-/* Core migrations per backend (src/migrations/<backend>.c); NULL-name terminated. */
-extern const kdao_migration_def kdao__core_migrations_sqlite[];
-extern const kdao_migration_def kdao__core_migrations_postgres[];
-extern const kdao_migration_def kdao__core_migrations_cassandra[];
 
 /* Parses a JSON plugin description (docs/plugins.md) and registers it (plugin_json.c). */
 int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *origin,

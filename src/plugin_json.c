@@ -199,12 +199,16 @@ int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *
   json_t *v;
   json_object_foreach(daos, k, v) if (ents) ents[n++] = schema_from_json(&a, v, k);
   def.entities = ents;
-  static const char *const backends[KDAO_BACKEND_COUNT] = {"sqlite", "postgres", "cassandra"};
+  /* Every backend's list is passed on: the factory picks its own and ignores the others. */
   json_t *migs = json_object_get(desc, "migrations");
-  for (int b = 0; migs && b < KDAO_BACKEND_COUNT; b++) {
-    json_t *m = json_object_get(migs, backends[b]);
-    if (m) def.migrations[b] = migrations_from_json(&a, m);
+  if (migs && !json_is_object(migs)) fail(&a, "migrations", "must be an object");
+  kdao_plugin_migrations *pm = arena_keep(&a, calloc(json_object_size(migs) + 1, sizeof *pm));
+  n = 0;
+  json_object_foreach(migs, k, v) if (pm) {
+    pm[n].backend = k;
+    pm[n++].migrations = migrations_from_json(&a, v);
   }
+  def.migrations = pm;
   int rc;
   if (a.err) {
     rc = kdao__fail(err, a.err);

@@ -287,7 +287,8 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
   s->self_check = def->self_check;
   s->ud = def->ud;
 
-  if (def->version != KDAO_DEF_VERSION) {
+  /* Version 2 changed only the plugin definition: schema definitions of 1 read the same. */
+  if (def->version < 1 || def->version > KDAO_DEF_VERSION) {
     rc = COMPILE_FAIL(&ctx, "%s: definition version %u, expected %u", what, def->version,
                       (unsigned)KDAO_DEF_VERSION);
     goto cleanup;

@@ -34,6 +34,8 @@
  * table, so it ends in the request timeout — measured here, 200k rows: COUNT(*) 1.7 s in one
  * request, kdao's paged count 3.4 s in forty).
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +43,7 @@
 #include <string.h>
 
 #include "cql.h"
-#include "factory.h"
+#include "backend.h"
 #include "strbuf.h"
 
 #define CS_MAX_FIELDS 64
@@ -1483,8 +1485,11 @@ static int cs_drop_schema(kdao__backend *base, const char *const *tables, size_t
 }
 
 /* Cassandra expires rows itself (TTL is native): nothing is left to purge. */
-static int cs_purge_expired(kdao__backend *base, long long *purged, kdao_error **err) {
+static int cs_purge_expired(kdao__backend *base, const kdao_schema *const *schemas, size_t n,
+                            long long *purged, kdao_error **err) {
   (void)base;
+  (void)schemas;
+  (void)n;
   (void)err;
   *purged = 0;
   return KDAO_OK;
@@ -1562,6 +1567,8 @@ static char *keyspace_ddl(const kdao_config *cfg, const char *ks) {
   return kdao__sb_take(&q);
 }
 
+extern const kdao__backend_ops kdao__cassandra_ops; /* defined at the end */
+
 static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
   cs_backend *b = calloc(1, sizeof *b);
@@ -1621,11 +1628,104 @@ static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   return KDAO_OK;
 }
 
+/* ---- configuration ---- */
+
+/* ANY is left out on purpose, as in Kong: the level is used for reads and writes alike. */
+static const char *const consistencies[] = {
+    "ALL", "EACH_QUORUM", "QUORUM", "LOCAL_QUORUM", "ONE", "TWO", "THREE", "LOCAL_ONE", NULL};
+static const char *const lb_policies[] = {"RoundRobin", "DCAwareRoundRobin", NULL};
+static const char *const repl_strategies[] = {"SimpleStrategy", "NetworkTopologyStrategy", NULL};
+
+static const kdao__conf_option cs_options[] = {
+    KDAO__OPT_ARRAY("cassandra_contact_points", "127.0.0.1",
+                    "Cassandra nodes to contact first: addresses or host names, without port."),
+    KDAO__OPT_NUM("cassandra_port", "9042", 1, 65535, "Cassandra native protocol port."),
+    KDAO__OPT_STR("cassandra_keyspace", "kong", "Cassandra keyspace."),
+    KDAO__OPT_NUM("cassandra_timeout", "5000", 1, 86400000,
+                  "Cassandra connect and read timeout, in milliseconds."),
+    KDAO__OPT_BOOL("cassandra_ssl", "off", "Connect to Cassandra over TLS."),
+    KDAO__OPT_BOOL("cassandra_ssl_verify", "off",
+                   "Verify Cassandra certificates against `lua_ssl_trusted_certificate`."),
+    KDAO__OPT_STR("cassandra_username", "kong",
+                  "Cassandra user (authentication happens only when a password is set too)."),
+    KDAO__OPT_SECRET("cassandra_password", "Cassandra password."),
+    KDAO__OPT_ENUM("cassandra_consistency", "ONE", consistencies,
+                   "Consistency level of every read and write."),
+    KDAO__OPT_ENUM("cassandra_lb_policy", "RoundRobin", lb_policies,
+                   "Load-balancing policy across the cluster's nodes."),
+    KDAO__OPT_STR("cassandra_local_datacenter", NULL,
+                  "Local data center; required by `DCAwareRoundRobin`."),
+    KDAO__OPT_ENUM("cassandra_repl_strategy", "SimpleStrategy", repl_strategies,
+                   "Replication strategy used when the keyspace is created."),
+    KDAO__OPT_NUM("cassandra_repl_factor", "1", 1, 1000,
+                  "Replication factor of `SimpleStrategy` keyspaces."),
+    KDAO__OPT_ARRAY("cassandra_data_centers", "dc1:2,dc2:3",
+                    "`name:factor` pairs of `NetworkTopologyStrategy` keyspaces."),
+    KDAO__OPT_NUM("cassandra_schema_consensus_timeout", "10000", 0, 86400000,
+                  "Longest wait for schema agreement after DDL, in milliseconds."),
+    KDAO__OPT_END,
+};
+
+static bool hostname_ok(const char *s) {
+  if (*s == '\0' || *s == '.' || *s == '-') return false;
+  for (const char *p = s; *p != '\0'; p++)
+    if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') return false;
+  return true;
+}
+
+/* Kong's contact point rule: an address or a name, the port comes from cassandra_port. */
+static char *check_contact_point(const char *cp) {
+  const char *colon = strchr(cp, ':');
+  if (cp[0] == '[' || (colon != NULL && strchr(colon + 1, ':') == NULL))
+    return kdao__asprintf("bad cassandra contact point '%s': port must be specified in "
+                          "cassandra_port",
+                          cp);
+  if (colon != NULL) {
+    unsigned char addr[16];
+    if (inet_pton(AF_INET6, cp, addr) != 1)
+      return kdao__asprintf("bad cassandra contact point '%s': invalid ipv6 address: %s", cp, cp);
+    return NULL;
+  }
+  if (!hostname_ok(cp))
+    return kdao__asprintf("bad cassandra contact point '%s': invalid hostname: %s", cp, cp);
+  return NULL;
+}
+
+static char *check_data_center(const char *dc) {
+  const char *colon = strrchr(dc, ':');
+  long long n;
+  if (colon == NULL || colon == dc || !kdao__config_parse_int(colon + 1, &n) || n < 1)
+    return kdao__asprintf("cassandra_data_centers has an invalid value: '%s' (expected "
+                          "<name>:<replication factor>)",
+                          dc);
+  return NULL;
+}
+
+static int cs_config_check(const kdao_config *cfg, char **msg) {
+  *msg = NULL;
+  const char *policy = kdao_config_get(cfg, "cassandra_lb_policy");
+  if (policy != NULL && strcmp(policy, "DCAwareRoundRobin") == 0 &&
+      kdao_config_get(cfg, "cassandra_local_datacenter") == NULL) {
+    *msg = kdao__strdup("must specify 'cassandra_local_datacenter' when DCAwareRoundRobin "
+                        "policy is in use");
+    return *msg != NULL ? KDAO_OK : KDAO_ERR_NOMEM;
+  }
+  int rc = kdao__config_check_each(cfg, "cassandra_contact_points", check_contact_point, msg);
+  if (rc == KDAO_OK && *msg == NULL)
+    rc = kdao__config_check_each(cfg, "cassandra_data_centers", check_data_center, msg);
+  return rc;
+}
+
+/* Core and built-in plugin migrations (src/migrations/cassandra.c). */
+extern const kdao__migration_set kdao__cassandra_migrations[];
+
 const kdao__backend_ops kdao__cassandra_ops = {
     .version = KDAO__BACKEND_OPS_VERSION,
     .name = "cassandra",
-    .id = KDAO_BACKEND_CASSANDRA,
     .caps = 0,
+    .migrations = kdao__cassandra_migrations,
+    .options = cs_options,
+    .config_check = cs_config_check,
     .open = cs_open,
     .close = cs_close,
     .infos = cs_infos,

@@ -40,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "factory.h"
+#include "backend.h"
 #include "strbuf.h"
 
 /* ---- state ---- */
@@ -1290,12 +1290,12 @@ static int table_exists(pg_backend *b, const char *table, bool *exists, kdao_err
 }
 
 /* Deletes each table's expired rows together with their ttls rows, table by table. */
-static int pg_purge_expired(kdao__backend *base, long long *purged, kdao_error **err) {
+static int pg_purge_expired(kdao__backend *base, const kdao_schema *const *schemas, size_t n,
+                            long long *purged, kdao_error **err) {
   pg_backend *b = PG(base);
   *purged = 0;
-  kdao_factory *f = b->base.factory;
-  for (size_t i = 0; i < f->ndaos; i++) {
-    const kdao_schema *s = f->daos[i]->schema;
+  for (size_t i = 0; i < n; i++) {
+    const kdao_schema *s = schemas[i];
     if (s->npk != 1) continue;
     const kdao__field *pk = pk_field(s, 0);
     bool exists = false;
@@ -1341,6 +1341,8 @@ static void pg_notice_ignore(void *ud, const char *message) {
   (void)ud;
   (void)message;
 }
+
+extern const kdao__backend_ops kdao__postgres_ops; /* defined at the end */
 
 static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
@@ -1391,10 +1393,29 @@ static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   return KDAO_OK;
 }
 
+/* ---- configuration ---- */
+
+static const kdao__conf_option pg_options[] = {
+    KDAO__OPT_STR("pg_host", "127.0.0.1", "PostgreSQL host name, address or socket directory."),
+    KDAO__OPT_NUM("pg_port", "5432", 1, 65535, "PostgreSQL port."),
+    KDAO__OPT_STR("pg_user", "kong", "PostgreSQL user."),
+    KDAO__OPT_SECRET("pg_password", "PostgreSQL password."),
+    KDAO__OPT_STR("pg_database", "kong", "PostgreSQL database."),
+    KDAO__OPT_BOOL("pg_ssl", "off", "Connect to PostgreSQL over TLS."),
+    KDAO__OPT_BOOL(
+        "pg_ssl_verify", "off",
+        "Verify the PostgreSQL server certificate against `lua_ssl_trusted_certificate`."),
+    KDAO__OPT_END,
+};
+
+/* Core and built-in plugin migrations (src/migrations/postgres.c). */
+extern const kdao__migration_set kdao__postgres_migrations[];
+
 const kdao__backend_ops kdao__postgres_ops = {
     .version = KDAO__BACKEND_OPS_VERSION,
     .name = "postgres",
-    .id = KDAO_BACKEND_POSTGRES,
+    .migrations = kdao__postgres_migrations,
+    .options = pg_options,
     .caps = KDAO__CAP_NATIVE_CASCADE | KDAO__CAP_NATIVE_FOREIGN | KDAO__CAP_TRANSACTIONS,
     .open = pg_open,
     .close = pg_close,

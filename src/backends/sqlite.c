@@ -33,7 +33,6 @@
 #include <sqlite3.h>
 
 #include "backend.h"
-#include "factory.h"
 #include "strbuf.h"
 
 #define SQ_DEFAULT_PATH "kdao.db"
@@ -692,10 +691,10 @@ static int ttl_set(sq_backend *b, const kdao_schema *s, const json_t *row, int t
   return kind;
 }
 
-static const kdao_schema *schema_of_table(sq_backend *b, const char *table) {
-  const kdao_factory *f = b->base.factory;
-  for (size_t i = 0; f && i < f->ndaos; i++)
-    if (strcmp(f->daos[i]->schema->table, table) == 0) return f->daos[i]->schema;
+static const kdao_schema *schema_of_table(const kdao_schema *const *schemas, size_t n,
+                                          const char *table) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(schemas[i]->table, table) == 0) return schemas[i];
   return NULL;
 }
 
@@ -743,12 +742,12 @@ static int query_names(sq_backend *b, const char *sql, long long now, json_t *na
   return kind;
 }
 
-static int purge_all(sq_backend *b, const json_t *tables, long long now, long long *purged,
-                     kdao_error **err) {
+static int purge_all(sq_backend *b, const kdao_schema *const *schemas, size_t n,
+                     const json_t *tables, long long now, long long *purged, kdao_error **err) {
   size_t i;
   json_t *name;
   json_array_foreach(tables, i, name) {
-    const kdao_schema *s = schema_of_table(b, json_string_value(name));
+    const kdao_schema *s = schema_of_table(schemas, n, json_string_value(name));
     int kind = s ? purge_table(b, s, now, purged, err) : KDAO_OK;
     if (kind) return kind;
   }
@@ -761,7 +760,8 @@ static int purge_all(sq_backend *b, const json_t *tables, long long now, long lo
  * Entries of tables this factory has no schema for are left alone: removing them without
  * their rows would bring expired rows back for the process that owns those tables.
  */
-static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
+static int sq_purge(sq_backend *b, const kdao_schema *const *schemas, size_t n, long long *purged,
+                    kdao_error **err) {
   *purged = 0;
   long long now = kdao__now_ms();
   b->last_purge_ms = now;
@@ -772,7 +772,7 @@ static int sq_purge(sq_backend *b, long long *purged, kdao_error **err) {
       b, "SELECT DISTINCT \"table_name\" FROM \"" SQ_TTLS "\" WHERE \"expire_at\" <= ?1", now,
       tables, err);
   if (!kind && json_array_size(tables) > 0 && !(kind = tx_begin(b, err))) {
-    kind = purge_all(b, tables, now, purged, err);
+    kind = purge_all(b, schemas, n, tables, now, purged, err);
     kind = kind ? kind : tx_commit(b, err);
     if (kind) tx_rollback(b);
   }
@@ -785,7 +785,9 @@ static void maybe_purge(sq_backend *b) {
   if (b->depth || kdao__now_ms() - b->last_purge_ms < SQ_PURGE_INTERVAL_MS) return;
   long long purged;
   kdao_error *ignored = NULL;
-  sq_purge(b, &purged, &ignored); /* best effort: the write reports its own errors */
+  size_t n = 0;
+  const kdao_schema *const *schemas = kdao__factory_schemas(b->base.factory, &n);
+  sq_purge(b, schemas, n, &purged, &ignored); /* best effort: the write reports its own errors */
   kdao_error_free(ignored);
 }
 
@@ -938,7 +940,9 @@ static bool is_unique_failure(sq_backend *b) {
 static bool purge_helped(sq_backend *b) {
   long long purged = 0;
   kdao_error *ignored = NULL;
-  sq_purge(b, &purged, &ignored);
+  size_t n = 0;
+  const kdao_schema *const *schemas = kdao__factory_schemas(b->base.factory, &n);
+  sq_purge(b, schemas, n, &purged, &ignored);
   kdao_error_free(ignored);
   return purged > 0;
 }
@@ -1476,10 +1480,11 @@ static int sq_drop_schema(kdao__backend *base, const char *const *tables, size_t
   return kind;
 }
 
-static int sq_purge_expired(kdao__backend *base, long long *purged, kdao_error **err) {
-  long long n = 0;
-  int kind = sq_purge((sq_backend *)base, &n, err);
-  if (purged) *purged = kind ? 0 : n;
+static int sq_purge_expired(kdao__backend *base, const kdao_schema *const *schemas, size_t n,
+                            long long *purged, kdao_error **err) {
+  long long count = 0;
+  int kind = sq_purge((sq_backend *)base, schemas, n, &count, err);
+  if (purged) *purged = kind ? 0 : count;
   return kind;
 }
 
@@ -1502,6 +1507,8 @@ static void sq_close(kdao__backend *base) {
   free(b->path);
   free(b);
 }
+
+extern const kdao__backend_ops kdao__sqlite_ops; /* defined at the end */
 
 static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
@@ -1542,11 +1549,22 @@ static json_t *sq_infos(kdao__backend *base) {
   return json_pack("{s:s, s:s}", "desc", "file", "name", b->path);
 }
 
+/* ---- configuration ---- */
+
+static const kdao__conf_option sq_options[] = {
+    KDAO__OPT_STR("sqlite_path", "kdao.db", "SQLite database file (`:memory:` for a private one)."),
+    KDAO__OPT_END,
+};
+
+/* Core and built-in plugin migrations (src/migrations/sqlite.c). */
+extern const kdao__migration_set kdao__sqlite_migrations[];
+
 const kdao__backend_ops kdao__sqlite_ops = {
     .version = KDAO__BACKEND_OPS_VERSION,
     .name = "sqlite",
-    .id = KDAO_BACKEND_SQLITE,
     .caps = KDAO__CAP_NATIVE_CASCADE | KDAO__CAP_NATIVE_FOREIGN | KDAO__CAP_TRANSACTIONS,
+    .migrations = kdao__sqlite_migrations,
+    .options = sq_options,
     .open = sq_open,
     .close = sq_close,
     .infos = sq_infos,

@@ -14,14 +14,9 @@
  * nothing to do: they are recorded with an empty text so that the recorded list matches
  * Kong's one for one.
  */
-#include "factory.h"
+#include "backend.h"
 
-/* Declared here for plugins_builtin.c, which references them. */
-extern const kdao_migration_def kdao__keyauth_migrations_cassandra[];
-extern const kdao_migration_def kdao__basicauth_migrations_cassandra[];
-extern const kdao_migration_def kdao__acl_migrations_cassandra[];
-
-const kdao_migration_def kdao__core_migrations_cassandra[] = {
+static const kdao_migration_def core_migrations[] = {
     /*
      * Kong also created the keyspace here (replication from cassandra_repl_strategy,
      * cassandra_repl_factor, cassandra_data_centers); the kdao backend does that when it
@@ -145,7 +140,7 @@ const kdao_migration_def kdao__core_migrations_cassandra[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__keyauth_migrations_cassandra[] = {
+static const kdao_migration_def keyauth_migrations[] = {
     {"2015-07-31-172400_init_keyauth",
      "CREATE TABLE IF NOT EXISTS keyauth_credentials(\n"
      "  id uuid,\n"
@@ -159,7 +154,7 @@ const kdao_migration_def kdao__keyauth_migrations_cassandra[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__basicauth_migrations_cassandra[] = {
+static const kdao_migration_def basicauth_migrations[] = {
     {"2015-08-03-132400_init_basicauth",
      "CREATE TABLE IF NOT EXISTS basicauth_credentials(\n"
      "  id uuid,\n"
@@ -175,7 +170,7 @@ const kdao_migration_def kdao__basicauth_migrations_cassandra[] = {
 };
 
 /* `group` is a keyword Cassandra leaves unreserved: usable unquoted, as Kong did. */
-const kdao_migration_def kdao__acl_migrations_cassandra[] = {
+static const kdao_migration_def acl_migrations[] = {
     {"2015-08-25-841841_init_acl",
      "CREATE TABLE IF NOT EXISTS acls(\n"
      "  id uuid,\n"
@@ -186,5 +181,13 @@ const kdao_migration_def kdao__acl_migrations_cassandra[] = {
      ");\n"
      "CREATE INDEX IF NOT EXISTS ON acls(group);\n"
      "CREATE INDEX IF NOT EXISTS acls_consumer_id ON acls(consumer_id);"},
+    {NULL, NULL},
+};
+
+const kdao__migration_set kdao__cassandra_migrations[] = {
+    {"core", core_migrations},
+    {"key-auth", keyauth_migrations},
+    {"basic-auth", basicauth_migrations},
+    {"acl", acl_migrations},
     {NULL, NULL},
 };

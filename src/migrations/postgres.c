@@ -21,9 +21,9 @@
  * Kong's `CREATE INDEX` guards (`DO $$ ... to_regclass ... $$`) are spelled as
  * `CREATE INDEX IF NOT EXISTS`, which has the same effect.
  */
-#include "factory.h"
+#include "backend.h"
 
-const kdao_migration_def kdao__core_migrations_postgres[] = {
+static const kdao_migration_def core_migrations[] = {
     {"2015-01-12-175310_skeleton", "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                    "  id text PRIMARY KEY,"
                                    "  migrations varchar(100)[]"
@@ -195,7 +195,7 @@ const kdao_migration_def kdao__core_migrations_postgres[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__keyauth_migrations_postgres[] = {
+static const kdao_migration_def keyauth_migrations[] = {
     {"2015-07-31-172400_init_keyauth",
      "CREATE TABLE IF NOT EXISTS keyauth_credentials ("
      "  id uuid,"
@@ -210,7 +210,7 @@ const kdao_migration_def kdao__keyauth_migrations_postgres[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__basicauth_migrations_postgres[] = {
+static const kdao_migration_def basicauth_migrations[] = {
     {"2015-08-03-132400_init_basicauth",
      "CREATE TABLE IF NOT EXISTS basicauth_credentials ("
      "  id uuid,"
@@ -230,7 +230,7 @@ const kdao_migration_def kdao__basicauth_migrations_postgres[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__acl_migrations_postgres[] = {
+static const kdao_migration_def acl_migrations[] = {
     {"2015-08-25-841841_init_acl",
      "CREATE TABLE IF NOT EXISTS acls ("
      "  id uuid,"
@@ -242,5 +242,13 @@ const kdao_migration_def kdao__acl_migrations_postgres[] = {
      ");"
      "CREATE INDEX IF NOT EXISTS acls_group ON acls (\"group\");"
      "CREATE INDEX IF NOT EXISTS acls_consumer_id ON acls (consumer_id)"},
+    {NULL, NULL},
+};
+
+const kdao__migration_set kdao__postgres_migrations[] = {
+    {"core", core_migrations},
+    {"key-auth", keyauth_migrations},
+    {"basic-auth", basicauth_migrations},
+    {"acl", acl_migrations},
     {NULL, NULL},
 };

@@ -11,7 +11,7 @@
  * PRAGMA foreign_keys on), so the backend needs no read-before-write. Every column a DAO
  * filters or cascades on has an index.
  */
-#include "factory.h"
+#include "backend.h"
 
 /* created_at default, for rows written by hand: now, in integer milliseconds. */
 #define NOW_MS "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
@@ -104,12 +104,12 @@ static const char core_init[] =
     ");"
     "CREATE INDEX \"ttls_expire_at_idx\" ON \"ttls\" (\"expire_at\")";
 
-const kdao_migration_def kdao__core_migrations_sqlite[] = {
+static const kdao_migration_def core_migrations[] = {
     {"2026-11-28-000000_init_core", core_init},
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__keyauth_migrations_sqlite[] = {
+static const kdao_migration_def keyauth_migrations[] = {
     {"2026-11-28-000000_init_keyauth",
      "CREATE TABLE \"keyauth_credentials\" ("
      "  \"id\" TEXT NOT NULL PRIMARY KEY,"
@@ -120,7 +120,7 @@ const kdao_migration_def kdao__keyauth_migrations_sqlite[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__basicauth_migrations_sqlite[] = {
+static const kdao_migration_def basicauth_migrations[] = {
     {"2026-11-28-000000_init_basicauth",
      "CREATE TABLE \"basicauth_credentials\" ("
      "  \"id\" TEXT NOT NULL PRIMARY KEY,"
@@ -133,7 +133,7 @@ const kdao_migration_def kdao__basicauth_migrations_sqlite[] = {
     {NULL, NULL},
 };
 
-const kdao_migration_def kdao__acl_migrations_sqlite[] = {
+static const kdao_migration_def acl_migrations[] = {
     {"2026-11-28-000000_init_acl",
      "CREATE TABLE \"acls\" ("
      "  \"id\" TEXT NOT NULL PRIMARY KEY,"
@@ -142,5 +142,13 @@ const kdao_migration_def kdao__acl_migrations_sqlite[] = {
      "  \"created_at\" INTEGER DEFAULT " NOW_MS ");"
      "CREATE INDEX \"acls_consumer_id_idx\" ON \"acls\" (\"consumer_id\");"
      "CREATE INDEX \"acls_group_idx\" ON \"acls\" (\"group\")"},
+    {NULL, NULL},
+};
+
+const kdao__migration_set kdao__sqlite_migrations[] = {
+    {"core", core_migrations},
+    {"key-auth", keyauth_migrations},
+    {"basic-auth", basicauth_migrations},
+    {"acl", acl_migrations},
     {NULL, NULL},
 };

@@ -1,7 +1,8 @@
 /*
  * plugins_builtin.c — the plugins kdao registers by default, as Kong 0.10.4 bundled them:
  * key-auth, basic-auth and acl (kong/plugins/<name>/{schema,daos}.lua): their config
- * schemas, their credential entities and their migrations per backend.
+ * schemas and their credential entities. Their migrations ship with each backend
+ * (src/migrations/<backend>.c); the factory adds the active backend's when it registers them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +11,6 @@
 
 #include "factory.h"
 #include "schemas/schemas_int.h"
-
-/* Migrations live with their backend (src/migrations/<backend>.c). */
-extern const kdao_migration_def kdao__keyauth_migrations_sqlite[];
-extern const kdao_migration_def kdao__keyauth_migrations_postgres[];
-extern const kdao_migration_def kdao__keyauth_migrations_cassandra[];
-extern const kdao_migration_def kdao__basicauth_migrations_sqlite[];
-extern const kdao_migration_def kdao__basicauth_migrations_postgres[];
-extern const kdao_migration_def kdao__basicauth_migrations_cassandra[];
-extern const kdao_migration_def kdao__acl_migrations_sqlite[];
-extern const kdao_migration_def kdao__acl_migrations_postgres[];
-extern const kdao_migration_def kdao__acl_migrations_cassandra[];
 
 /* Fields of every credential entity: Kong's plugin daos mark id/created_at not required. */
 #define CREDENTIAL_ID \
@@ -151,12 +141,6 @@ const kdao_plugin_def kdao__plugin_key_auth = {
     .name = "key-auth",
     .config = &keyauth_config,
     .entities = keyauth_entities,
-    .migrations =
-        {
-            [KDAO_BACKEND_SQLITE] = kdao__keyauth_migrations_sqlite,
-            [KDAO_BACKEND_POSTGRES] = kdao__keyauth_migrations_postgres,
-            [KDAO_BACKEND_CASSANDRA] = kdao__keyauth_migrations_cassandra,
-        },
 };
 
 /* ---- basic-auth ---- */
@@ -276,12 +260,6 @@ const kdao_plugin_def kdao__plugin_basic_auth = {
     .name = "basic-auth",
     .config = &basicauth_config,
     .entities = basicauth_entities,
-    .migrations =
-        {
-            [KDAO_BACKEND_SQLITE] = kdao__basicauth_migrations_sqlite,
-            [KDAO_BACKEND_POSTGRES] = kdao__basicauth_migrations_postgres,
-            [KDAO_BACKEND_CASSANDRA] = kdao__basicauth_migrations_cassandra,
-        },
 };
 
 /* ---- acl ---- */
@@ -361,10 +339,4 @@ const kdao_plugin_def kdao__plugin_acl = {
     .name = "acl",
     .config = &acl_config,
     .entities = acl_entities,
-    .migrations =
-        {
-            [KDAO_BACKEND_SQLITE] = kdao__acl_migrations_sqlite,
-            [KDAO_BACKEND_POSTGRES] = kdao__acl_migrations_postgres,
-            [KDAO_BACKEND_CASSANDRA] = kdao__acl_migrations_cassandra,
-        },
 };

@@ -37,7 +37,7 @@ static const kdao_migration_def SEMI_MIGRATIONS[] = {
 static const kdao_plugin_def SEMI = {
     .version = KDAO_DEF_VERSION,
     .name = "semi",
-    .migrations = {[KDAO_BACKEND_CASSANDRA] = SEMI_MIGRATIONS},
+    .migrations = (const kdao_plugin_migrations[]){{"cassandra", SEMI_MIGRATIONS}, {NULL, NULL}},
 };
 
 static kdao_dao *dao(const char *name) {

@@ -237,23 +237,28 @@ static void acl_entity(void **state) {
   kdao_schema_free(s);
 }
 
-static void builtin_plugins_carry_migrations_per_backend(void **state) {
+static void every_backend_ships_core_and_builtin_plugin_migrations(void **state) {
   (void)state;
-  const kdao_plugin_def *defs[] = {&kdao__plugin_key_auth, &kdao__plugin_basic_auth,
-                                   &kdao__plugin_acl};
-  const char *names[] = {"key-auth", "basic-auth", "acl"};
-  const char *first_cassandra[] = {"2015-07-31-172400_init_keyauth",
-                                   "2015-08-03-132400_init_basicauth",
-                                   "2015-08-25-841841_init_acl"};
-  for (size_t i = 0; i < 3; i++) {
-    assert_string_equal(defs[i]->name, names[i]);
-    for (int b = 0; b < KDAO_BACKEND_COUNT; b++) assert_non_null(defs[i]->migrations[b]);
-    assert_string_equal(defs[i]->migrations[KDAO_BACKEND_CASSANDRA][0].name, first_cassandra[i]);
-  }
+  const char *ids[] = {"core", "key-auth", "basic-auth", "acl"};
+  for (const kdao__backend_ops *const *b = kdao__backends; *b != NULL; b++)
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+      const kdao_migration_def *m = kdao__backend_migrations(*b, ids[i]);
+      assert_non_null(m);
+      assert_non_null(m[0].name);
+    }
+  assert_null(kdao__backend_migrations(kdao__backends[0], "no-such-plugin"));
 }
 
 static void cassandra_core_migrations_are_kongs(void **state) {
   (void)state;
+  const kdao__backend_ops *cs = kdao__backend_find("cassandra");
+  if (cs == NULL) skip(); /* not built */
+  const char *owners[] = {"key-auth", "basic-auth", "acl"};
+  const char *first[] = {"2015-07-31-172400_init_keyauth", "2015-08-03-132400_init_basicauth",
+                         "2015-08-25-841841_init_acl"};
+  for (size_t i = 0; i < 3; i++)
+    assert_string_equal(kdao__backend_migrations(cs, owners[i])[0].name, first[i]);
+  const kdao_migration_def *core = kdao__backend_migrations(cs, "core");
   const char *names[] = {"2015-01-12-175310_skeleton",
                          "2015-01-12-175310_init_schema",
                          "2015-11-23-817313_nodes",
@@ -270,14 +275,13 @@ static void cassandra_core_migrations_are_kongs(void **state) {
                          "2017-01-24-132600_upstream_timeouts_2"};
   size_t n = sizeof names / sizeof *names;
   for (size_t i = 0; i < n; i++) {
-    assert_non_null(kdao__core_migrations_cassandra[i].name);
-    assert_string_equal(kdao__core_migrations_cassandra[i].name, names[i]);
-    assert_non_null(kdao__core_migrations_cassandra[i].up);
+    assert_non_null(core[i].name);
+    assert_string_equal(core[i].name, names[i]);
+    assert_non_null(core[i].up);
   }
-  assert_null(kdao__core_migrations_cassandra[n].name);
+  assert_null(core[n].name);
   /* The keyspace is the backend's: no statement may name one. */
-  for (size_t i = 0; i < n; i++)
-    assert_null(strstr(kdao__core_migrations_cassandra[i].up, "KEYSPACE"));
+  for (size_t i = 0; i < n; i++) assert_null(strstr(core[i].up, "KEYSPACE"));
 }
 
 int main(void) {
@@ -295,7 +299,7 @@ int main(void) {
       cmocka_unit_test(basicauth_credentials),
       cmocka_unit_test(acl_config_lists),
       cmocka_unit_test(acl_entity),
-      cmocka_unit_test(builtin_plugins_carry_migrations_per_backend),
+      cmocka_unit_test(every_backend_ships_core_and_builtin_plugin_migrations),
       cmocka_unit_test(cassandra_core_migrations_are_kongs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -205,7 +205,7 @@ static const bad bads[] = {
      pk_id,
      1,
      "schema \"e\": field \"x\": nested schema: field \"x\": bad regex"},
-    {"version", {.name = "x"}, "e", NULL, pk_id, 2, "definition version 2, expected 1"},
+    {"version", {.name = "x"}, "e", NULL, pk_id, 3, "definition version 3, expected 2"},
 };
 #pragma GCC diagnostic pop
 
