@@ -1,6 +1,8 @@
 /* sql.c — see sql.h. */
 #include "sql.h"
 
+#include "backend.h"
+
 static void ident(kdao__sql *q, const char *name) { kdao__sb_quote(&q->sb, '"', name, NULL); }
 
 static const kdao__field *key_field(const kdao__sql *q, size_t k) {
@@ -171,6 +173,54 @@ void kdao__sql_delete(kdao__sql *q, bool visible_only) {
   else
     kdao__sb_drop(&q->sb, 5); /* the last " AND " */
   returning(q);
+}
+
+static bool whole_key(const kdao_schema *s, size_t i) { return s->npk == 1 && s->pk[0] == i; }
+
+void kdao__sql_create_table(kdao__sql *q, const kdao_factory *f) {
+  const kdao_schema *s = q->s;
+  kdao__sb_add(&q->sb, "CREATE TABLE IF NOT EXISTS ");
+  ident(q, s->table);
+  kdao__sb_add(&q->sb, " (");
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *fd = &s->fields[i];
+    ident(q, fd->name);
+    kdao__sb_add(&q->sb, " ");
+    kdao__sb_add(&q->sb, q->d->type(fd->type));
+    if (fd->type == KDAO_TYPE_TIMESTAMP && q->d->timestamp_default) {
+      kdao__sb_add(&q->sb, " DEFAULT ");
+      kdao__sb_add(&q->sb, q->d->timestamp_default);
+    }
+    /* SQLite, for compatibility with its past, would let a key column hold NULL */
+    for (size_t k = 0; k < s->npk; k++)
+      if (s->pk[k] == i) kdao__sb_add(&q->sb, " NOT NULL");
+    if ((fd->flags & KDAO_FIELD_UNIQUE) && !whole_key(s, i)) kdao__sb_add(&q->sb, " UNIQUE");
+    const kdao_schema *parent =
+        fd->foreign_entity ? kdao__factory_schema(f, fd->foreign_entity) : NULL;
+    if (parent) {
+      kdao__sb_add(&q->sb, " REFERENCES ");
+      ident(q, parent->table);
+      kdao__sb_add(&q->sb, " (");
+      ident(q, fd->foreign_field);
+      kdao__sb_add(&q->sb, ") ON DELETE CASCADE");
+    }
+    kdao__sb_add(&q->sb, ", ");
+  }
+  kdao__sb_add(&q->sb, "PRIMARY KEY (");
+  for (size_t k = 0; k < s->npk; k++) {
+    if (k) kdao__sb_add(&q->sb, ", ");
+    ident(q, key_field(q, k)->name);
+  }
+  kdao__sb_add(&q->sb, "))");
+  for (size_t i = 0; i < s->nfields; i++) {
+    const kdao__field *fd = &s->fields[i];
+    if (!fd->foreign_entity || whole_key(s, i)) continue;
+    kdao__sb_addf(&q->sb, "; CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON ", s->table, fd->name);
+    ident(q, s->table);
+    kdao__sb_add(&q->sb, " (");
+    ident(q, fd->name);
+    kdao__sb_add(&q->sb, ")");
+  }
 }
 
 char *kdao__sql_take(kdao__sql *q) { return kdao__sb_take(&q->sb); }

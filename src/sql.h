@@ -35,6 +35,9 @@ typedef struct kdao__sql_dialect {
    * addresses one row by a one-column primary key, bound at placeholder `key`.
    */
   void (*visible)(kdao__sql *q, int key);
+  /* Column type of a field, and the DEFAULT of timestamp columns (NULL: none). */
+  const char *(*type)(kdao_type t);
+  const char *timestamp_default;
 } kdao__sql_dialect;
 
 /* A statement being built. */
@@ -79,6 +82,14 @@ void kdao__sql_update(kdao__sql *q, uint64_t set, uint64_t nulls);
  * `visible_only`, RETURNING the row (callers may append more RETURNING columns).
  */
 void kdao__sql_delete(kdao__sql *q, bool visible_only);
+
+/*
+ * CREATE TABLE IF NOT EXISTS for any entity, then CREATE INDEX IF NOT EXISTS on each
+ * foreign field (cascades and filters read by it) that is not the whole key. Key columns
+ * are NOT NULL, UNIQUE goes on unique fields that are not the whole key, and foreign
+ * fields reference their parent (looked up in `f`) ON DELETE CASCADE.
+ */
+void kdao__sql_create_table(kdao__sql *q, const kdao_factory *f);
 
 /* Hands the text to the caller (free()), NULL after an allocation failure. */
 char *kdao__sql_take(kdao__sql *q);

@@ -432,6 +432,16 @@ static void pg_read(kdao__sql *q, const kdao__field *f) {
   kdao__sb_quote(&q->sb, '"', f->name, NULL);
 }
 
+static const char *ddl_type(kdao_type t) {
+  switch (t) {
+  case KDAO_TYPE_ID: return "uuid";
+  case KDAO_TYPE_NUMBER: return "double precision";
+  case KDAO_TYPE_BOOLEAN: return "boolean";
+  case KDAO_TYPE_TIMESTAMP: return "timestamp without time zone";
+  default: return "text";
+  }
+}
+
 static const kdao__sql_dialect pg_dialect = {
     .alias = "t",
     .filter_op = " = ",
@@ -439,6 +449,8 @@ static const kdao__sql_dialect pg_dialect = {
     .param = pg_param,
     .read = pg_read,
     .visible = pg_visible,
+    .type = ddl_type,
+    .timestamp_default = "(CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')",
 };
 
 /* A CTE upserting the ttls row of the row returned by CTE `r`, expiring in $n seconds. */
@@ -1145,49 +1157,14 @@ static int pg_migration_apply(kdao__backend *base, const char *identifier, const
   return e ? fail(err, e) : KDAO_OK;
 }
 
-static const char *ddl_type(kdao_type t) {
-  switch (t) {
-  case KDAO_TYPE_ID: return "uuid";
-  case KDAO_TYPE_NUMBER: return "double precision";
-  case KDAO_TYPE_BOOLEAN: return "boolean";
-  case KDAO_TYPE_TIMESTAMP: return "timestamp without time zone";
-  default: return "text";
-  }
-}
-
 /*
- * A table for a plugin entity that brings no PostgreSQL migration, in Kong's idiom: uuid
- * ids, JSON as text, UTC timestamps defaulting to now, foreign keys cascading, an index on
- * each foreign and unique column.
+ * A table for a plugin entity that brings no PostgreSQL migration (sql.h), in Kong's idiom:
+ * uuid ids, JSON as text, UTC timestamps defaulting to now.
  */
 static char *pg_schema_ddl(kdao__backend *base, const kdao_schema *s) {
-  pg_backend *b = PG(base);
-  kdao__sb q = {0};
-  kdao__sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = &s->fields[i];
-    kdao__sb_addf(&q, "\"%s\" %s", f->name, ddl_type(f->type));
-    if (f->type == KDAO_TYPE_TIMESTAMP)
-      kdao__sb_add(&q, " DEFAULT (CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')");
-    if (f->flags & KDAO_FIELD_UNIQUE) kdao__sb_add(&q, " UNIQUE");
-    const kdao_schema *parent =
-        f->foreign_entity ? kdao__factory_schema(b->base.factory, f->foreign_entity) : NULL;
-    if (parent)
-      kdao__sb_addf(&q, " REFERENCES \"%s\" (\"%s\") ON DELETE CASCADE", parent->table,
-                    f->foreign_field);
-    kdao__sb_add(&q, ", ");
-  }
-  kdao__sb_add(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++)
-    kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-  kdao__sb_add(&q, "))");
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = &s->fields[i];
-    if (f->foreign_entity)
-      kdao__sb_addf(&q, ";CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON \"%s\" (\"%s\")", s->table,
-                    f->name, s->table, f->name);
-  }
-  return kdao__sb_take(&q);
+  kdao__sql q = {.d = &pg_dialect, .s = s};
+  kdao__sql_create_table(&q, base->factory);
+  return kdao__sql_take(&q);
 }
 
 static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t n,

@@ -222,12 +222,22 @@ static void sq_visible(kdao__sql *q, int key) {
   kdao__sb_add(&q->sb, " AND \"expire_at\" <= ?2)");
 }
 
+static const char *column_type(kdao_type t) {
+  switch (t) {
+  case KDAO_TYPE_NUMBER: return "NUMERIC"; /* integers stay integers, reals stay reals */
+  case KDAO_TYPE_BOOLEAN:
+  case KDAO_TYPE_TIMESTAMP: return "INTEGER";
+  default: return "TEXT";
+  }
+}
+
 /* Filters compare with IS: a JSON null in a filter finds the rows where the column is NULL. */
 static const kdao__sql_dialect sq_dialect = {
     .filter_op = " IS ",
     .json_compare = "", /* arrays and tables are stored as canonical JSON text */
     .param = sq_param,
     .visible = sq_visible,
+    .type = column_type,
 };
 
 static void build_ttl(kdao__sb *q, const kdao_schema *s, sq_op op) {
@@ -1272,73 +1282,12 @@ static int sq_migration_apply(kdao__backend *base, const char *identifier, const
   return kind;
 }
 
-static const char *column_type(kdao_type t) {
-  switch (t) {
-  case KDAO_TYPE_NUMBER: return "NUMERIC"; /* integers stay integers, reals stay reals */
-  case KDAO_TYPE_BOOLEAN:
-  case KDAO_TYPE_TIMESTAMP: return "INTEGER";
-  default: return "TEXT";
-  }
-}
-
-static void ddl_column(kdao__sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
-  const kdao__field *f = fld(s, i);
-  sb_ident(q, f->name);
-  kdao__sb_add(q, " ");
-  kdao__sb_add(q, column_type(f->type));
-  bool in_pk = false;
-  for (size_t k = 0; k < s->npk; k++) in_pk = in_pk || s->pk[k] == i;
-  /* NOT NULL: SQLite, for compatibility with its past, lets a key column hold NULL */
-  if (in_pk)
-    kdao__sb_add(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
-  else if (f->flags & KDAO_FIELD_UNIQUE)
-    kdao__sb_add(q, " UNIQUE");
-  if (f->foreign_entity) {
-    const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
-    kdao__sb_add(q, " REFERENCES ");
-    sb_ident(q, ps ? ps->table : f->foreign_entity);
-    kdao__sb_add(q, " (");
-    sb_ident(q, f->foreign_field);
-    kdao__sb_add(q, ") ON DELETE CASCADE");
-  }
-}
-
-/* CREATE TABLE for any schema, plus an index on each foreign field (cascades, filters). */
+/* CREATE TABLE for any schema (sql.h): plugins without migrations. */
 static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
-  sq_backend *b = (sq_backend *)base;
   if (!s || !s->table || s->npk == 0) return NULL;
-  kdao__sb q = {0};
-  kdao__sb_add(&q, "CREATE TABLE IF NOT EXISTS ");
-  sb_ident(&q, s->table);
-  kdao__sb_add(&q, " (");
-  for (size_t i = 0; i < s->nfields; i++) {
-    kdao__sb_add(&q, i ? ", " : "");
-    ddl_column(&q, b, s, i);
-  }
-  if (s->npk > 1) {
-    kdao__sb_add(&q, ", PRIMARY KEY (");
-    for (size_t i = 0; i < s->npk; i++) {
-      kdao__sb_add(&q, i ? ", " : "");
-      sb_ident(&q, fld(s, s->pk[i])->name);
-    }
-    kdao__sb_add(&q, ")");
-  }
-  kdao__sb_add(&q, ")");
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = fld(s, i);
-    if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i)) continue;
-    char *index = kdao__asprintf("%s_%s_idx", s->table, f->name);
-    if (!index) q.oom = true;
-    kdao__sb_add(&q, "; CREATE INDEX IF NOT EXISTS ");
-    sb_ident(&q, index ? index : "");
-    free(index);
-    kdao__sb_add(&q, " ON ");
-    sb_ident(&q, s->table);
-    kdao__sb_add(&q, " (");
-    sb_ident(&q, f->name);
-    kdao__sb_add(&q, ")");
-  }
-  return kdao__sb_take(&q);
+  kdao__sql q = {.d = &sq_dialect, .s = s};
+  kdao__sql_create_table(&q, base->factory);
+  return kdao__sql_take(&q);
 }
 
 static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
