@@ -65,7 +65,7 @@ static void returning(kdao__sql *q) {
   kdao__sql_columns(q);
 }
 
-static uint64_t key_mask(const kdao_schema *s) {
+uint64_t kdao__sql_key_mask(const kdao_schema *s) {
   uint64_t m = 0;
   for (size_t k = 0; k < s->npk; k++) m |= UINT64_C(1) << s->pk[k];
   return m;
@@ -88,7 +88,7 @@ void kdao__sql_select(kdao__sql *q, kdao__sql_read what, uint64_t filter, bool a
     for (size_t i = 0; i < s->nfields; i++)
       if (filter >> i & 1) condition(q, &s->fields[i], q->d->filter_op);
     /* a filter naming exactly a one-column key addresses one row, like FIND */
-    if (s->npk == 1 && filter == key_mask(s)) key = q->n;
+    if (s->npk == 1 && filter == kdao__sql_key_mask(s)) key = q->n;
   }
   if (after) {
     key = 0;
@@ -112,26 +112,27 @@ void kdao__sql_select(kdao__sql *q, kdao__sql_read what, uint64_t filter, bool a
   }
 }
 
+/* The fields of `mask` in field order: their names, or placeholders for their values. */
+static void field_list(kdao__sql *q, uint64_t mask, bool placeholders) {
+  const char *sep = "";
+  for (size_t i = 0; i < q->s->nfields; i++) {
+    if (!(mask >> i & 1)) continue;
+    kdao__sb_add(&q->sb, sep);
+    if (placeholders)
+      param(q, &q->s->fields[i]);
+    else
+      ident(q, q->s->fields[i].name);
+    sep = ", ";
+  }
+}
+
 void kdao__sql_insert(kdao__sql *q, uint64_t fields) {
-  const kdao_schema *s = q->s;
   kdao__sb_add(&q->sb, "INSERT INTO ");
   table(q);
   kdao__sb_add(&q->sb, " (");
-  const char *sep = "";
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (!(fields >> i & 1)) continue;
-    kdao__sb_add(&q->sb, sep);
-    ident(q, s->fields[i].name);
-    sep = ", ";
-  }
+  field_list(q, fields, false);
   kdao__sb_add(&q->sb, ") VALUES (");
-  sep = "";
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (!(fields >> i & 1)) continue;
-    kdao__sb_add(&q->sb, sep);
-    param(q, &s->fields[i]);
-    sep = ", ";
-  }
+  field_list(q, fields, true);
   kdao__sb_add(&q->sb, ")");
   returning(q);
 }

@@ -55,6 +55,9 @@ typedef enum kdao__sql_read {
   KDAO__SQL_PAGE,  /* by filter, in key order, LIMIT (a placeholder) */
 } kdao__sql_read;
 
+/* The bits of the primary-key fields, in the field masks statements are shaped by. */
+uint64_t kdao__sql_key_mask(const kdao_schema *s);
+
 /* [alias.]"name" */
 void kdao__sql_column(kdao__sql *q, const kdao__field *f);
 /* Every field in field order, through the dialect's `read`: column i of a row is field i. */

@@ -406,12 +406,6 @@ static void pg_visible(kdao__sql *q, int key) {
   kdao__sb_add(&q->sb, " AND x.expire_at <= " PG_NOW ")");
 }
 
-static uint64_t pk_mask(const kdao_schema *s) {
-  uint64_t m = 0;
-  for (size_t k = 0; k < s->npk; k++) m |= UINT64_C(1) << s->pk[k];
-  return m;
-}
-
 /* The parameter placeholder for a value of field `f`: timestamps arrive as epoch ms. */
 static void pg_param(kdao__sb *q, const kdao__field *f, int n) {
   if (f && f->type == KDAO_TYPE_TIMESTAMP)
@@ -858,7 +852,7 @@ static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     if (fi < 0) return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s has no column", s->table));
     clear |= UINT64_C(1) << fi;
   }
-  pkmask = pk_mask(s);
+  pkmask = kdao__sql_key_mask(s);
   set &= ~pkmask; /* the key addresses the row; it is never rewritten */
   clear &= ~(set | pkmask);
   if ((rc = stmt_get(b, t, OP_UPDATE, set, clear, ttl > 0 ? SHAPE_TTL : 0, &st, err))) return rc;

@@ -1069,7 +1069,7 @@ static int update_masks(const kdao_schema *s, const json_t *values, const json_t
                         uint64_t *set, uint64_t *null_mask, kdao_error **err) {
   int kind = filter_mask(s, values, set, err);
   if (kind) return kind;
-  for (size_t i = 0; i < s->npk; i++) *set &= ~(1ull << s->pk[i]);
+  *set &= ~kdao__sql_key_mask(s);
   *null_mask = 0;
   size_t i;
   json_t *name;
@@ -1082,8 +1082,7 @@ static int update_masks(const kdao_schema *s, const json_t *values, const json_t
                                              i, s->name ? s->name : s->table));
     *null_mask |= 1ull << f;
   }
-  *null_mask &= ~*set;
-  for (size_t k = 0; k < s->npk; k++) *null_mask &= ~(1ull << s->pk[k]);
+  *null_mask &= ~(*set | kdao__sql_key_mask(s));
   return KDAO_OK;
 }
 
