@@ -61,7 +61,7 @@ typedef struct pg_stmt {
   unsigned gen;
 } pg_stmt;
 
-/* What the backend precomputes for one entity table. */
+/* What the backend keeps for one entity table: its statements, built once per shape. */
 typedef struct pg_table {
   const kdao_schema *s;
   bool has_ttl; /* one-column primary key: Kong's ttls table can address its rows */
