@@ -21,7 +21,7 @@
 #include <sqlite3.h>
 
 #include "kdao.h"
-#include "schema.h" /* kdao__uuid_v4, kdao__now_ms: the raw side generates values alike */
+#include "util.h" /* kdao__uuid_v4, kdao__now_ms: the raw side generates values alike */
 
 #define PAGING_ROWS 100000
 #define PAGE_SIZE 100

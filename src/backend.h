@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "error.h"
 #include "schema.h"
+#include "sql.h"
 #include "util.h"
 
 typedef struct kdao__backend kdao__backend;

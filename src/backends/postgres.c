@@ -61,12 +61,10 @@ typedef struct pg_stmt {
   unsigned gen;
 } pg_stmt;
 
-/* What the backend precomputes for one entity table. */
+/* What the backend keeps for one entity table: its statements, built once per shape. */
 typedef struct pg_table {
   const kdao_schema *s;
-  char *cols;    /* select list: every field, in field order, timestamps as epoch ms */
-  char *visible; /* predicate on alias t: no expired ttls row ("true" without TTL support) */
-  bool has_ttl;  /* one-column primary key: Kong's ttls table can address its rows */
+  bool has_ttl; /* one-column primary key: Kong's ttls table can address its rows */
   pg_stmt *stmts;
   size_t nstmts, cap;
 } pg_table;
@@ -341,44 +339,10 @@ static void table_free(pg_table *t) {
   if (t == NULL) return;
   for (size_t i = 0; i < t->nstmts; i++) free(t->stmts[i].sql);
   free(t->stmts);
-  free(t->cols);
-  free(t->visible);
   free(t);
 }
 
 static const kdao__field *pk_field(const kdao_schema *s, size_t k) { return &s->fields[s->pk[k]]; }
-
-/* `t."<pk>"::text`, the form Kong stores in ttls.primary_key_value. */
-static pg_table *table_build(const kdao_schema *s) {
-  pg_table *t = calloc(1, sizeof *t);
-  if (t == NULL) return NULL;
-  t->s = s;
-  t->has_ttl = s->npk == 1;
-  kdao__sb cols = {0}, vis = {0};
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = &s->fields[i];
-    if (i) kdao__sb_add(&cols, ", ");
-    if (f->type == KDAO_TYPE_TIMESTAMP)
-      kdao__sb_addf(&cols, "(extract(epoch from t.\"%s\") * 1000)::bigint AS \"%s\"", f->name,
-                    f->name);
-    else
-      kdao__sb_addf(&cols, "t.\"%s\"", f->name);
-  }
-  if (t->has_ttl)
-    kdao__sb_addf(&vis,
-                  "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = t.\"%s\"::text"
-                  " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
-                  pk_field(s, 0)->name, s->table);
-  else
-    kdao__sb_add(&vis, "true");
-  t->cols = kdao__sb_take(&cols);
-  t->visible = kdao__sb_take(&vis);
-  if (t->cols == NULL || t->visible == NULL) {
-    table_free(t);
-    return NULL;
-  }
-  return t;
-}
 
 static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_error **err) {
   for (size_t i = 0; i < b->ntables; i++) {
@@ -393,10 +357,15 @@ static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_e
   pg_table **grown = realloc(b->tables, (b->ntables + 1) * sizeof *grown);
   if (grown == NULL) return oom(err);
   b->tables = grown;
-  if ((*out = table_build(s)) == NULL) return oom(err);
+  if ((*out = calloc(1, sizeof **out)) == NULL) return oom(err);
+  (*out)->s = s;
+  (*out)->has_ttl = s->npk == 1;
   b->tables[b->ntables++] = *out;
   return KDAO_OK;
 }
+
+/* The clock of ttls.expire_at: UTC without a time zone, as Kong wrote it. */
+#define PG_NOW "(now() AT TIME ZONE 'utc')"
 
 /*
  * The ttls key of a row addressed by its primary key, from the statement's parameter $n
@@ -405,62 +374,78 @@ static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_e
  * uuid cast spells the key as Kong stored it (t.id::text: lower case, hyphens) whatever
  * spelling the caller sent. NULL when the key type has no such spelling (numbers).
  */
-static const char *ttl_key_cast(const pg_table *t) {
-  if (!t->has_ttl) return NULL;
-  switch (pk_field(t->s, 0)->type) {
+static const char *ttl_key_cast(const kdao_schema *s) {
+  if (s->npk != 1) return NULL;
+  switch (pk_field(s, 0)->type) {
   case KDAO_TYPE_ID: return "::uuid::text";
   case KDAO_TYPE_STRING: return "::text";
   default: return NULL;
   }
 }
 
-/* The visibility predicate of a statement whose only filter is the key, bound as $n. */
-static void sql_visible_by_key(kdao__sb *q, const pg_table *t, int n) {
-  const char *cast = ttl_key_cast(t);
-  if (cast == NULL) {
-    kdao__sb_add(q, t->visible);
+/*
+ * No expired ttls row for this one: `t."<pk>"::text` is the form Kong stores in
+ * ttls.primary_key_value. Kong's ttls cannot address a composite key: always visible.
+ */
+static void pg_visible(kdao__sql *q, int key) {
+  const kdao_schema *s = q->s;
+  if (s->npk != 1) {
+    kdao__sb_add(&q->sb, "true");
     return;
   }
-  kdao__sb_addf(q,
-                "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = $%d%s"
-                " AND x.table_name = '%s' AND x.expire_at <= (now() AT TIME ZONE 'utc'))",
-                n, cast, t->s->table);
-}
-
-static uint64_t pk_mask(const kdao_schema *s) {
-  uint64_t m = 0;
-  for (size_t k = 0; k < s->npk; k++) m |= UINT64_C(1) << s->pk[k];
-  return m;
+  const char *cast = key ? ttl_key_cast(s) : NULL;
+  kdao__sb_add(&q->sb, "NOT EXISTS (SELECT 1 FROM ttls x WHERE x.primary_key_value = ");
+  if (cast) {
+    kdao__sb_addf(&q->sb, "$%d%s", key, cast);
+  } else {
+    kdao__sql_column(q, pk_field(s, 0));
+    kdao__sb_add(&q->sb, "::text");
+  }
+  kdao__sb_add(&q->sb, " AND x.table_name = ");
+  kdao__sb_quote(&q->sb, '\'', s->table, NULL);
+  kdao__sb_add(&q->sb, " AND x.expire_at <= " PG_NOW ")");
 }
 
 /* The parameter placeholder for a value of field `f`: timestamps arrive as epoch ms. */
-static void sql_param(kdao__sb *q, const kdao__field *f, int n) {
-  if (f->type == KDAO_TYPE_TIMESTAMP)
+static void pg_param(kdao__sb *q, const kdao__field *f, int n) {
+  if (f && f->type == KDAO_TYPE_TIMESTAMP)
     kdao__sb_addf(q, "to_timestamp($%d::float8 / 1000) AT TIME ZONE 'utc'", n);
   else
     kdao__sb_addf(q, "$%d", n);
 }
 
-/* `t."a" = $1 AND t."b" = $2 ...` over the fields of `mask`; JSON columns compare as text. */
-static void sql_where(kdao__sb *q, const kdao_schema *s, uint64_t mask, int *pn) {
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (!(mask >> i & 1)) continue;
-    const kdao__field *f = &s->fields[i];
-    if (f->type == KDAO_TYPE_ARRAY || f->type == KDAO_TYPE_TABLE)
-      kdao__sb_addf(q, "t.\"%s\"::text = $%d AND ", f->name, ++*pn);
-    else {
-      kdao__sb_addf(q, "t.\"%s\" = ", f->name);
-      sql_param(q, f, ++*pn);
-      kdao__sb_add(q, " AND ");
-    }
+/* Timestamps are read back as whole milliseconds since the epoch. */
+static void pg_read(kdao__sql *q, const kdao__field *f) {
+  if (f->type != KDAO_TYPE_TIMESTAMP) {
+    kdao__sql_column(q, f);
+    return;
+  }
+  kdao__sb_add(&q->sb, "(extract(epoch from ");
+  kdao__sql_column(q, f);
+  kdao__sb_add(&q->sb, ") * 1000)::bigint AS ");
+  kdao__sb_quote(&q->sb, '"', f->name, NULL);
+}
+
+static const char *ddl_type(kdao_type t) {
+  switch (t) {
+  case KDAO_TYPE_ID: return "uuid";
+  case KDAO_TYPE_NUMBER: return "double precision";
+  case KDAO_TYPE_BOOLEAN: return "boolean";
+  case KDAO_TYPE_TIMESTAMP: return "timestamp without time zone";
+  default: return "text";
   }
 }
 
-static void sql_order(kdao__sb *q, const kdao_schema *s) {
-  kdao__sb_add(q, " ORDER BY ");
-  for (size_t k = 0; k < s->npk; k++)
-    kdao__sb_addf(q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-}
+static const kdao__sql_dialect pg_dialect = {
+    .alias = "t",
+    .filter_op = " = ",
+    .json_compare = "::text", /* plugins.config is json, which has no equality */
+    .param = pg_param,
+    .read = pg_read,
+    .visible = pg_visible,
+    .type = ddl_type,
+    .timestamp_default = "(CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')",
+};
 
 /* A CTE upserting the ttls row of the row returned by CTE `r`, expiring in $n seconds. */
 static void sql_ttl_upsert(kdao__sb *q, const kdao_schema *s, int n) {
@@ -468,7 +453,7 @@ static void sql_ttl_upsert(kdao__sb *q, const kdao_schema *s, int n) {
   kdao__sb_addf(q,
                 ", x AS (INSERT INTO ttls (primary_key_value, primary_uuid_value, primary_key_name,"
                 " table_name, expire_at) SELECT r.\"%s\"::text, %s%s%s, '%s', '%s',"
-                " (now() AT TIME ZONE 'utc') + $%d::integer * interval '1 second' FROM r"
+                " " PG_NOW " + $%d::integer * interval '1 second' FROM r"
                 " ON CONFLICT (primary_key_value, table_name) DO UPDATE"
                 " SET expire_at = EXCLUDED.expire_at)",
                 pk->name, pk->type == KDAO_TYPE_ID ? "r.\"" : "NULL::uuid",
@@ -484,122 +469,62 @@ static void sql_ttl_forget(kdao__sb *q, const kdao_schema *s) {
                 s->table, pk_field(s, 0)->name);
 }
 
+/* The shared shapes (sql.h), wrapped where the ttls table is written in the same statement. */
 static char *sql_build(const pg_table *t, int op, uint64_t m1, uint64_t m2, unsigned shape) {
   const kdao_schema *s = t->s;
-  kdao__sb q = {0};
-  int pn = 0;
+  kdao__sql q = {.d = &pg_dialect, .s = s};
+  /* insert: a text key clears a stale ttls row (names get reused; uuids do not) */
+  bool forget = op == OP_INSERT && t->has_ttl && pk_field(s, 0)->type != KDAO_TYPE_ID;
+  bool cte = (shape & SHAPE_TTL) || forget;
   switch (op) {
-  case OP_FIND:
-  case OP_FIND_ALL:
-  case OP_COUNT:
-  case OP_PAGE:
-    kdao__sb_addf(&q, "SELECT %s FROM \"%s\" t WHERE ", op == OP_COUNT ? "count(*)" : t->cols,
-                  s->table);
-    sql_where(&q, s, m1, &pn);
-    if (shape & SHAPE_AFTER) {
-      kdao__sb_add(&q, "(");
-      for (size_t k = 0; k < s->npk; k++)
-        kdao__sb_addf(&q, "%st.\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-      kdao__sb_add(&q, ") > (");
-      for (size_t k = 0; k < s->npk; k++) {
-        if (k) kdao__sb_add(&q, ", ");
-        sql_param(&q, pk_field(s, k), ++pn);
-      }
-      kdao__sb_add(&q, ") AND ");
-    }
-    if (m1 == pk_mask(s) && s->npk == 1 && !(shape & SHAPE_AFTER))
-      sql_visible_by_key(&q, t, 1);
+  case OP_FIND: kdao__sql_select(&q, KDAO__SQL_FIND, 0, false); break;
+  case OP_FIND_ALL: kdao__sql_select(&q, KDAO__SQL_ALL, m1, false); break;
+  case OP_COUNT: kdao__sql_select(&q, KDAO__SQL_COUNT, m1, false); break;
+  case OP_PAGE: kdao__sql_select(&q, KDAO__SQL_PAGE, m1, shape & SHAPE_AFTER); break;
+  case OP_INSERT:
+  case OP_UPDATE:
+    if (cte) kdao__sb_add(&q.sb, "WITH r AS (");
+    if (op == OP_INSERT)
+      kdao__sql_insert(&q, m1);
     else
-      kdao__sb_add(&q, t->visible);
-    if (op == OP_FIND_ALL || op == OP_PAGE) sql_order(&q, s);
-    if (op == OP_PAGE) kdao__sb_addf(&q, " LIMIT $%d", ++pn);
-    break;
-  case OP_INSERT: {
-    /* the WITH wrapper only when the ttls table must be written in the same statement */
-    bool forget = t->has_ttl && pk_field(s, 0)->type != KDAO_TYPE_ID; /* names get reused */
-    bool cte = (shape & SHAPE_TTL) || forget;
-    kdao__sb_addf(&q, "%sINSERT INTO \"%s\" AS t (", cte ? "WITH r AS (" : "", s->table);
-    bool first = true;
-    for (size_t i = 0; i < s->nfields; i++)
-      if (m1 >> i & 1) {
-        kdao__sb_addf(&q, "%s\"%s\"", first ? "" : ", ", s->fields[i].name);
-        first = false;
-      }
-    kdao__sb_add(&q, ") VALUES (");
-    for (size_t i = 0; i < s->nfields; i++)
-      if (m1 >> i & 1) {
-        if (pn) kdao__sb_add(&q, ", ");
-        sql_param(&q, &s->fields[i], ++pn);
-      }
-    kdao__sb_addf(&q, ") RETURNING %s", t->cols);
+      kdao__sql_update(&q, m1, m2);
     if (!cte) break;
-    kdao__sb_add(&q, ")");
+    kdao__sb_add(&q.sb, ")");
     if (shape & SHAPE_TTL)
-      sql_ttl_upsert(&q, s, ++pn);
+      sql_ttl_upsert(&q.sb, s, ++q.n);
     else
-      sql_ttl_forget(&q, s);
-    kdao__sb_add(&q, " SELECT * FROM r");
+      sql_ttl_forget(&q.sb, s);
+    kdao__sb_add(&q.sb, " SELECT * FROM r");
     break;
-  }
-  case OP_UPDATE: {
-    bool cte = shape & SHAPE_TTL;
-    kdao__sb_addf(&q, "%sUPDATE \"%s\" AS t SET ", cte ? "WITH r AS (" : "", s->table);
-    bool first = true;
-    for (size_t i = 0; i < s->nfields; i++) {
-      if (!((m1 | m2) >> i & 1)) continue;
-      kdao__sb_addf(&q, "%s\"%s\" = ", first ? "" : ", ", s->fields[i].name);
-      first = false;
-      if (m1 >> i & 1)
-        sql_param(&q, &s->fields[i], ++pn);
-      else
-        kdao__sb_add(&q, "NULL");
-    }
-    if (first) /* only key fields given: a no-op write that still returns the row */
-      kdao__sb_addf(&q, "\"%s\" = t.\"%s\"", pk_field(s, 0)->name, pk_field(s, 0)->name);
-    kdao__sb_add(&q, " WHERE ");
-    sql_where(&q, s, pk_mask(s), &pn);
-    if (s->npk == 1)
-      sql_visible_by_key(&q, t, pn);
-    else
-      kdao__sb_add(&q, t->visible);
-    kdao__sb_addf(&q, " RETURNING %s", t->cols);
-    if (!cte) break;
-    kdao__sb_add(&q, ")");
-    sql_ttl_upsert(&q, s, ++pn);
-    kdao__sb_add(&q, " SELECT * FROM r");
-    break;
-  }
   case OP_DELETE: {
     /*
-     * Keyed by a one-column key (always, from dao.c): the ttls row goes by a direct index
-     * lookup on the parameter, and the same lookup says whether the row had expired.
+     * An expired row is deleted too (purge would take it) but reported as not found. With a
+     * one-column key the ttls row goes by a direct index lookup on the parameter, and the
+     * same lookup says whether the row had expired.
      */
-    const char *cast = m1 == pk_mask(s) ? ttl_key_cast(t) : NULL;
+    const char *cast = ttl_key_cast(s);
     if (cast)
-      kdao__sb_addf(
-          &q,
-          "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name = '%s'"
-          " RETURNING expire_at <= (now() AT TIME ZONE 'utc') AS expired) ",
-          cast, s->table);
+      kdao__sb_addf(&q.sb,
+                    "WITH x AS (DELETE FROM ttls WHERE primary_key_value = $1%s AND table_name"
+                    " = '%s' RETURNING expire_at <= " PG_NOW " AS expired) ",
+                    cast, s->table);
     else
-      kdao__sb_add(&q, "WITH r AS (");
-    kdao__sb_addf(&q, "DELETE FROM \"%s\" AS t WHERE ", s->table);
-    sql_where(&q, s, m1, &pn);
-    kdao__sb_drop(&q, 5); /* the trailing " AND " */
+      kdao__sb_add(&q.sb, "WITH r AS (");
+    kdao__sql_delete(&q, false);
     if (cast) {
-      kdao__sb_addf(&q,
-                    " RETURNING %s, NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible",
-                    t->cols);
+      kdao__sb_add(&q.sb, ", NOT EXISTS (SELECT 1 FROM x WHERE x.expired) AS kdao_visible");
       break;
     }
-    kdao__sb_addf(&q, " RETURNING %s, %s AS kdao_visible)", t->cols, t->visible);
-    if (t->has_ttl) sql_ttl_forget(&q, s);
-    kdao__sb_add(&q, " SELECT * FROM r");
+    kdao__sb_add(&q.sb, ", ");
+    pg_visible(&q, 0);
+    kdao__sb_add(&q.sb, " AS kdao_visible)");
+    if (t->has_ttl) sql_ttl_forget(&q.sb, s);
+    kdao__sb_add(&q.sb, " SELECT * FROM r");
     break;
   }
   default: break;
   }
-  return kdao__sb_take(&q);
+  return kdao__sql_take(&q);
 }
 
 static int stmt_get(pg_backend *b, pg_table *t, int op, uint64_t m1, uint64_t m2, unsigned shape,
@@ -688,6 +613,17 @@ static int params_fields(pg_params *p, const kdao_schema *s, uint64_t mask, cons
   for (size_t i = 0; i < s->nfields; i++) {
     if (!(mask >> i & 1)) continue;
     int rc = param_add(p, &s->fields[i], json_object_get(obj, s->fields[i].name), err);
+    if (rc != KDAO_OK) return rc;
+  }
+  return KDAO_OK;
+}
+
+/* The primary-key values of `obj` in key order, the order of the statements' key conditions. */
+static int params_key(pg_params *p, const kdao_schema *s, const json_t *obj, kdao_error **err) {
+  for (size_t k = 0; k < s->npk; k++) {
+    json_t *v = json_object_get(obj, pk_field(s, k)->name);
+    if (v == NULL) return fail(err, kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
+    int rc = param_add(p, pk_field(s, k), v, err);
     if (rc != KDAO_OK) return rc;
   }
   return KDAO_OK;
@@ -818,9 +754,10 @@ static int pg_select(pg_backend *b, const kdao_schema *s, int op, const json_t *
   PG_PARAMS_INIT(p);
   int rc;
   if ((rc = table_get(b, s, &t, err))) return rc;
-  if (filter && (rc = object_mask(s, filter, &mask, err))) return rc;
+  if (op != OP_FIND && filter && (rc = object_mask(s, filter, &mask, err))) return rc;
   if ((rc = stmt_get(b, t, op, mask, 0, after ? SHAPE_AFTER : 0, &st, err))) return rc;
-  if ((rc = params_fields(&p, s, mask, filter, err))) goto cleanup;
+  rc = op == OP_FIND ? params_key(&p, s, filter, err) : params_fields(&p, s, mask, filter, err);
+  if (rc) goto cleanup;
   for (size_t k = 0; after && k < s->npk; k++)
     if ((rc = param_add(&p, pk_field(s, k), json_array_get(after, k), err))) goto cleanup;
   if (op == OP_PAGE) {
@@ -915,11 +852,11 @@ static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     if (fi < 0) return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s has no column", s->table));
     clear |= UINT64_C(1) << fi;
   }
-  pkmask = pk_mask(s);
+  pkmask = kdao__sql_key_mask(s);
   set &= ~pkmask; /* the key addresses the row; it is never rewritten */
   clear &= ~(set | pkmask);
   if ((rc = stmt_get(b, t, OP_UPDATE, set, clear, ttl > 0 ? SHAPE_TTL : 0, &st, err))) return rc;
-  if ((rc = params_fields(&p, s, set, values, err)) || (rc = params_fields(&p, s, pkmask, pk, err)))
+  if ((rc = params_fields(&p, s, set, values, err)) || (rc = params_key(&p, s, pk, err)))
     goto cleanup;
   if (ttl > 0) {
     snprintf(p.num[p.n], sizeof p.num[0], "%d", ttl);
@@ -940,15 +877,13 @@ static int pg_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   *out = NULL;
   pg_table *t;
   pg_stmt *st;
-  uint64_t mask;
   pg_params p;
   PG_PARAMS_INIT(p);
   PGresult *r = NULL;
   int rc;
-  if ((rc = table_get(b, s, &t, err)) || (rc = object_mask(s, pk, &mask, err))) return rc;
-  if (mask == 0) return fail(err, kdao_error_new(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
-  if ((rc = stmt_get(b, t, OP_DELETE, mask, 0, 0, &st, err))) return rc;
-  if ((rc = params_fields(&p, s, mask, pk, err))) goto cleanup;
+  if ((rc = table_get(b, s, &t, err)) || (rc = stmt_get(b, t, OP_DELETE, 0, 0, 0, &st, err)))
+    return rc;
+  if ((rc = params_key(&p, s, pk, err))) goto cleanup;
   if ((rc = pg_exec(b, st, NULL, &p, false, pk, &r, err))) goto cleanup;
   /* An expired row goes too (purge would take it), but it was not there to delete. */
   bool visible = PQntuples(r) == 1 && PQgetvalue(r, 0, (int)s->nfields)[0] == 't';
@@ -1216,49 +1151,14 @@ static int pg_migration_apply(kdao__backend *base, const char *identifier, const
   return e ? fail(err, e) : KDAO_OK;
 }
 
-static const char *ddl_type(kdao_type t) {
-  switch (t) {
-  case KDAO_TYPE_ID: return "uuid";
-  case KDAO_TYPE_NUMBER: return "double precision";
-  case KDAO_TYPE_BOOLEAN: return "boolean";
-  case KDAO_TYPE_TIMESTAMP: return "timestamp without time zone";
-  default: return "text";
-  }
-}
-
 /*
- * A table for a plugin entity that brings no PostgreSQL migration, in Kong's idiom: uuid
- * ids, JSON as text, UTC timestamps defaulting to now, foreign keys cascading, an index on
- * each foreign and unique column.
+ * A table for a plugin entity that brings no PostgreSQL migration (sql.h), in Kong's idiom:
+ * uuid ids, JSON as text, UTC timestamps defaulting to now.
  */
 static char *pg_schema_ddl(kdao__backend *base, const kdao_schema *s) {
-  pg_backend *b = PG(base);
-  kdao__sb q = {0};
-  kdao__sb_addf(&q, "CREATE TABLE IF NOT EXISTS \"%s\" (", s->table);
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = &s->fields[i];
-    kdao__sb_addf(&q, "\"%s\" %s", f->name, ddl_type(f->type));
-    if (f->type == KDAO_TYPE_TIMESTAMP)
-      kdao__sb_add(&q, " DEFAULT (CURRENT_TIMESTAMP(3) AT TIME ZONE 'utc')");
-    if (f->flags & KDAO_FIELD_UNIQUE) kdao__sb_add(&q, " UNIQUE");
-    const kdao_schema *parent =
-        f->foreign_entity ? kdao__factory_schema(b->base.factory, f->foreign_entity) : NULL;
-    if (parent)
-      kdao__sb_addf(&q, " REFERENCES \"%s\" (\"%s\") ON DELETE CASCADE", parent->table,
-                    f->foreign_field);
-    kdao__sb_add(&q, ", ");
-  }
-  kdao__sb_add(&q, "PRIMARY KEY (");
-  for (size_t k = 0; k < s->npk; k++)
-    kdao__sb_addf(&q, "%s\"%s\"", k ? ", " : "", pk_field(s, k)->name);
-  kdao__sb_add(&q, "))");
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = &s->fields[i];
-    if (f->foreign_entity)
-      kdao__sb_addf(&q, ";CREATE INDEX IF NOT EXISTS \"%s_%s_idx\" ON \"%s\" (\"%s\")", s->table,
-                    f->name, s->table, f->name);
-  }
-  return kdao__sb_take(&q);
+  kdao__sql q = {.d = &pg_dialect, .s = s};
+  kdao__sql_create_table(&q, base->factory);
+  return kdao__sql_take(&q);
 }
 
 static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t n,

@@ -177,23 +177,19 @@ static int sq_fail(sq_backend *b, kdao_error **err) {
   return sq_db_error(b, sqlite3_errmsg(b->db), sqlite3_extended_errcode(b->db), err);
 }
 
-/* ---- SQL of each statement shape ---- */
+/* ---- SQL of each statement shape: the shared ones (sql.h) and SQLite's own ---- */
 
 static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->fields[i]; }
-
-static void sql_columns(kdao__sb *q, const kdao_schema *s) {
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (i) kdao__sb_add(q, ", ");
-    sb_ident(q, fld(s, i)->name);
-  }
-}
 
 /* The ttls key of a row: its pk column, or json_array of its pk columns. */
 static void sql_key_expr(kdao__sb *q, const kdao_schema *s, const char *qualifier) {
   if (s->npk > 1) kdao__sb_add(q, "json_array(");
   for (size_t i = 0; i < s->npk; i++) {
     if (i) kdao__sb_add(q, ", ");
-    kdao__sb_add(q, qualifier);
+    if (qualifier)
+      kdao__sb_add(q, qualifier);
+    else
+      sb_ident(q, s->table);
     kdao__sb_add(q, ".");
     sb_ident(q, fld(s, s->pk[i])->name);
   }
@@ -207,133 +203,43 @@ static void sql_key_params(kdao__sb *q, const kdao_schema *s, int first) {
   if (s->npk > 1) kdao__sb_add(q, ")");
 }
 
-/* The quoted name, for qualifying key expressions inside statements on that table. */
-static char *quoted(const char *name) {
-  kdao__sb q = {0};
-  sb_ident(&q, name);
-  return kdao__sb_take(&q);
+/* Values are bound as their storage class: no conversion in the text. */
+static void sq_param(kdao__sb *q, const kdao__field *f, int n) {
+  (void)f;
+  kdao__sb_addf(q, "?%d", n);
 }
 
-static void sql_alive_on(kdao__sb *q, const kdao_schema *s, const char *qtable) {
-  kdao__sb_add(q, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
-                  " AND \"primary_key_value\" = ");
-  sql_key_expr(q, s, qtable);
-  kdao__sb_add(q, " AND \"expire_at\" <= ?2)");
+/*
+ * One correlated form whatever addresses the row: the key may be a json_array of several
+ * columns, and SQLite probes the ttls index once per candidate row either way.
+ */
+static void sq_visible(kdao__sql *q, int key) {
+  (void)key;
+  kdao__sb_add(&q->sb, "NOT EXISTS (SELECT 1 FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ?1"
+                       " AND \"primary_key_value\" = ");
+  sql_key_expr(&q->sb, q->s, NULL);
+  kdao__sb_add(&q->sb, " AND \"expire_at\" <= ?2)");
 }
 
-/* `"f" IS ?n` for each field of mask, in field order; returns the next parameter number. */
-static int sql_filter(kdao__sb *q, const kdao_schema *s, uint64_t mask, int param) {
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (!(mask >> i & 1)) continue;
-    sb_ident(q, fld(s, i)->name);
-    kdao__sb_addf(q, " IS ?%d AND ", param++);
-  }
-  return param;
-}
-
-static int sql_pk_equal(kdao__sb *q, const kdao_schema *s, int param) {
-  for (size_t i = 0; i < s->npk; i++) {
-    sb_ident(q, fld(s, s->pk[i])->name);
-    kdao__sb_addf(q, " = ?%d AND ", param++);
-  }
-  return param;
-}
-
-static void sql_order(kdao__sb *q, const kdao_schema *s) {
-  kdao__sb_add(q, " ORDER BY ");
-  for (size_t i = 0; i < s->npk; i++) {
-    if (i) kdao__sb_add(q, ", ");
-    sb_ident(q, fld(s, s->pk[i])->name);
+static const char *column_type(kdao_type t) {
+  switch (t) {
+  case KDAO_TYPE_NUMBER: return "NUMERIC"; /* integers stay integers, reals stay reals */
+  case KDAO_TYPE_BOOLEAN:
+  case KDAO_TYPE_TIMESTAMP: return "INTEGER";
+  default: return "TEXT";
   }
 }
 
-static void sql_select_head(kdao__sb *q, const kdao_schema *s, bool count) {
-  kdao__sb_add(q, "SELECT ");
-  if (count)
-    kdao__sb_add(q, "count(*)");
-  else
-    sql_columns(q, s);
-  kdao__sb_add(q, " FROM ");
-  sb_ident(q, s->table);
-  kdao__sb_add(q, " WHERE ");
-}
+/* Filters compare with IS: a JSON null in a filter finds the rows where the column is NULL. */
+static const kdao__sql_dialect sq_dialect = {
+    .filter_op = " IS ",
+    .json_compare = "", /* arrays and tables are stored as canonical JSON text */
+    .param = sq_param,
+    .visible = sq_visible,
+    .type = column_type,
+};
 
-static void sql_returning(kdao__sb *q, const kdao_schema *s) {
-  kdao__sb_add(q, " RETURNING ");
-  sql_columns(q, s);
-}
-
-static void build_insert(kdao__sb *q, const kdao_schema *s) {
-  kdao__sb_add(q, "INSERT INTO ");
-  sb_ident(q, s->table);
-  kdao__sb_add(q, " (");
-  sql_columns(q, s);
-  kdao__sb_add(q, ") VALUES (");
-  for (size_t i = 0; i < s->nfields; i++) kdao__sb_addf(q, "%s?%zu", i ? ", " : "", i + 1);
-  kdao__sb_add(q, ")");
-  sql_returning(q, s);
-}
-
-static void build_read(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op op, uint64_t mask) {
-  sql_select_head(q, s, op == SQ_COUNT);
-  int param = P_FIRST;
-  if (op == SQ_FIND)
-    param = sql_pk_equal(q, s, param);
-  else
-    param = sql_filter(q, s, mask, param);
-  if (op == SQ_PAGE_NEXT) {
-    kdao__sb_add(q, "(");
-    for (size_t i = 0; i < s->npk; i++) {
-      if (i) kdao__sb_add(q, ", ");
-      sb_ident(q, fld(s, s->pk[i])->name);
-    }
-    kdao__sb_add(q, ") > (");
-    for (size_t i = 0; i < s->npk; i++) kdao__sb_addf(q, "%s?%d", i ? ", " : "", param++);
-    kdao__sb_add(q, ") AND ");
-  }
-  sql_alive_on(q, s, qt);
-  if (op == SQ_FIND_ALL || op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT) sql_order(q, s);
-  if (op == SQ_PAGE_FIRST || op == SQ_PAGE_NEXT) kdao__sb_addf(q, " LIMIT ?%d", param);
-}
-
-static void build_update(kdao__sb *q, const kdao_schema *s, const char *qt, uint64_t set,
-                         uint64_t nulls) {
-  kdao__sb_add(q, "UPDATE ");
-  sb_ident(q, s->table);
-  kdao__sb_add(q, " SET ");
-  int param = P_FIRST;
-  bool any = false;
-  for (size_t i = 0; i < s->nfields; i++) {
-    if (!((set | nulls) >> i & 1)) continue;
-    if (any) kdao__sb_add(q, ", ");
-    any = true;
-    sb_ident(q, fld(s, i)->name);
-    if (set >> i & 1)
-      kdao__sb_addf(q, " = ?%d", param++);
-    else
-      kdao__sb_add(q, " = NULL");
-  }
-  if (!any) { /* nothing to change: a no-op SET still returns the (unexpired) row */
-    sb_ident(q, fld(s, s->pk[0])->name);
-    kdao__sb_add(q, " = ");
-    sb_ident(q, fld(s, s->pk[0])->name);
-  }
-  kdao__sb_add(q, " WHERE ");
-  sql_pk_equal(q, s, param);
-  sql_alive_on(q, s, qt);
-  sql_returning(q, s);
-}
-
-static void build_delete(kdao__sb *q, const kdao_schema *s, const char *qt) {
-  kdao__sb_add(q, "DELETE FROM ");
-  sb_ident(q, s->table);
-  kdao__sb_add(q, " WHERE ");
-  sql_pk_equal(q, s, P_FIRST);
-  sql_alive_on(q, s, qt);
-  sql_returning(q, s);
-}
-
-static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op op) {
+static void build_ttl(kdao__sb *q, const kdao_schema *s, sq_op op) {
   switch (op) {
   case SQ_TTL_SET:
     kdao__sb_add(q, "INSERT INTO \"" SQ_TTLS "\" (\"primary_key_value\", \"table_name\","
@@ -347,7 +253,7 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
     kdao__sb_add(q, "CREATE TRIGGER IF NOT EXISTS ");
     sb_ident_suffix(q, s->table, "_kdao_ttl");
     kdao__sb_add(q, " AFTER DELETE ON ");
-    kdao__sb_add(q, qt);
+    sb_ident(q, s->table);
     kdao__sb_add(q, " BEGIN DELETE FROM \"" SQ_TTLS "\" WHERE \"table_name\" = ");
     kdao__sb_quote(q, '\'', s->table, NULL);
     kdao__sb_add(q, " AND \"primary_key_value\" = ");
@@ -363,9 +269,9 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
     break;
   case SQ_PURGE:
     kdao__sb_add(q, "DELETE FROM ");
-    kdao__sb_add(q, qt);
+    sb_ident(q, s->table);
     kdao__sb_add(q, " WHERE ");
-    sql_key_expr(q, s, qt);
+    sql_key_expr(q, s, NULL);
     kdao__sb_add(q, " IN (SELECT \"primary_key_value\" FROM \"" SQ_TTLS "\""
                     " WHERE \"table_name\" = ?1 AND \"expire_at\" <= ?2)");
     break;
@@ -376,38 +282,38 @@ static void build_ttl(kdao__sb *q, const kdao_schema *s, const char *qt, sq_op o
 static char *build_sql(const sq_key *k) {
   if (k->op == SQ_TX) return kdao__strdup(tx_sql[k->a]);
   const kdao_schema *s = k->s;
-  char *qt = quoted(s->table);
-  if (!qt) return NULL;
-  kdao__sb q = {0};
+  kdao__sql q = {.d = &sq_dialect, .s = s, .n = P_FIRST - 1};
   switch ((sq_op)k->op) {
-  case SQ_INSERT: build_insert(&q, s); break;
-  case SQ_FIND:
-  case SQ_FIND_ALL:
-  case SQ_PAGE_FIRST:
-  case SQ_PAGE_NEXT:
-  case SQ_COUNT: build_read(&q, s, qt, (sq_op)k->op, k->a); break;
-  case SQ_UPDATE: build_update(&q, s, qt, k->a, k->b); break;
-  case SQ_DELETE: build_delete(&q, s, qt); break;
+  case SQ_INSERT:
+    q.n = 0; /* every column, from ?1: an insert binds no table name or clock */
+    kdao__sql_insert(&q, s->nfields < 64 ? (UINT64_C(1) << s->nfields) - 1 : UINT64_MAX);
+    break;
+  case SQ_FIND: kdao__sql_select(&q, KDAO__SQL_FIND, 0, false); break;
+  case SQ_FIND_ALL: kdao__sql_select(&q, KDAO__SQL_ALL, k->a, false); break;
+  case SQ_PAGE_FIRST: kdao__sql_select(&q, KDAO__SQL_PAGE, k->a, false); break;
+  case SQ_PAGE_NEXT: kdao__sql_select(&q, KDAO__SQL_PAGE, k->a, true); break;
+  case SQ_COUNT: kdao__sql_select(&q, KDAO__SQL_COUNT, k->a, false); break;
+  case SQ_UPDATE: kdao__sql_update(&q, k->a, k->b); break;
+  case SQ_DELETE: kdao__sql_delete(&q, true); break;
   case SQ_TRUNCATE:
-    kdao__sb_add(&q, "DELETE FROM ");
-    kdao__sb_add(&q, qt);
+    kdao__sb_add(&q.sb, "DELETE FROM ");
+    sb_ident(&q.sb, s->table);
     break;
   case SQ_TTL_SET:
   case SQ_TTL_TRIGGER:
   case SQ_TTL_CLEAR:
   case SQ_TTL_EXPIRED:
-  case SQ_PURGE: build_ttl(&q, s, qt, (sq_op)k->op); break;
+  case SQ_PURGE: build_ttl(&q.sb, s, (sq_op)k->op); break;
   case SQ_PARENT_EXISTS:
-    kdao__sb_add(&q, "SELECT 1 FROM ");
-    kdao__sb_add(&q, qt);
-    kdao__sb_add(&q, " WHERE ");
-    sb_ident(&q, fld(s, (size_t)k->a)->name);
-    kdao__sb_add(&q, " = ?1 LIMIT 1");
+    kdao__sb_add(&q.sb, "SELECT 1 FROM ");
+    sb_ident(&q.sb, s->table);
+    kdao__sb_add(&q.sb, " WHERE ");
+    sb_ident(&q.sb, fld(s, (size_t)k->a)->name);
+    kdao__sb_add(&q.sb, " = ?1 LIMIT 1");
     break;
   case SQ_TX: break;
   }
-  free(qt);
-  return kdao__sb_take(&q);
+  return kdao__sql_take(&q);
 }
 
 /*
@@ -1167,7 +1073,7 @@ static int update_masks(const kdao_schema *s, const json_t *values, const json_t
                         uint64_t *set, uint64_t *null_mask, kdao_error **err) {
   int kind = filter_mask(s, values, set, err);
   if (kind) return kind;
-  for (size_t i = 0; i < s->npk; i++) *set &= ~(1ull << s->pk[i]);
+  *set &= ~kdao__sql_key_mask(s);
   *null_mask = 0;
   size_t i;
   json_t *name;
@@ -1180,8 +1086,7 @@ static int update_masks(const kdao_schema *s, const json_t *values, const json_t
                                              i, s->name ? s->name : s->table));
     *null_mask |= 1ull << f;
   }
-  *null_mask &= ~*set;
-  for (size_t k = 0; k < s->npk; k++) *null_mask &= ~(1ull << s->pk[k]);
+  *null_mask &= ~(*set | kdao__sql_key_mask(s));
   return KDAO_OK;
 }
 
@@ -1380,73 +1285,12 @@ static int sq_migration_apply(kdao__backend *base, const char *identifier, const
   return kind;
 }
 
-static const char *column_type(kdao_type t) {
-  switch (t) {
-  case KDAO_TYPE_NUMBER: return "NUMERIC"; /* integers stay integers, reals stay reals */
-  case KDAO_TYPE_BOOLEAN:
-  case KDAO_TYPE_TIMESTAMP: return "INTEGER";
-  default: return "TEXT";
-  }
-}
-
-static void ddl_column(kdao__sb *q, sq_backend *b, const kdao_schema *s, size_t i) {
-  const kdao__field *f = fld(s, i);
-  sb_ident(q, f->name);
-  kdao__sb_add(q, " ");
-  kdao__sb_add(q, column_type(f->type));
-  bool in_pk = false;
-  for (size_t k = 0; k < s->npk; k++) in_pk = in_pk || s->pk[k] == i;
-  /* NOT NULL: SQLite, for compatibility with its past, lets a key column hold NULL */
-  if (in_pk)
-    kdao__sb_add(q, s->npk == 1 ? " NOT NULL PRIMARY KEY" : " NOT NULL");
-  else if (f->flags & KDAO_FIELD_UNIQUE)
-    kdao__sb_add(q, " UNIQUE");
-  if (f->foreign_entity) {
-    const kdao_schema *ps = kdao__factory_schema(b->base.factory, f->foreign_entity);
-    kdao__sb_add(q, " REFERENCES ");
-    sb_ident(q, ps ? ps->table : f->foreign_entity);
-    kdao__sb_add(q, " (");
-    sb_ident(q, f->foreign_field);
-    kdao__sb_add(q, ") ON DELETE CASCADE");
-  }
-}
-
-/* CREATE TABLE for any schema, plus an index on each foreign field (cascades, filters). */
+/* CREATE TABLE for any schema (sql.h): plugins without migrations. */
 static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
-  sq_backend *b = (sq_backend *)base;
   if (!s || !s->table || s->npk == 0) return NULL;
-  kdao__sb q = {0};
-  kdao__sb_add(&q, "CREATE TABLE IF NOT EXISTS ");
-  sb_ident(&q, s->table);
-  kdao__sb_add(&q, " (");
-  for (size_t i = 0; i < s->nfields; i++) {
-    kdao__sb_add(&q, i ? ", " : "");
-    ddl_column(&q, b, s, i);
-  }
-  if (s->npk > 1) {
-    kdao__sb_add(&q, ", PRIMARY KEY (");
-    for (size_t i = 0; i < s->npk; i++) {
-      kdao__sb_add(&q, i ? ", " : "");
-      sb_ident(&q, fld(s, s->pk[i])->name);
-    }
-    kdao__sb_add(&q, ")");
-  }
-  kdao__sb_add(&q, ")");
-  for (size_t i = 0; i < s->nfields; i++) {
-    const kdao__field *f = fld(s, i);
-    if (!f->foreign_entity || (s->npk == 1 && s->pk[0] == i)) continue;
-    char *index = kdao__asprintf("%s_%s_idx", s->table, f->name);
-    if (!index) q.oom = true;
-    kdao__sb_add(&q, "; CREATE INDEX IF NOT EXISTS ");
-    sb_ident(&q, index ? index : "");
-    free(index);
-    kdao__sb_add(&q, " ON ");
-    sb_ident(&q, s->table);
-    kdao__sb_add(&q, " (");
-    sb_ident(&q, f->name);
-    kdao__sb_add(&q, ")");
-  }
-  return kdao__sb_take(&q);
+  kdao__sql q = {.d = &sq_dialect, .s = s};
+  kdao__sql_create_table(&q, base->factory);
+  return kdao__sql_take(&q);
 }
 
 static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
