@@ -9,6 +9,9 @@
 #                                       the build comes on top. `make fuzz FUZZ_SECONDS=60`.
 #   scripts/fuzz.sh long [RUNS]         each target until RUNS executions (default 10000000),
 #                                       no time limit. `make fuzz-long`.
+#   scripts/fuzz.sh replay              no fuzzing: runs each target once on every file of its
+#                                       seed corpus and of tests/fuzz/open/<target>/ (known,
+#                                       not yet fixed findings), to check a fix.
 #
 # KDAO_FUZZ_TARGETS="fuzz_config ..." limits the run to those targets; KDAO_FUZZ_BUILD the
 # build tree (default build-fuzz). Per target, in the build tree: corpus/<target>/ (what the
@@ -30,8 +33,9 @@ short)
   LIMIT=(-max_total_time="$PER")
   ;;
 long) LIMIT=(-runs="${2:-10000000}") ;;
+replay) LIMIT=(-runs=0) ;;
 *)
-  echo "usage: scripts/fuzz.sh [short [SECONDS] | long [RUNS]]" >&2
+  echo "usage: scripts/fuzz.sh [short [SECONDS] | long [RUNS] | replay]" >&2
   exit 2
   ;;
 esac
@@ -53,9 +57,14 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$work" "$art" "$(dirname "$log")"
   before=$(find "$art" -type f | wc -l)
   start=$(date +%s)
+  inputs=("$work" "tests/fuzz/corpus/$t")
+  if [ "$MODE" = replay ]; then
+    inputs=("tests/fuzz/corpus/$t")
+    [ -d "tests/fuzz/open/$t" ] && inputs+=("tests/fuzz/open/$t")
+  fi
   rc=0
   "$BUILD/tests/fuzz/$t" "${LIMIT[@]}" -max_len=4096 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$art/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+    -artifact_prefix="$art/" "${inputs[@]}" >"$log" 2>&1 || rc=$?
   secs=$(($(date +%s) - start))
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   runs="${runs:-?}"
