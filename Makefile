@@ -1,6 +1,6 @@
 # kdao — the two commands of the README, plus a few conveniences. The real build is CMake
 # (build/ and, for the sanitizer run, build-asan/); this file only sequences it.
-.PHONY: all deps deps-build build install run test test-quick test-cluster fuzz bench clean
+.PHONY: all deps deps-build build install run test test-quick test-cluster fuzz fuzz-long bench clean
 
 JOBS ?= 2
 
@@ -43,13 +43,18 @@ test-quick: deps
 test-cluster: deps build
 	@bash scripts/test-cluster.sh
 
-# The CQL frame decoder under libFuzzer for a bounded time (seconds).
+# Every libFuzzer target of tests/fuzz/ (docs/fuzzing.md). FUZZ_SECONDS is the total fuzzing
+# time, shared evenly by the targets (at least 5 s each), the clang build coming on top;
+# fuzz-long runs each target to 10 million executions instead.
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@bash scripts/fuzz-cql.sh $(FUZZ_SECONDS)
+	@bash scripts/fuzz.sh short $(FUZZ_SECONDS)
+
+fuzz-long: deps
+	@bash scripts/fuzz.sh long
 
 bench: deps build
 	@bash scripts/bench.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

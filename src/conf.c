@@ -238,6 +238,18 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
     free(v);
     return KDAO_OK;
   }
+  /*
+   * Values are shown as JSON (kdao_config_dump, `kdao config`), which cannot hold other
+   * bytes: refuse them here rather than fail later as if out of memory. The message leaves
+   * the value out, as it could not be printed either.
+   */
+  json_t *text = json_string(v);
+  if (text == NULL) {
+    free(v);
+    *msg = kdao__asprintf("%s is not valid UTF-8", o->key);
+    return *msg != NULL ? KDAO_ERR_CONFIG : KDAO_ERR_NOMEM;
+  }
+  json_decref(text);
   switch (o->type) {
   case KDAO__CONF_STRING: *out = v; return KDAO_OK;
   case KDAO__CONF_NUMBER: *out = conf_number(o, v, msg); break;

@@ -282,6 +282,22 @@ static void test_unset_values(void **state) {
   assert_int_equal(kdao__config_int(cfg, "cassandra_port"), 0);
 }
 
+/* Found by tests/fuzz/fuzz_config: such a value was stored, then kdao_config_dump failed. */
+static void test_values_must_be_utf8(void **state) {
+  fixture *fx = *state;
+  expect_set_error(fx->cfg, "pg_host", "caf\xe9", "pg_host is not valid UTF-8");
+  expect_set_error(fx->cfg, "custom_plugins", "a,(\x91", "custom_plugins is not valid UTF-8");
+  char want[160];
+  snprintf(want, sizeof want, "%s:2: pg_user is not valid UTF-8", fx->path);
+  expect_file_error(fx, "pg_host = ok\npg_user = \xc3\n", KDAO_ERR_CONFIG, want);
+  assert_string_equal(kdao_config_get(fx->cfg, "pg_host"), "127.0.0.1");
+  expect_set(fx->cfg, "pg_user", "caf\xc3\xa9", "caf\xc3\xa9");
+  json_t *dump = kdao_config_dump(fx->cfg);
+  assert_non_null(dump);
+  assert_string_equal(json_string_value(json_object_get(dump, "pg_user")), "caf\xc3\xa9");
+  json_decref(dump);
+}
+
 static void test_set_unknown_key(void **state) {
   kdao_config *cfg = ((fixture *)*state)->cfg;
   expect_set_error(cfg, "pg_hots", "x", "unknown configuration key 'pg_hots'");
@@ -415,6 +431,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_enums, setup, teardown),
       cmocka_unit_test_setup_teardown(test_arrays, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unset_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_values_must_be_utf8, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set_unknown_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_masks_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_describe_covers_every_key, setup, teardown),
