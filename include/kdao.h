@@ -137,6 +137,26 @@ KDAO_API kdao_error *kdao_error_new_db(kdao_status kind, const char *db_name, co
 /* DESTRUCTOR. */
 KDAO_API void kdao_error_free(kdao_error *err);
 
+/*
+ * The allocator of everything libkdao allocates: its own objects and strings, the JSON values
+ * it builds (through jansson's json_set_alloc_funcs, which is process-wide) and its CQL
+ * client's buffers. Memory that SQLite, libpq, OpenSSL and PCRE2 allocate for themselves is
+ * theirs. NULL restores libc's functions.
+ */
+typedef struct kdao_allocator {
+  void *(*malloc)(size_t size);
+  void *(*realloc)(void *ptr, size_t size);
+  void (*free)(void *ptr);
+} kdao_allocator;
+
+/*
+ * Sets the allocator (copied). Call it once, before any other kdao or jansson call: memory
+ * allocated before must not be freed after a change. Every allocation failure surfaces as
+ * KDAO_ERR_NOMEM (or the failing operation's own error) with nothing written.
+ * KDAO_ERR_MISUSE when a member is NULL.
+ */
+KDAO_API kdao_status kdao_set_allocator(const kdao_allocator *allocator);
+
 /* Frees a string kdao returned through a `char **`. */
 KDAO_API void kdao_free(void *ptr);
 

@@ -74,7 +74,7 @@ struct kdao__backend_ops {
   /*
    * Rules across its keys (NULL: none), run by kdao_config_check() for every built
    * backend, whichever is selected, since one file may configure several. Returns KDAO_OK
-   * with *msg the first complaint (malloc()ed) or NULL, or KDAO_ERR_NOMEM.
+   * with *msg the first complaint (kdao__malloc()ed) or NULL, or KDAO_ERR_NOMEM.
    */
   int (*config_check)(const kdao_config *cfg, char **msg);
 
@@ -102,7 +102,7 @@ struct kdao__backend_ops {
                   kdao_error **err);
   /*
    * One page of at most `size` rows after the keyset position encoded in `offset` (NULL:
-   * start). *next = malloc()ed opaque token of the next page, NULL on the last page. The
+   * start). *next = kdao__malloc()ed opaque token of the next page, NULL on the last page. The
    * token format is the backend's; a malformed one → KDAO_ERR_SCHEMA "invalid offset".
    */
   int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter, const char *offset,
@@ -160,7 +160,7 @@ const kdao_migration_def *kdao__backend_migrations(const kdao__backend_ops *b,
 
 /*
  * Keyset tokens: the primary-key values of the last row of a page, as a JSON array, in
- * base64url. Encode returns a malloc()ed string; decode returns a new reference or NULL
+ * base64url. Encode returns a kdao__malloc()ed string; decode returns a new reference or NULL
  * when the token is malformed or does not hold `npk` values.
  */
 char *kdao__keyset_encode(const kdao_schema *s, const json_t *row);

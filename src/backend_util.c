@@ -17,7 +17,7 @@ static const char b64_alphabet[] =
 
 char *kdao__b64_encode(const unsigned char *data, size_t len) {
   size_t out_len = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
-  char *out = malloc(out_len + 1);
+  char *out = kdao__malloc(out_len + 1);
   if (!out) return NULL;
   char *p = out;
   size_t i = 0;
@@ -61,7 +61,7 @@ unsigned char *kdao__b64_decode(const char *text, size_t *len) {
   size_t n = strlen(text);
   if (n % 4 == 1) return NULL;
   size_t out_len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-  unsigned char *out = malloc(out_len + 1); /* +1: room for a NUL, callers parse text */
+  unsigned char *out = kdao__malloc(out_len + 1); /* +1: room for a NUL, callers parse text */
   if (!out) return NULL;
   size_t o = 0;
   uint32_t acc = 0;
@@ -81,7 +81,7 @@ unsigned char *kdao__b64_decode(const char *text, size_t *len) {
   *len = o;
   return out;
 bad:
-  free(out);
+  kdao__free(out);
   return NULL;
 }
 
@@ -97,7 +97,7 @@ char *kdao__keyset_encode(const kdao_schema *s, const json_t *row) {
   char *text = json_dumps(keys, JSON_COMPACT | JSON_ENCODE_ANY);
   if (text) {
     token = kdao__b64_encode((const unsigned char *)text, strlen(text));
-    free(text);
+    kdao__free(text);
   }
 cleanup:
   json_decref(keys);
@@ -114,7 +114,7 @@ json_t *kdao__keyset_decode(const char *token, size_t npk) {
   unsigned char *text = kdao__b64_decode(token, &len);
   if (!text) return NULL;
   json_t *keys = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL);
-  free(text);
+  kdao__free(text);
   if (!json_is_array(keys) || json_array_size(keys) != npk || npk == 0) goto bad;
   for (size_t i = 0; i < npk; i++)
     if (!keyset_value_ok(json_array_get(keys, i))) goto bad;

@@ -123,11 +123,11 @@ static void conf_env_name(const char *key, char *buf, size_t size) {
 
 /*
  * Kong's value clean-up: the first `#` not preceded by a backslash starts a comment, `\#`
- * stands for `#`, then surrounding white space goes. Returns a malloc()ed string.
+ * stands for `#`, then surrounding white space goes. Returns a kdao__malloc()ed string.
  */
 static char *conf_clean(const char *raw) {
   size_t len = strlen(raw);
-  char *out = malloc(len + 1);
+  char *out = kdao__malloc(len + 1);
   if (out == NULL) return NULL;
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
@@ -186,7 +186,7 @@ static char *conf_enum(const conf_option *o, const char *v, char **msg) {
     if (strcmp(a, v) == 0) return kdao__strdup(v);
     need += strlen(a) + 2;
   }
-  char *list = malloc(need);
+  char *list = kdao__malloc(need);
   if (list == NULL) return NULL;
   list[0] = '\0';
   for (size_t i = 0; (a = conf_allowed(o, i)) != NULL; i++) {
@@ -194,13 +194,13 @@ static char *conf_enum(const conf_option *o, const char *v, char **msg) {
     strcat(list, a);
   }
   *msg = kdao__asprintf("%s has an invalid value: '%s' (%s)", o->key, v, list);
-  free(list);
+  kdao__free(list);
   return NULL;
 }
 
 /* Comma-separated, each element trimmed; an empty element is a mistake, not a value. */
 static char *conf_array(const conf_option *o, const char *v, char **msg) {
-  char *out = malloc(strlen(v) + 1);
+  char *out = kdao__malloc(strlen(v) + 1);
   if (out == NULL) return NULL;
   size_t n = 0;
   const char *p = v;
@@ -210,7 +210,7 @@ static char *conf_array(const conf_option *o, const char *v, char **msg) {
     while (p < end && isspace((unsigned char)*p)) p++;
     while (end > p && isspace((unsigned char)end[-1])) end--;
     if (end == p) {
-      free(out);
+      kdao__free(out);
       *msg = kdao__asprintf("%s has an empty element: '%s'", o->key, v);
       return NULL;
     }
@@ -235,7 +235,7 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
   char *v = conf_clean(raw);
   if (v == NULL) return KDAO_ERR_NOMEM;
   if (v[0] == '\0' || strcmp(v, "NONE") == 0) {
-    free(v);
+    kdao__free(v);
     return KDAO_OK;
   }
   /*
@@ -245,7 +245,7 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
    */
   json_t *text = json_string(v);
   if (text == NULL) {
-    free(v);
+    kdao__free(v);
     *msg = kdao__asprintf("%s is not valid UTF-8", o->key);
     return *msg != NULL ? KDAO_ERR_CONFIG : KDAO_ERR_NOMEM;
   }
@@ -257,7 +257,7 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
   case KDAO__CONF_ENUM: *out = conf_enum(o, v, msg); break;
   case KDAO__CONF_ARRAY: *out = conf_array(o, v, msg); break;
   }
-  free(v);
+  kdao__free(v);
   if (*out != NULL) return KDAO_OK;
   return *msg != NULL ? KDAO_ERR_CONFIG : KDAO_ERR_NOMEM;
 }
@@ -268,7 +268,7 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
 
 static void conf_clear(kdao_config *cfg) {
   for (size_t i = 0, n = conf_nopts(); cfg->values != NULL && i < n; i++) {
-    free(cfg->values[i]);
+    kdao__free(cfg->values[i]);
     cfg->values[i] = NULL;
   }
 }
@@ -276,16 +276,16 @@ static void conf_clear(kdao_config *cfg) {
 void kdao_config_free(kdao_config *cfg) {
   if (cfg == NULL) return;
   conf_clear(cfg);
-  free(cfg->values);
-  free(cfg);
+  kdao__free(cfg->values);
+  kdao__free(cfg);
 }
 
 /* An empty value set (every key unset); NULL when out of memory. */
 static kdao_config *conf_alloc(void) {
-  kdao_config *cfg = calloc(1, sizeof *cfg);
+  kdao_config *cfg = kdao__calloc(1, sizeof *cfg);
   if (cfg == NULL) return NULL;
-  if ((cfg->values = calloc(conf_nopts(), sizeof *cfg->values)) == NULL) {
-    free(cfg);
+  if ((cfg->values = kdao__calloc(conf_nopts(), sizeof *cfg->values)) == NULL) {
+    kdao__free(cfg);
     return NULL;
   }
   return cfg;
@@ -344,10 +344,10 @@ static int conf_apply(kdao_config *cfg, int idx, const char *raw, const char *wh
   if (rc != KDAO_OK) {
     kdao_error *e = where != NULL ? kdao__error_fmt(KDAO_ERR_CONFIG, "%s: %s", where, msg)
                                   : kdao_error_new(KDAO_ERR_CONFIG, msg);
-    free(msg);
+    kdao__free(msg);
     return kdao__fail(err, e);
   }
-  free(cfg->values[idx]);
+  kdao__free(cfg->values[idx]);
   cfg->values[idx] = value;
   return KDAO_OK;
 }
@@ -401,7 +401,7 @@ static int conf_file_line(kdao_config *cfg, char *line, const char *path, size_t
   char *full = kdao__asprintf("%s:%zu", path, lineno);
   if (full == NULL) return kdao__fail(err, NULL);
   int rc = conf_apply(cfg, idx, eq + 1, full, err);
-  free(full);
+  kdao__free(full);
   return rc;
 }
 
@@ -438,7 +438,7 @@ kdao_status kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error
   conf_commit(cfg, scratch);
 cleanup:
   kdao_config_free(scratch);
-  free(line);
+  free(line); /* getline()'s buffer is libc's */
   fclose(fp);
   return rc;
 }
@@ -583,7 +583,7 @@ int kdao__config_check_each(const kdao_config *cfg, const char *key, char *(*che
   for (char *e = strtok_r(copy, ",", &save); e != NULL && *msg == NULL;
        e = strtok_r(NULL, ",", &save))
     *msg = check(e);
-  free(copy);
+  kdao__free(copy);
   return KDAO_OK;
 }
 
@@ -609,6 +609,6 @@ kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err) {
   if (msg == NULL) msg = conf_check_listen(cfg);
   if (msg == NULL) return KDAO_OK;
   kdao_error *e = kdao_error_new(KDAO_ERR_CONFIG, msg);
-  free(msg);
+  kdao__free(msg);
   return kdao__fail(err, e);
 }

@@ -83,7 +83,7 @@ static void publish(kdao_dao *dao, kdao_event_type type, const json_t *entity, c
 static kdao_error *bad_uuid(const json_t *v) {
   char *t = kdao__value_text(v);
   kdao_error *e = kdao__error_fmt(KDAO_ERR_SCHEMA, "%s is not a valid uuid", t ? t : "?");
-  free(t);
+  kdao__free(t);
   return e;
 }
 
@@ -201,7 +201,7 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
                  : kdao__asprintf("%s is not a %s", k, kdao_type_name(f->type));
     if (m) {
       kdao__add_error(&errors, k, m);
-      free(m);
+      kdao__free(m);
       json_decref(nv);
     } else {
       json_object_set_new(typed, k, nv);
@@ -428,7 +428,7 @@ kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *
   if (next)
     *next = nx;
   else
-    free(nx);
+    kdao__free(nx);
   return KDAO_OK;
 }
 
@@ -481,7 +481,7 @@ static const kdao_schema *nested_schema(kdao_dao *dao, const kdao__field *f, jso
   if (!f->schema_fn) return NULL;
   char *msg = NULL;
   const kdao_schema *s = f->schema_fn(dao, entity, &msg, f->ud);
-  free(msg);
+  kdao__free(msg);
   return s;
 }
 
@@ -519,7 +519,7 @@ static kdao_error *check_immutable(const kdao_schema *s, const json_t *old, cons
     if (ov && nv && !json_equal(ov, nv)) {
       char *m = kdao__asprintf("%s cannot be updated", f->name);
       kdao__add_error(&errors, f->name, m ? m : "cannot be updated");
-      free(m);
+      kdao__free(m);
     }
   }
   return errors ? kdao__error_schema_new(errors) : NULL;
@@ -549,7 +549,7 @@ static kdao_error *split_values(const kdao_schema *s, const json_t *entity, bool
       if (v && (f->flags & KDAO_FIELD_REQUIRED)) {
         char *m = kdao__asprintf("%s is required", f->name);
         kdao__add_error(&errors, f->name, m ? m : "required");
-        free(m);
+        kdao__free(m);
       }
       json_array_append_new(*nulls, json_string(f->name));
     }
@@ -645,13 +645,13 @@ typedef struct doomed_list {
 
 static void doomed_free(doomed_list *l) {
   for (size_t i = 0; i < l->n; i++) json_decref(l->items[i].row);
-  free(l->items);
+  kdao__free(l->items);
 }
 
 static kdao_error *doomed_push(doomed_list *l, kdao_dao *dao, json_t *row) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 8;
-    doomed *g = realloc(l->items, cap * sizeof *g);
+    doomed *g = kdao__realloc(l->items, cap * sizeof *g);
     if (g == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
     l->items = g;
     l->cap = cap;

@@ -40,22 +40,20 @@ const char *kdao_error_code(const kdao_error *err) { return err ? err->code : NU
 
 void kdao_error_free(kdao_error *err) {
   if (!err) return;
-  free(err->message);
+  kdao__free(err->message);
   json_decref(err->fields);
-  free(err->db_name);
-  free(err->code);
-  free(err->string);
-  free(err);
+  kdao__free(err->db_name);
+  kdao__free(err->code);
+  kdao__free(err->string);
+  kdao__free(err);
 }
-
-void kdao_free(void *ptr) { free(ptr); }
 
 /* An error that owns `message` (freed on failure). */
 static kdao_error *error_take(int kind, char *message) {
   if (!message) return NULL;
-  kdao_error *e = calloc(1, sizeof *e);
+  kdao_error *e = kdao__calloc(1, sizeof *e);
   if (!e) {
-    free(message);
+    kdao__free(message);
     return NULL;
   }
   e->kind = kind;
@@ -102,7 +100,7 @@ static void sb_append(strbuf *sb, const char *s, size_t n) {
   if (sb->len + n + 1 > sb->cap) {
     size_t cap = sb->cap ? sb->cap : 64;
     while (cap < sb->len + n + 1) cap *= 2;
-    char *data = realloc(sb->data, cap);
+    char *data = kdao__realloc(sb->data, cap);
     if (!data) {
       sb->broken = true;
       return;
@@ -125,7 +123,7 @@ static void sb_value(strbuf *sb, const json_t *v) {
     return;
   }
   sb_puts(sb, text);
-  free(text);
+  kdao__free(text);
 }
 
 static int cmp_cstr(const void *a, const void *b) {
@@ -136,7 +134,7 @@ static int cmp_cstr(const void *a, const void *b) {
 static const char **sorted_keys(const json_t *obj, size_t *n) {
   *n = json_object_size(obj);
   if (*n == 0) return NULL;
-  const char **keys = malloc(*n * sizeof *keys);
+  const char **keys = kdao__malloc(*n * sizeof *keys);
   if (!keys) return NULL;
   size_t i = 0;
   const char *k;
@@ -180,7 +178,7 @@ static void sb_printable(strbuf *sb, const json_t *fields) {
     sb_puts(sb, "=");
     sb_item(sb, json_object_get(fields, keys[i]));
   }
-  free(keys);
+  kdao__free(keys);
 }
 
 char *kdao__printable(const json_t *fields) {
@@ -191,7 +189,7 @@ char *kdao__printable(const json_t *fields) {
   else if (fields)
     sb_item(&sb, fields);
   if (sb.broken) {
-    free(sb.data);
+    kdao__free(sb.data);
     return NULL;
   }
   return sb.data;
@@ -220,13 +218,13 @@ static json_t *serialize_values(const json_t *values, const char *prefix) {
   json_object_foreach((json_t *)values, k, v) {
     char *text = kdao__value_text(v);
     char *msg = text ? kdao__asprintf("%s '%s'", prefix, text) : NULL;
-    free(text);
+    kdao__free(text);
     if (!msg || json_object_set_new(out, k, json_string(msg)) != 0) {
-      free(msg);
+      kdao__free(msg);
       json_decref(out);
       return NULL;
     }
-    free(msg);
+    kdao__free(msg);
   }
   return out;
 }
@@ -258,12 +256,12 @@ void kdao__error_set_db(kdao_error *e, const char *db_name) {
   char *string = kdao__asprintf("[%s error] %s", db_name, kdao_error_message(e));
   if (!name || !string) {
     /* Out of memory: the error keeps its message, only the decoration is lost. */
-    free(name);
-    free(string);
+    kdao__free(name);
+    kdao__free(string);
     return;
   }
   e->db_name = name;
-  free(e->string);
+  kdao__free(e->string);
   e->string = string;
 }
 
@@ -271,7 +269,7 @@ void kdao__error_set_code(kdao_error *e, const char *code) {
   if (!e) return;
   char *copy = code ? kdao__strdup(code) : NULL;
   if (code && !copy) return;
-  free(e->code);
+  kdao__free(e->code);
   e->code = copy;
 }
 

@@ -37,10 +37,10 @@ static int dao_cmp(const void *a, const void *b) {
 static void dao_free(kdao_dao *d) {
   if (d == NULL) return;
   kdao_schema_free(d->schema);
-  free(d->plugin);
-  free(d->foreign);
-  free(d->cascade);
-  free(d);
+  kdao__free(d->plugin);
+  kdao__free(d->foreign);
+  kdao__free(d->cascade);
+  kdao__free(d);
 }
 
 kdao_dao *kdao_factory_dao(kdao_factory *f, const char *name) {
@@ -99,22 +99,22 @@ typedef struct staged_entity {
 static void staged_free(staged_entity *st, size_t n) {
   for (size_t i = 0; st != NULL && i < n; i++) {
     kdao_schema_free(st[i].schema);
-    free(st[i].dao);
-    free(st[i].plugin);
+    kdao__free(st[i].dao);
+    kdao__free(st[i].plugin);
   }
-  free(st);
+  kdao__free(st);
 }
 
 /* Room for `more` DAOs and as many retired schemas (capacity only: nothing joins yet). */
 static bool reserve(kdao_factory *f, size_t more) {
   if (f->ndaos + more > f->daos_cap) {
-    kdao_dao **g = realloc(f->daos, (f->ndaos + more) * sizeof *g);
+    kdao_dao **g = kdao__realloc(f->daos, (f->ndaos + more) * sizeof *g);
     if (g == NULL) return false;
     f->daos = g;
     f->daos_cap = f->ndaos + more;
   }
   if (f->nretired + more > f->retired_cap) {
-    kdao_schema **g = realloc(f->retired, (f->nretired + more) * sizeof *g);
+    kdao_schema **g = kdao__realloc(f->retired, (f->nretired + more) * sizeof *g);
     if (g == NULL) return false;
     f->retired = g;
     f->retired_cap = f->nretired + more;
@@ -126,12 +126,12 @@ static bool reserve(kdao_factory *f, size_t more) {
 static kdao_error *stage_entities(kdao_factory *f, const kdao_schema_def *const *defs, size_t n,
                                   const char *plugin, staged_entity **out) {
   *out = NULL;
-  staged_entity *st = calloc(n + 1, sizeof *st);
+  staged_entity *st = kdao__calloc(n + 1, sizeof *st);
   if (st == NULL) return oom_error();
   kdao_error *e = NULL;
   for (size_t i = 0; e == NULL && i < n; i++) {
     e = entity_compile(defs[i], &st[i].schema);
-    if (e == NULL && ((st[i].dao = calloc(1, sizeof *st[i].dao)) == NULL ||
+    if (e == NULL && ((st[i].dao = kdao__calloc(1, sizeof *st[i].dao)) == NULL ||
                       (plugin != NULL && (st[i].plugin = kdao__strdup(plugin)) == NULL)))
       e = oom_error();
   }
@@ -159,8 +159,8 @@ static void commit_entity(kdao_factory *f, staged_entity *st, bool core) {
     f->daos[f->ndaos++] = d;
   } else {
     f->retired[f->nretired++] = d->schema;
-    free(d->plugin);
-    free(st->dao);
+    kdao__free(d->plugin);
+    kdao__free(st->dao);
   }
   d->schema = st->schema;
   d->plugin = st->plugin;
@@ -176,7 +176,7 @@ static kdao_error *add_entities(kdao_factory *f, const kdao_schema_def *const *d
   kdao_error *e = stage_entities(f, defs, n, NULL, &st);
   if (e != NULL) return e;
   for (size_t i = 0; i < n; i++) commit_entity(f, &st[i], core);
-  free(st);
+  kdao__free(st);
   return NULL;
 }
 
@@ -202,23 +202,23 @@ static kdao__plugin *find_plugin(const kdao_factory *f, const char *name) {
 static void migrations_free(kdao_migration_def *m) {
   if (m == NULL) return;
   for (kdao_migration_def *p = m; p->name; p++) {
-    free((char *)p->name);
-    free((char *)p->up);
+    kdao__free((char *)p->name);
+    kdao__free((char *)p->up);
   }
-  free(m);
+  kdao__free(m);
 }
 
 static kdao_migration_def *migrations_copy(const kdao_migration_def *src) {
   size_t n = 0;
   while (src[n].name) n++;
-  kdao_migration_def *m = calloc(n + 1, sizeof *m);
+  kdao_migration_def *m = kdao__calloc(n + 1, sizeof *m);
   if (m == NULL) return NULL;
   for (size_t i = 0; i < n; i++) {
     m[i].name = kdao__strdup(src[i].name);
     m[i].up = kdao__strdup(src[i].up ? src[i].up : "");
     if (m[i].name == NULL || m[i].up == NULL) {
-      free((char *)m[i].name); /* the pair is not yet terminated by a NULL name */
-      free((char *)m[i].up);
+      kdao__free((char *)m[i].name); /* the pair is not yet terminated by a NULL name */
+      kdao__free((char *)m[i].up);
       m[i].name = NULL;
       migrations_free(m);
       return NULL;
@@ -228,11 +228,11 @@ static kdao_migration_def *migrations_copy(const kdao_migration_def *src) {
 }
 
 static void plugin_clear(kdao__plugin *p) {
-  free(p->name);
+  kdao__free(p->name);
   kdao_schema_free(p->config);
   migrations_free(p->migrations);
-  for (size_t i = 0; i < p->nentities; i++) free(p->entities[i]);
-  free(p->entities);
+  for (size_t i = 0; i < p->nentities; i++) kdao__free(p->entities[i]);
+  kdao__free(p->entities);
   memset(p, 0, sizeof *p);
 }
 
@@ -263,7 +263,7 @@ static kdao_error *plugin_fill(kdao__plugin *p, const kdao_plugin_def *def,
   if (mine != NULL && (p->migrations = migrations_copy(mine)) == NULL) return oom_error();
   size_t n = 0;
   while (def->entities && def->entities[n]) n++;
-  if (n > 0 && (p->entities = calloc(n, sizeof *p->entities)) == NULL) return oom_error();
+  if (n > 0 && (p->entities = kdao__calloc(n, sizeof *p->entities)) == NULL) return oom_error();
   for (size_t i = 0; i < n; i++) {
     if (def->entities[i] == NULL || def->entities[i]->name == NULL)
       continue; /* stage_entities() refuses it */
@@ -299,7 +299,7 @@ kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def 
   if (e == NULL) e = stage_entities(f, def->entities, n, def->name, &st);
   kdao__plugin *old = find_plugin(f, def->name);
   if (e == NULL && old == NULL) {
-    kdao__plugin *grown = realloc(f->plugins, (f->nplugins + 1) * sizeof *grown);
+    kdao__plugin *grown = kdao__realloc(f->plugins, (f->nplugins + 1) * sizeof *grown);
     if (grown != NULL)
       f->plugins = grown;
     else
@@ -311,7 +311,7 @@ kdao_status kdao_factory_register_plugin(kdao_factory *f, const kdao_plugin_def 
     return kdao__fail(err, e);
   }
   for (size_t i = 0; i < n; i++) commit_entity(f, &st[i], false);
-  free(st);
+  kdao__free(st);
   if (old != NULL) {
     plugin_clear(old);
     *old = p;
@@ -363,9 +363,9 @@ kdao_status kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_
       else
         rc = kdao__plugin_register_json(f, desc, path, err);
       json_decref(desc);
-      free(path);
+      kdao__free(path);
     }
-    free(names[i]);
+    free(names[i]); /* scandir()'s entries are libc's */
   }
   free(names);
   return rc;
@@ -401,7 +401,7 @@ kdao_status kdao_factory_new(const kdao_config *cfg, kdao_factory **out, kdao_er
   if (out) *out = NULL;
   if (out == NULL)
     return kdao__fail(err, kdao_error_new(KDAO_ERR_MISUSE, "bad argument: out is NULL"));
-  kdao_factory *f = calloc(1, sizeof *f);
+  kdao_factory *f = kdao__calloc(1, sizeof *f);
   if (f == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
   int rc = KDAO_OK;
   if (cfg) {
@@ -447,11 +447,11 @@ static kdao_error *link_edge(kdao_factory *f, kdao_dao *child, size_t fi) {
   if (pf < 0)
     return kdao__error_fmt(KDAO_ERR_MISUSE, "%s.%s references unknown field '%s.%s'",
                            child->schema->name, fld->name, fld->foreign_entity, fld->foreign_field);
-  kdao__foreign *fg = realloc(child->foreign, (child->nforeign + 1) * sizeof *fg);
+  kdao__foreign *fg = kdao__realloc(child->foreign, (child->nforeign + 1) * sizeof *fg);
   if (fg == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   child->foreign = fg;
   fg[child->nforeign++] = (kdao__foreign){fi, parent, (size_t)pf};
-  kdao__cascade *cs = realloc(parent->cascade, (parent->ncascade + 1) * sizeof *cs);
+  kdao__cascade *cs = kdao__realloc(parent->cascade, (parent->ncascade + 1) * sizeof *cs);
   if (cs == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   parent->cascade = cs;
   cs[parent->ncascade++] = (kdao__cascade){child, fi, (size_t)pf};
@@ -475,8 +475,8 @@ kdao_status kdao_factory_connect(kdao_factory *f, kdao_error **err) {
   if (f->connected) return KDAO_OK;
   kdao_error *e = link_graph(f);
   if (e) return kdao__fail(err, e);
-  free(f->schemas);
-  if ((f->schemas = calloc(f->ndaos + 1, sizeof *f->schemas)) == NULL)
+  kdao__free(f->schemas);
+  if ((f->schemas = kdao__calloc(f->ndaos + 1, sizeof *f->schemas)) == NULL)
     return kdao__fail(err, oom_error());
   for (size_t i = 0; i < f->ndaos; i++) f->schemas[i] = f->daos[i]->schema;
   int rc = f->ops->open(f, f->cfg, &f->backend, &e);
@@ -505,14 +505,14 @@ void kdao_factory_free(kdao_factory *f) {
   if (f == NULL) return;
   if (f->backend) f->ops->close(f->backend);
   for (size_t i = 0; i < f->ndaos; i++) dao_free(f->daos[i]);
-  free(f->daos);
+  kdao__free(f->daos);
   for (size_t i = 0; i < f->nretired; i++) kdao_schema_free(f->retired[i]);
-  free(f->retired);
-  free(f->schemas);
+  kdao__free(f->retired);
+  kdao__free(f->schemas);
   for (size_t i = 0; i < f->nplugins; i++) plugin_clear(&f->plugins[i]);
-  free(f->plugins);
+  kdao__free(f->plugins);
   kdao_config_free(f->cfg);
-  free(f);
+  kdao__free(f);
 }
 
 const char *kdao_factory_db_name(const kdao_factory *f) {
@@ -566,16 +566,16 @@ typedef struct mig_list {
 
 static void mig_lists_free(mig_list *l, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    free(l[i].identifier);
+    kdao__free(l[i].identifier);
     if (l[i].owned) migrations_free(l[i].defs);
   }
-  free(l);
+  kdao__free(l);
 }
 
 /* `owner`: the plugin whose entities these are, NULL for an entity registered alone. */
 static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *names, size_t n,
                                                 const char *owner) {
-  kdao_migration_def *m = calloc(n + 1, sizeof *m);
+  kdao_migration_def *m = kdao__calloc(n + 1, sizeof *m);
   if (m == NULL) return NULL;
   for (size_t i = 0; i < n; i++) {
     kdao_dao *d = kdao_factory_dao(f, names[i]);
@@ -585,8 +585,8 @@ static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *na
     char *ddl = f->ops->schema_ddl(f->backend, d->schema);
     char *nm = kdao__asprintf("%s_init", d->schema->table);
     if (ddl == NULL || nm == NULL) {
-      free(ddl);
-      free(nm);
+      kdao__free(ddl);
+      kdao__free(nm);
       migrations_free(m);
       return NULL;
     }
@@ -601,7 +601,7 @@ static kdao_migration_def *generated_migrations(kdao_factory *f, char *const *na
 static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *nout) {
   /* core + every plugin + every entity registered outside a plugin */
   size_t cap = 1 + f->nplugins + f->ndaos, n = 0;
-  mig_list *l = calloc(cap, sizeof *l);
+  mig_list *l = kdao__calloc(cap, sizeof *l);
   if (l == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   l[n].identifier = kdao__strdup("core");
   l[n++].defs = (kdao_migration_def *)kdao__backend_migrations(f->ops, "core");
@@ -617,7 +617,7 @@ static kdao_error *collect_migrations(kdao_factory *f, mig_list **out, size_t *n
       if (m->defs == NULL) goto oom;
     } else {
       n--; /* a plugin with neither entities nor migrations has nothing to run */
-      free(m->identifier);
+      kdao__free(m->identifier);
       m->identifier = NULL;
     }
   }
@@ -723,12 +723,12 @@ kdao_status kdao_factory_migrations(kdao_factory *f, json_t **out, kdao_error **
 kdao_status kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
   int rc = need_connected(f, err);
   if (rc != KDAO_OK) return rc;
-  const char **tables = calloc(f->ndaos + 1, sizeof *tables);
+  const char **tables = kdao__calloc(f->ndaos + 1, sizeof *tables);
   if (tables == NULL) return kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
   for (size_t i = 0; i < f->ndaos; i++) tables[i] = f->daos[i]->schema->table;
   kdao_error *e = NULL;
   rc = f->ops->drop_schema(f->backend, tables, f->ndaos, &e);
-  free(tables);
+  kdao__free(tables);
   return rc == KDAO_OK ? KDAO_OK : fail_db(f, err, e);
 }
 

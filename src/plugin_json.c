@@ -26,9 +26,9 @@ static void *arena_keep(arena *a, void *p) {
   }
   if (a->n == a->cap) {
     size_t cap = a->cap ? a->cap * 2 : 16;
-    void **g = realloc(a->ptrs, cap * sizeof *g);
+    void **g = kdao__realloc(a->ptrs, cap * sizeof *g);
     if (g == NULL) {
-      free(p);
+      kdao__free(p);
       if (!a->err) a->err = kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
       return NULL;
     }
@@ -39,8 +39,8 @@ static void *arena_keep(arena *a, void *p) {
 }
 
 static void arena_free(arena *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->ptrs[i]);
-  free(a->ptrs);
+  for (size_t i = 0; i < a->n; i++) kdao__free(a->ptrs[i]);
+  kdao__free(a->ptrs);
 }
 
 static void fail(arena *a, const char *what, const char *detail) {
@@ -88,7 +88,7 @@ static const char *const *string_list(arena *a, const json_t *arr, const char *w
     fail(a, what, "must be an array of strings");
     return NULL;
   }
-  const char **list = arena_keep(a, calloc(json_array_size(arr) + 1, sizeof *list));
+  const char **list = arena_keep(a, kdao__calloc(json_array_size(arr) + 1, sizeof *list));
   size_t i;
   json_t *v;
   json_array_foreach(arr, i, v) {
@@ -144,8 +144,8 @@ static const kdao_schema_def *schema_from_json(arena *a, const json_t *o, const 
   if (!json_is_object(o)) return fail(a, name ? name : "schema", "must be an object"), NULL;
   json_t *fields = json_object_get(o, "fields");
   if (!json_is_object(fields)) return fail(a, name ? name : "schema", "needs \"fields\""), NULL;
-  kdao_schema_def *s = arena_keep(a, calloc(1, sizeof *s));
-  kdao_field_def *fs = arena_keep(a, calloc(json_object_size(fields) + 1, sizeof *fs));
+  kdao_schema_def *s = arena_keep(a, kdao__calloc(1, sizeof *s));
+  kdao_field_def *fs = arena_keep(a, kdao__calloc(json_object_size(fields) + 1, sizeof *fs));
   if (!s || !fs) return NULL;
   s->version = KDAO_DEF_VERSION;
   s->name = name;
@@ -167,7 +167,7 @@ static const kdao_schema_def *schema_from_json(arena *a, const json_t *o, const 
 
 static const kdao_migration_def *migrations_from_json(arena *a, const json_t *arr) {
   if (!json_is_array(arr)) return fail(a, "migrations", "must be arrays"), NULL;
-  kdao_migration_def *m = arena_keep(a, calloc(json_array_size(arr) + 1, sizeof *m));
+  kdao_migration_def *m = arena_keep(a, kdao__calloc(json_array_size(arr) + 1, sizeof *m));
   size_t i;
   json_t *v;
   json_array_foreach(arr, i, v) {
@@ -193,7 +193,8 @@ int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *
   }
   json_t *daos = json_object_get(desc, "daos");
   if (daos && !json_is_object(daos)) fail(&a, "daos", "must be an object");
-  const kdao_schema_def **ents = arena_keep(&a, calloc(json_object_size(daos) + 1, sizeof *ents));
+  const kdao_schema_def **ents =
+      arena_keep(&a, kdao__calloc(json_object_size(daos) + 1, sizeof *ents));
   size_t n = 0;
   const char *k;
   json_t *v;
@@ -202,7 +203,7 @@ int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *
   /* Every backend's list is passed on: the factory picks its own and ignores the others. */
   json_t *migs = json_object_get(desc, "migrations");
   if (migs && !json_is_object(migs)) fail(&a, "migrations", "must be an object");
-  kdao_plugin_migrations *pm = arena_keep(&a, calloc(json_object_size(migs) + 1, sizeof *pm));
+  kdao_plugin_migrations *pm = arena_keep(&a, kdao__calloc(json_object_size(migs) + 1, sizeof *pm));
   n = 0;
   json_object_foreach(migs, k, v) if (pm) {
     pm[n].backend = k;

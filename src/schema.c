@@ -82,13 +82,13 @@ const char *kdao_schema_primary_key(const kdao_schema *schema, size_t i) {
 }
 
 static void field_clear(kdao__field *f) {
-  free(f->name);
+  kdao__free(f->name);
   json_decref(f->default_value);
-  free(f->foreign_entity);
-  free(f->foreign_field);
-  for (size_t i = 0; i < f->n_enum; i++) free(f->enum_values[i]);
-  free(f->enum_values);
-  free(f->regex_src);
+  kdao__free(f->foreign_entity);
+  kdao__free(f->foreign_field);
+  for (size_t i = 0; i < f->n_enum; i++) kdao__free(f->enum_values[i]);
+  kdao__free(f->enum_values);
+  kdao__free(f->regex_src);
   pcre2_code_free(f->regex);
   kdao_schema_free(f->nested);
 }
@@ -96,11 +96,11 @@ static void field_clear(kdao__field *f) {
 void kdao_schema_free(kdao_schema *schema) {
   if (!schema) return;
   for (size_t i = 0; i < schema->nfields; i++) field_clear(&schema->fields[i]);
-  free(schema->fields);
-  free(schema->pk);
-  free(schema->name);
-  free(schema->table);
-  free(schema);
+  kdao__free(schema->fields);
+  kdao__free(schema->pk);
+  kdao__free(schema->name);
+  kdao__free(schema->table);
+  kdao__free(schema);
 }
 
 /* ---- compilation ---- */
@@ -135,7 +135,7 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
 static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign) {
   const char *colon = strchr(foreign, ':');
   if (colon) {
-    f->foreign_entity = strndup(foreign, (size_t)(colon - foreign));
+    f->foreign_entity = kdao__strndup(foreign, (size_t)(colon - foreign));
     f->foreign_field = kdao__strdup(colon + 1);
     if (!f->foreign_entity || !f->foreign_field) return kdao__fail(ctx->err, NULL);
   }
@@ -148,7 +148,7 @@ static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign
 static int compile_enum(compile_ctx *ctx, kdao__field *f, const char *const *values) {
   size_t n = 0;
   while (values[n]) n++;
-  f->enum_values = calloc(n ? n : 1, sizeof *f->enum_values);
+  f->enum_values = kdao__calloc(n ? n : 1, sizeof *f->enum_values);
   if (!f->enum_values) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
     if (!(f->enum_values[i] = kdao__strdup(values[i]))) return kdao__fail(ctx->err, NULL);
@@ -232,7 +232,7 @@ static int compile_fields(compile_ctx *ctx, const kdao_schema_def *def, bool ent
   size_t n = 0;
   if (def->fields)
     while (def->fields[n].name) n++;
-  s->fields = calloc(n ? n : 1, sizeof *s->fields);
+  s->fields = kdao__calloc(n ? n : 1, sizeof *s->fields);
   if (!s->fields) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
     /* Count the field before compiling it so a partial one is freed with the schema. */
@@ -252,7 +252,7 @@ static int compile_pk(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema 
   if (def->primary_key)
     while (def->primary_key[n]) n++;
   if (n == 0) return COMPILE_FAIL(ctx, "%s: an entity needs a primary_key", ctx->what);
-  if (!(s->pk = calloc(n, sizeof *s->pk))) return kdao__fail(ctx->err, NULL);
+  if (!(s->pk = kdao__calloc(n, sizeof *s->pk))) return kdao__fail(ctx->err, NULL);
   for (size_t i = 0; i < n; i++) {
     int idx = kdao__schema_field_index(s, def->primary_key[i]);
     if (idx < 0)
@@ -277,7 +277,7 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
                                    : kdao__strdup(entity ? "schema" : "nested schema");
   if (!what) return kdao__fail(err, NULL);
   compile_ctx ctx = {what, err};
-  kdao_schema *s = calloc(1, sizeof *s);
+  kdao_schema *s = kdao__calloc(1, sizeof *s);
   int rc = KDAO_OK;
   if (!s) {
     rc = kdao__fail(err, NULL);
@@ -312,7 +312,7 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
 
 cleanup:
   kdao_schema_free(s);
-  free(what);
+  kdao__free(what);
   return rc;
 }
 
@@ -347,7 +347,7 @@ static json_t *describe_field(const kdao__field *f) {
   if (f->foreign_entity) {
     char *fk = kdao__asprintf("%s:%s", f->foreign_entity, f->foreign_field);
     rc |= describe_set(d, "foreign", fk ? json_string(fk) : NULL);
-    free(fk);
+    kdao__free(fk);
   }
   if (f->enum_values) {
     json_t *e = json_array();

@@ -94,7 +94,7 @@ void kdao__sql_delete(kdao__sql *q, bool visible_only);
  */
 void kdao__sql_create_table(kdao__sql *q, const kdao_factory *f);
 
-/* Hands the text to the caller (free()), NULL after an allocation failure. */
+/* Hands the text to the caller (kdao__free()), NULL after an allocation failure. */
 char *kdao__sql_take(kdao__sql *q);
 
 #endif

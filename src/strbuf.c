@@ -11,7 +11,7 @@ static bool sb_reserve(kdao__sb *b, size_t extra) {
   if (b->n + extra + 1 <= b->cap) return true;
   size_t cap = b->cap ? b->cap * 2 : 256;
   while (cap < b->n + extra + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
+  char *p = kdao__realloc(b->p, cap);
   if (p == NULL) {
     b->oom = true;
     return false;
@@ -65,7 +65,7 @@ void kdao__sb_drop(kdao__sb *b, size_t k) {
 
 char *kdao__sb_take(kdao__sb *b) {
   char *text = b->oom ? NULL : b->p;
-  if (text == NULL) free(b->p);
+  if (text == NULL) kdao__free(b->p);
   b->p = NULL;
   b->n = b->cap = 0;
   return text;

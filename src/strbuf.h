@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "alloc.h"
+
 typedef struct kdao__sb {
   char *p;  /* NUL-terminated text, or NULL while empty */
   size_t n; /* length */
@@ -29,7 +31,7 @@ void kdao__sb_quote(kdao__sb *b, char quote, const char *text, const char *suffi
 /* Removes the last `k` characters (a trailing separator). */
 void kdao__sb_drop(kdao__sb *b, size_t k);
 
-/* Hands the text to the caller (free()), or frees it and returns NULL after an OOM. */
+/* Hands the text to the caller (kdao__free()), or frees it and returns NULL after an OOM. */
 char *kdao__sb_take(kdao__sb *b);
 
 #endif

@@ -17,21 +17,13 @@
 #include "schema.h"
 #include "util.h"
 
-char *kdao__strdup(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *copy = malloc(n);
-  if (copy) memcpy(copy, s, n);
-  return copy;
-}
-
 static char *util_vasprintf(const char *fmt, va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap2);
   va_end(ap2);
   if (n < 0) return NULL;
-  char *buf = malloc((size_t)n + 1);
+  char *buf = kdao__malloc((size_t)n + 1);
   if (!buf) return NULL;
   vsnprintf(buf, (size_t)n + 1, fmt, ap);
   return buf;

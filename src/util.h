@@ -8,16 +8,16 @@
 
 #include <stdarg.h>
 
+#include "alloc.h"
 #include "kdao.h"
 
-char *kdao__strdup(const char *s);
 char *kdao__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *kdao__vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /*
  * A value as Lua's tostring() prints it in Kong's messages: strings as they are, numbers
  * with "%.14g" (integers without ".0"), true/false, "nil" for NULL/null, other values as
- * compact JSON. malloc()ed; NULL when out of memory.
+ * compact JSON. kdao__malloc()ed; NULL when out of memory.
  */
 char *kdao__value_text(const json_t *v);
 char *kdao__number_text(double d);

@@ -70,7 +70,7 @@ static char *error_key(const char *prefix, const char *name) {
 static int add_error(json_t **errors, const char *prefix, const char *column, const char *msg) {
   char *key = error_key(prefix, column);
   int rc = (key && msg) ? kdao__add_error(errors, key, msg) : -1;
-  free(key);
+  kdao__free(key);
   return rc == 0 ? V_OK : V_NOMEM;
 }
 
@@ -82,7 +82,7 @@ add_errorf(json_t **errors, const char *prefix, const char *column, const char *
   char *msg = kdao__vasprintf(fmt, ap);
   va_end(ap);
   int rc = add_error(errors, prefix, column, msg);
-  free(msg);
+  kdao__free(msg);
   return rc;
 }
 
@@ -263,7 +263,7 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
     *valid = true;
     return V_OK;
   }
-  char *str = strndup(s + a, len);
+  char *str = kdao__strndup(s + a, len);
   if (!str) return V_NOMEM;
   int rc = V_OK;
   double d;
@@ -294,7 +294,7 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
     rc = put(t, f->name, json_stringn(s + a, len));
     break;
   }
-  free(str);
+  kdao__free(str);
   return rc;
 }
 
@@ -327,7 +327,7 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
   char *msg = NULL;
   if (kdao__value_bounds(f, get(t, f->name), &msg) == 0) return V_OK;
   int rc = msg ? add_error(errors, prefix, f->name, msg) : V_NOMEM;
-  free(msg);
+  kdao__free(msg);
   return rc;
 }
 
@@ -400,7 +400,7 @@ static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_
 
   size_t len = 1;
   for (size_t i = 0; i < f->n_enum; i++) len += strlen(f->enum_values[i]) + 4;
-  char *allowed = malloc(len);
+  char *allowed = kdao__malloc(len);
   char *text = kdao__value_text(wrong);
   int rc = V_NOMEM;
   if (allowed && text) {
@@ -412,8 +412,8 @@ static int check_enum(json_t *t, const kdao__field *f, const char *prefix, json_
     rc = add_errorf(errors, prefix, f->name, "\"%s\" is not allowed. Allowed values are: \"%s\"",
                     text, allowed);
   }
-  free(allowed);
-  free(text);
+  kdao__free(allowed);
+  kdao__free(text);
   return rc;
 }
 
@@ -443,7 +443,7 @@ static int merge_nested_errors(json_t **errors, const char *prefix, const char *
   json_object_foreach((json_t *)sub, k, v) {
     char *key = kdao__asprintf("%s%s.%s", prefix, column, k);
     int rc = key ? kdao__add_error_value(errors, key, json_deep_copy(v)) : -1;
-    free(key);
+    kdao__free(key);
     if (rc != 0) return V_NOMEM;
   }
   return V_OK;
@@ -458,7 +458,7 @@ static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const c
     char *msg = NULL;
     sub = f->schema_fn(o->dao, t, &msg, f->ud);
     int rc = msg ? add_error(errors, prefix, f->name, msg) : V_OK;
-    free(msg);
+    kdao__free(msg);
     if (rc != V_OK) return rc;
   }
   if (!sub) return V_OK;
@@ -491,7 +491,7 @@ static int check_nested(const vopts *o, json_t *t, const kdao__field *f, const c
   if (rc == V_OK && sub_self) {
     char *key = kdao__asprintf("%s%s%s%s", prefix, f->name, *tk ? "." : "", tk);
     rc = key && kdao__add_error(errors, key, kdao_error_message(sub_self)) == 0 ? V_OK : V_NOMEM;
-    free(key);
+    kdao__free(key);
   } else if (rc == V_OK && sub_errors) {
     rc = merge_nested_errors(errors, prefix, f->name, sub_errors);
   }
@@ -520,7 +520,7 @@ static int check_func(const vopts *o, json_t *t, const kdao__field *f, const cha
     rc = add_error(errors, prefix, f->name, msg);
   else if (json_is_object(new_fields) && json_object_update(t, new_fields) != 0)
     rc = V_NOMEM;
-  free(msg);
+  kdao__free(msg);
   json_decref(new_fields);
   return rc;
 }
@@ -589,7 +589,7 @@ static int validate_table(const vopts *o, const kdao_schema *s, json_t *t, const
   for (size_t i = 0; rc == V_OK && i < s->nfields; i++)
     rc = check_field(o, t, &s->fields[i], prefix, tk, errors);
   if (rc == V_OK) rc = check_unknown(s, t, tk, prefix, errors);
-  free(prefix);
+  kdao__free(prefix);
   if (rc == V_OK && !*errors && s->self_check)
     *self_err = s->self_check(o->dao, s, t, o->mode, s->ud);
   return rc;
@@ -607,16 +607,16 @@ static int cmp_member(const void *a, const void *b) {
 
 static void members_free(member *ms, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    free(ms[i].key);
+    kdao__free(ms[i].key);
     json_decref(ms[i].value);
   }
-  free(ms);
+  kdao__free(ms);
 }
 
 /* The non-nil members of `tbl`, sorted by key; NULL when out of memory. */
 static member *members_of(const json_t *tbl, size_t *count) {
   size_t n = json_object_size(tbl), m = 0;
-  member *ms = calloc(n ? n : 1, sizeof *ms);
+  member *ms = kdao__calloc(n ? n : 1, sizeof *ms);
   if (!ms) return NULL;
   const char *k;
   json_t *v;
@@ -684,7 +684,7 @@ __attribute__((format(printf, 2, 3))) static int misuse(kdao_error **err, const 
   char *msg = kdao__vasprintf(fmt, ap);
   va_end(ap);
   kdao_error *e = msg ? kdao_error_new(KDAO_ERR_MISUSE, msg) : NULL;
-  free(msg);
+  kdao__free(msg);
   return kdao__fail(err, e);
 }
 
@@ -742,7 +742,7 @@ kdao_status kdao_validate_filter(const kdao_schema *schema, const json_t *filter
     } else if (f->type == KDAO_TYPE_ID && !kdao_is_uuid(json_string_value(v))) {
       char *text = kdao__value_text(v);
       rc = text ? add_errorf(&errors, "", k, "%s is not a valid uuid", text) : V_NOMEM;
-      free(text);
+      kdao__free(text);
     }
     if (rc != V_OK) {
       json_decref(errors);

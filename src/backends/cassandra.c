@@ -89,7 +89,7 @@ typedef struct cs_params {
 } cs_params;
 
 static void params_clear(cs_params *p) {
-  for (size_t i = 0; i < p->nowned; i++) free(p->owned[i]);
+  for (size_t i = 0; i < p->nowned; i++) kdao__free(p->owned[i]);
   for (size_t i = 0; i < p->njowned; i++) json_decref(p->jowned[i]);
   p->n = p->nowned = p->njowned = 0;
 }
@@ -189,7 +189,7 @@ static int param_text(cs_params *p, const char *s, kdao_error **err) {
 static int param_text_owned(cs_params *p, char *s, kdao_error **err) {
   if (s == NULL) return oom(err);
   if (p->nowned >= CS_MAX_PARAMS) {
-    free(s);
+    kdao__free(s);
     return fail(err, kdao_error_new(KDAO_ERR_DB, "too many statement parameters"));
   }
   p->owned[p->nowned++] = s;
@@ -281,7 +281,7 @@ static json_t *row_normalise(const kdao_schema *s, const json_t *in) {
       for (char *c = low; c && *c; c++)
         if (*c >= 'A' && *c <= 'F') *c = (char)(*c - 'A' + 'a');
       nv = low ? json_string(low) : NULL;
-      free(low);
+      kdao__free(low);
     } else {
       nv = json_deep_copy(v);
     }
@@ -297,14 +297,14 @@ static json_t *row_normalise(const kdao_schema *s, const json_t *in) {
 
 static void table_free(cs_table *t) {
   if (t == NULL) return;
-  free(t->cols);
-  free(t->ttl_cols);
-  free(t);
+  kdao__free(t->cols);
+  kdao__free(t->ttl_cols);
+  kdao__free(t);
 }
 
 static void tables_forget(cs_backend *b) {
   for (size_t i = 0; i < b->ntables; i++) table_free(b->tables[i]);
-  free(b->tables);
+  kdao__free(b->tables);
   b->tables = NULL;
   b->ntables = 0;
 }
@@ -399,7 +399,7 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
   if (s->nfields > CS_MAX_FIELDS)
     return fail(err,
                 kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table, CS_MAX_FIELDS));
-  cs_table *t = calloc(1, sizeof *t);
+  cs_table *t = kdao__calloc(1, sizeof *t);
   if (t == NULL) return oom(err);
   t->s = s;
   int rc = table_learn(b, t, err);
@@ -416,7 +416,7 @@ static int table_get(cs_backend *b, const kdao_schema *s, cs_table **out, kdao_e
   t->cols = kdao__sb_take(&cols);
   t->ttl_cols = kdao__sb_take(&ttl);
   cs_table **grown =
-      t->cols && t->ttl_cols ? realloc(b->tables, (b->ntables + 1) * sizeof *grown) : NULL;
+      t->cols && t->ttl_cols ? kdao__realloc(b->tables, (b->ntables + 1) * sizeof *grown) : NULL;
   if (grown == NULL) {
     table_free(t);
     return oom(err);
@@ -469,7 +469,7 @@ static int select_page(cs_backend *b, const cs_table *t, cs_kind kind, const cha
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run(b, cql, &p, kind, page_size, state, state_len, out, err);
-  free(cql);
+  kdao__free(cql);
   params_clear(&p);
   return rc;
 }
@@ -521,7 +521,7 @@ static int select_all(cs_backend *b, const cs_table *t, const char *list, const 
   for (;;) {
     cql_result *r = NULL;
     rc = select_page(b, t, RUN_READ, list, filter, page_size, state, state_len, &r, err);
-    free(state);
+    kdao__free(state);
     state = NULL;
     if (rc != KDAO_OK) break;
     size_t n = cql_result_row_count(r);
@@ -530,7 +530,7 @@ static int select_all(cs_backend *b, const cs_table *t, const char *list, const 
     const uint8_t *next =
         cql_result_has_more_pages(r) ? cql_result_paging_state(r, &state_len) : NULL;
     if (rc == KDAO_OK && next) {
-      state = malloc(state_len ? state_len : 1);
+      state = kdao__malloc(state_len ? state_len : 1);
       if (state == NULL)
         rc = oom(err);
       else
@@ -539,7 +539,7 @@ static int select_all(cs_backend *b, const cs_table *t, const char *list, const 
     cql_result_free(r);
     if (rc != KDAO_OK || state == NULL) break;
   }
-  free(state);
+  kdao__free(state);
   return rc;
 }
 
@@ -616,7 +616,7 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   if (offset) {
     unsigned char *raw = kdao__b64_decode(offset, &state_len);
     if (raw == NULL || state_len < 2 || raw[0] != TOKEN_V1) {
-      free(raw);
+      kdao__free(raw);
       return fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
     }
     state = raw;
@@ -624,7 +624,7 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   if (size > INT32_MAX) size = INT32_MAX;
   collect_ctx c = {.s = s, .rows = json_array()};
   if (c.rows == NULL) {
-    free(state);
+    kdao__free(state);
     return oom(err);
   }
   const uint8_t *cur = state ? state + 1 : NULL;
@@ -649,11 +649,11 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
     size_t n = cql_result_row_count(r);
     for (size_t i = 0; rc == KDAO_OK && i < n; i++)
       if (collect_row(r, i, &c) != 0) rc = oom(err);
-    free(more);
+    kdao__free(more);
     more = NULL;
     const uint8_t *ps = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &more_len) : NULL;
     if (rc == KDAO_OK && ps) {
-      if ((more = malloc(more_len + 1)) == NULL)
+      if ((more = kdao__malloc(more_len + 1)) == NULL)
         rc = oom(err);
       else {
         more[0] = TOKEN_V1;
@@ -664,16 +664,16 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
     cql_result_free(r);
     /* an empty page with more to come: go on, never hand out an empty page and a token */
     if (rc != KDAO_OK || more == NULL || n > 0) break;
-    free(state);
+    kdao__free(state);
     state = more;
     state_len = more_len;
     more = NULL;
     cur = state + 1;
     cur_len = state_len - 1;
   }
-  free(state);
+  kdao__free(state);
   if (rc == KDAO_OK && more && (*next = kdao__b64_encode(more, more_len)) == NULL) rc = oom(err);
-  free(more);
+  kdao__free(more);
   if (rc != KDAO_OK) {
     json_decref(c.rows);
     return rc;
@@ -731,7 +731,7 @@ static int unique_lwt(cs_backend *b, const char *cql, cs_params *p, bool *applie
     const char *s;
     size_t len;
     if (!*applied && col >= 0 && cql_result_get_text(r, 0, (size_t)col, &s, &len) == 0)
-      *owner = strndup(s, len);
+      *owner = kdao__strndup(s, len);
   }
   cql_result_free(r);
   return KDAO_OK;
@@ -758,7 +758,7 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
   if (row) {
     char *held = reserved_text(json_object_get(row, f->name));
     bool same = held && strcmp(held, value) == 0 && json_object_get(row, f->name);
-    free(held);
+    kdao__free(held);
     json_decref(row);
     if (same) return KDAO_OK;
   }
@@ -826,7 +826,7 @@ static int held_elsewhere(cs_backend *b, const cs_table *t, const kdao__field *f
       rc = oom(err);
     else
       *held = strcmp(other, owner) != 0;
-    free(other);
+    kdao__free(other);
     json_decref(row);
   }
   cql_result_free(r);
@@ -860,8 +860,8 @@ static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const
     if (rc != KDAO_OK || held) release(b, t, f, v, owner);
   }
   if (rc == KDAO_OK && (!applied || held)) rc = fail(err, unique_error(f->name, v));
-  free(holder);
-  free(value);
+  kdao__free(holder);
+  kdao__free(value);
   return rc;
 }
 
@@ -871,7 +871,7 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
   kdao_error *e = NULL;
   char *value = reserved_text(v);
   if (value == NULL || unique_ready(b, &e) != KDAO_OK) {
-    free(value);
+    kdao__free(value);
     kdao_error_free(e);
     return;
   }
@@ -886,7 +886,7 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
              " IF owner = ?",
              &p, &applied, NULL, &e);
   kdao_error_free(e);
-  free(value);
+  kdao__free(value);
 }
 
 /* Hands the reservation of `v` from `from` to `owner` with a new TTL (0: none). */
@@ -898,7 +898,7 @@ static int reservation_move(cs_backend *b, const cs_table *t, const kdao__field 
   if (value == NULL) return oom(err);
   bool applied;
   rc = claim(b, t, f, value, owner, from, ttl, &applied, NULL, err);
-  free(value);
+  kdao__free(value);
   return rc;
 }
 
@@ -964,7 +964,7 @@ static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool i
   if (rc == KDAO_OK)
     *applied = !if_not_exists || cql_result_applied(r) == 1 || lwt_found_row(r, s, row);
   cql_result_free(r);
-  free(cql);
+  kdao__free(cql);
   params_clear(&p);
   return rc;
 }
@@ -1003,7 +1003,7 @@ static int insert_one(cs_backend *b, const cs_table *t, const json_t *row, int t
   } else {
     *out = stored;
   }
-  free(owner);
+  kdao__free(owner);
   return rc;
 }
 
@@ -1024,13 +1024,13 @@ static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, kdao_
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_WRITE, 0, NULL, 0, NULL, err);
-  free(cql);
+  kdao__free(cql);
   params_clear(&p);
   if (rc != KDAO_OK) return rc;
   char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
   release_row(b, t, row, owner, NULL);
-  free(owner);
+  kdao__free(owner);
   return KDAO_OK;
 }
 
@@ -1110,7 +1110,7 @@ static int update_in_place(cs_backend *b, const cs_table *t, const json_t *old,
   if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
   if (rc == KDAO_OK) *applied = cql_result_applied(r) == 1;
   cql_result_free(r);
-  free(cql);
+  kdao__free(cql);
   params_clear(&p);
   return rc;
 }
@@ -1140,8 +1140,8 @@ static int rekey_row(cs_backend *b, const cs_table *t, const json_t *old, const 
     if (cql_cluster_batch(b->cl, CQL_BATCH_LOGGED, st, 2, &o, NULL, &ce) != 0)
       rc = cql_fail(err, &ce);
   }
-  free(dq);
-  free(iq);
+  kdao__free(dq);
+  kdao__free(iq);
   params_clear(&pd);
   params_clear(&pi);
   return rc;
@@ -1241,8 +1241,8 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
 cleanup:
   json_decref(old);
   json_decref(merged);
-  free(was);
-  free(now);
+  kdao__free(was);
+  kdao__free(now);
   return rc;
 }
 
@@ -1258,7 +1258,7 @@ static int cs_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
   if (cql == NULL) return oom(err);
   cql_result *r = NULL;
   rc = run(b, cql, NULL, RUN_READ, 0, NULL, 0, &r, err);
-  free(cql);
+  kdao__free(cql);
   if (rc != KDAO_OK) return rc;
   bool empty = cql_result_row_count(r) == 0;
   cql_result_free(r);
@@ -1266,7 +1266,7 @@ static int cs_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
     cql = kdao__asprintf("TRUNCATE \"%s\"", s->table);
     if (cql == NULL) return oom(err);
     rc = run_text(b, cql, err);
-    free(cql);
+    kdao__free(cql);
     if (rc != KDAO_OK) return rc;
   }
   if ((rc = unique_ready(b, err)) != KDAO_OK) return rc;
@@ -1407,10 +1407,10 @@ static int run_statements(cs_backend *b, const char *up, kdao_error **err) {
   while (*p) {
     const char *end = statement_end(p);
     if (!statement_blank(p, end)) {
-      char *one = strndup(p, (size_t)(end - p));
+      char *one = kdao__strndup(p, (size_t)(end - p));
       if (one == NULL) return oom(err);
       int rc = run_text(b, one, err);
-      free(one);
+      kdao__free(one);
       if (rc != KDAO_OK) return rc;
     }
     p = *end ? end + 1 : end;
@@ -1479,7 +1479,7 @@ static int cs_drop_schema(kdao__backend *base, const char *const *tables, size_t
     char *cql = kdao__asprintf("DROP TABLE IF EXISTS \"%s\"", i < n ? tables[i] : extra[i - n]);
     if (cql == NULL) return oom(err);
     rc = run_text(b, cql, err);
-    free(cql);
+    kdao__free(cql);
   }
   return rc;
 }
@@ -1506,8 +1506,8 @@ static void cs_close(kdao__backend *base) {
   if (b == NULL) return;
   cql_cluster_close(b->cl);
   tables_forget(b);
-  free(b->keyspace);
-  free(b);
+  kdao__free(b->keyspace);
+  kdao__free(b);
 }
 
 static cql_consistency consistency_of(const char *name) {
@@ -1528,7 +1528,7 @@ static char **split_list(const char *text, size_t *n) {
   *n = 0;
   size_t len = text ? strlen(text) : 0, items = 1;
   for (size_t i = 0; i < len; i++) items += text[i] == ',';
-  char **out = malloc((items + 1) * sizeof *out + len + 1);
+  char **out = kdao__malloc((items + 1) * sizeof *out + len + 1);
   if (out == NULL) return NULL;
   char *buf = (char *)(out + items + 1);
   memcpy(buf, text ? text : "", len + 1);
@@ -1558,7 +1558,7 @@ static char *keyspace_ddl(const kdao_config *cfg, const char *ks) {
       *colon = '\0';
       kdao__sb_addf(&q, ", '%s': %lld", dcs[i], strtoll(colon + 1, NULL, 10));
     }
-    free(dcs);
+    kdao__free(dcs);
   } else {
     kdao__sb_addf(&q, "'class': 'SimpleStrategy', 'replication_factor': %lld",
                   kdao__config_int(cfg, "cassandra_repl_factor"));
@@ -1571,7 +1571,7 @@ extern const kdao__backend_ops kdao__cassandra_ops; /* defined at the end */
 
 static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
-  cs_backend *b = calloc(1, sizeof *b);
+  cs_backend *b = kdao__calloc(1, sizeof *b);
   if (b == NULL) return oom(err);
   b->base.ops = &kdao__cassandra_ops;
   b->base.factory = f;
@@ -1582,7 +1582,7 @@ static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   size_t ncp = 0;
   char **cps = split_list(kdao__config_str(cfg, "cassandra_contact_points"), &ncp);
   if (b->keyspace == NULL || cps == NULL) {
-    free(cps);
+    kdao__free(cps);
     cs_close(&b->base);
     return oom(err);
   }
@@ -1612,12 +1612,12 @@ static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   };
   cql_error ce = {0};
   b->cl = cql_cluster_open(&o, &ce);
-  free(cps);
+  kdao__free(cps);
   int rc = b->cl ? KDAO_OK : cql_fail(err, &ce);
   char *ddl = rc == KDAO_OK ? keyspace_ddl(cfg, b->keyspace) : NULL;
   if (rc == KDAO_OK && ddl == NULL) rc = oom(err);
   if (rc == KDAO_OK) rc = run_text(b, ddl, err);
-  free(ddl);
+  kdao__free(ddl);
   if (rc == KDAO_OK && cql_cluster_set_keyspace(b->cl, b->keyspace, &ce) != 0)
     rc = cql_fail(err, &ce);
   if (rc != KDAO_OK) {

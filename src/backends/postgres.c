@@ -105,7 +105,7 @@ typedef struct pg_params {
 #define PG_PARAMS_INIT(p) ((p).n = 0, (p).nowned = 0)
 
 static void params_clear(pg_params *p) {
-  for (int i = 0; i < p->nowned; i++) free(p->owned[i]);
+  for (int i = 0; i < p->nowned; i++) kdao__free(p->owned[i]);
   p->n = 0;
   p->nowned = 0;
 }
@@ -139,7 +139,7 @@ static kdao_error *conn_error(pg_backend *b, const char *what) {
   char *reason = one_line(PQerrorMessage(b->conn));
   kdao_error *e =
       kdao__error_fmt(KDAO_ERR_DB, "%s %s: %s", what, b->where, reason ? reason : "out of memory");
-  free(reason);
+  kdao__free(reason);
   return e;
 }
 
@@ -149,7 +149,7 @@ static char *unquote_ident(const char *s, size_t len) {
     s++;
     len -= 2;
   }
-  return strndup(s, len);
+  return kdao__strndup(s, len);
 }
 
 /*
@@ -170,7 +170,7 @@ static kdao_error *constraint_error(int kind, const char *detail, const json_t *
     json_t *val = v ? json_incref(v) : json_stringn(sep + 3, (size_t)(close - sep - 3));
     if (val && json_object_set_new(fields, col, val) == 0) e = kdao_error_new_fields(kind, fields);
   }
-  free(col);
+  kdao__free(col);
   json_decref(fields);
   return e;
 }
@@ -190,7 +190,7 @@ static kdao_error *result_error(pg_backend *b, const PGresult *r, const json_t *
       const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
       char *text = one_line(msg ? msg : PQerrorMessage(b->conn));
       e = kdao_error_new(KDAO_ERR_DB, text ? text : "out of memory");
-      free(text);
+      kdao__free(text);
     }
   }
   if (e && state) kdao__error_set_code(e, state);
@@ -337,9 +337,9 @@ static int pg_exec(pg_backend *b, pg_stmt *st, const char *sql, const pg_params 
 
 static void table_free(pg_table *t) {
   if (t == NULL) return;
-  for (size_t i = 0; i < t->nstmts; i++) free(t->stmts[i].sql);
-  free(t->stmts);
-  free(t);
+  for (size_t i = 0; i < t->nstmts; i++) kdao__free(t->stmts[i].sql);
+  kdao__free(t->stmts);
+  kdao__free(t);
 }
 
 static const kdao__field *pk_field(const kdao_schema *s, size_t k) { return &s->fields[s->pk[k]]; }
@@ -354,10 +354,10 @@ static int table_get(pg_backend *b, const kdao_schema *s, pg_table **out, kdao_e
   if (s->nfields > PG_MAX_FIELDS)
     return fail(err,
                 kdao__error_fmt(KDAO_ERR_DB, "%s: more than %d fields", s->table, PG_MAX_FIELDS));
-  pg_table **grown = realloc(b->tables, (b->ntables + 1) * sizeof *grown);
+  pg_table **grown = kdao__realloc(b->tables, (b->ntables + 1) * sizeof *grown);
   if (grown == NULL) return oom(err);
   b->tables = grown;
-  if ((*out = calloc(1, sizeof **out)) == NULL) return oom(err);
+  if ((*out = kdao__calloc(1, sizeof **out)) == NULL) return oom(err);
   (*out)->s = s;
   (*out)->has_ttl = s->npk == 1;
   b->tables[b->ntables++] = *out;
@@ -538,7 +538,7 @@ static int stmt_get(pg_backend *b, pg_table *t, int op, uint64_t m1, uint64_t m2
   }
   if (t->nstmts == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 8;
-    pg_stmt *g = realloc(t->stmts, cap * sizeof *g);
+    pg_stmt *g = kdao__realloc(t->stmts, cap * sizeof *g);
     if (g == NULL) return oom(err);
     t->stmts = g;
     t->cap = cap;
@@ -904,7 +904,7 @@ static int pg_truncate(kdao__backend *base, const kdao_schema *s, kdao_error **e
   PGresult *r = NULL;
   int rc = pg_exec(b, NULL, sql, &p, true, NULL, &r, err);
   PQclear(r);
-  free(sql);
+  kdao__free(sql);
   return rc;
 }
 
@@ -975,7 +975,7 @@ static int pg_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   pg_table *t;
   int rc = table_get(b, s, &t, err);
   if (rc != KDAO_OK) return rc;
-  bulk_row *plan = calloc(n ? n : 1, sizeof *plan);
+  bulk_row *plan = kdao__calloc(n ? n : 1, sizeof *plan);
   if (plan == NULL) return oom(err);
   for (size_t i = 0; i < n; i++) {
     if ((rc = object_mask(s, json_array_get(rows, i), &plan[i].mask, err)) ||
@@ -1020,7 +1020,7 @@ static int pg_insert_many(kdao__backend *base, const kdao_schema *s, const json_
     break;
   }
 cleanup:
-  free(plan);
+  kdao__free(plan);
   return rc;
 }
 
@@ -1174,7 +1174,7 @@ static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t
   if (sql == NULL) return oom(err);
   kdao_error *e = pg_ready(b);
   if (e == NULL) e = pg_simple(b, sql);
-  free(sql);
+  kdao__free(sql);
   forget_prepared(b);
   return e ? fail(err, e) : KDAO_OK;
 }
@@ -1211,7 +1211,7 @@ static int pg_purge_expired(kdao__backend *base, const kdao_schema *const *schem
     pg_params p = {0};
     PGresult *r = NULL;
     rc = pg_exec(b, NULL, sql, &p, true, NULL, &r, err);
-    free(sql);
+    kdao__free(sql);
     if (rc != KDAO_OK) return rc;
     *purged += strtoll(PQcmdTuples(r), NULL, 10);
     PQclear(r);
@@ -1230,10 +1230,10 @@ static void pg_close(kdao__backend *base) {
   if (b == NULL) return;
   PQfinish(b->conn);
   for (size_t i = 0; i < b->ntables; i++) table_free(b->tables[i]);
-  free(b->tables);
-  free(b->where);
-  free(b->database);
-  free(b);
+  kdao__free(b->tables);
+  kdao__free(b->where);
+  kdao__free(b->database);
+  kdao__free(b);
 }
 
 /* A library prints nothing: server notices ("table does not exist, skipping") are dropped. */
@@ -1246,7 +1246,7 @@ extern const kdao__backend_ops kdao__postgres_ops; /* defined at the end */
 
 static int pg_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
-  pg_backend *b = calloc(1, sizeof *b);
+  pg_backend *b = kdao__calloc(1, sizeof *b);
   if (b == NULL) return oom(err);
   b->base.ops = &kdao__postgres_ops;
   b->base.factory = f;

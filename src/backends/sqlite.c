@@ -138,7 +138,7 @@ static bool cache_grow(sq_backend *b) {
   size_t n = b->nslots ? b->nslots * 2 : 64;
   sq_slot *old = b->slots;
   size_t old_n = b->nslots;
-  b->slots = calloc(n, sizeof *b->slots);
+  b->slots = kdao__calloc(n, sizeof *b->slots);
   if (!b->slots) {
     b->slots = old;
     return false;
@@ -146,13 +146,13 @@ static bool cache_grow(sq_backend *b) {
   b->nslots = n;
   for (size_t i = 0; i < old_n; i++)
     if (old[i].stmt) *cache_find(b, &old[i].key) = old[i];
-  free(old);
+  kdao__free(old);
   return true;
 }
 
 static void cache_clear(sq_backend *b) {
   for (size_t i = 0; i < b->nslots; i++) sqlite3_finalize(b->slots[i].stmt);
-  free(b->slots);
+  kdao__free(b->slots);
   b->slots = NULL;
   b->nslots = b->used = 0;
 }
@@ -336,7 +336,7 @@ static int sq_stmt(sq_backend *b, const kdao_schema *s, sq_op op, uint64_t a, ui
   if (!sql) return sq_nomem(err);
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-  free(sql);
+  kdao__free(sql);
   if (rc != SQLITE_OK) return sq_fail(b, err);
   slot->key = k;
   slot->stmt = st;
@@ -356,11 +356,11 @@ static int bind_id(sqlite3_stmt *st, int i, const char *v, size_t n) {
   size_t upper = 0;
   while (upper < n && !(v[upper] >= 'A' && v[upper] <= 'Z')) upper++;
   if (upper == n) return sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
-  char *lower = malloc(n + 1);
+  char *lower = kdao__malloc(n + 1);
   if (!lower) return SQLITE_NOMEM;
   for (size_t j = 0; j <= n; j++)
     lower[j] = (char)(v[j] >= 'A' && v[j] <= 'Z' ? v[j] + ('a' - 'A') : v[j]);
-  return sqlite3_bind_text(st, i, lower, (int)n, free);
+  return sqlite3_bind_text(st, i, lower, (int)n, kdao__free);
 }
 
 /*
@@ -390,7 +390,7 @@ static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_
     char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return SQLITE_NOMEM;
     int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
-    free(text);
+    kdao__free(text);
     return rc;
   }
   }
@@ -734,7 +734,7 @@ static char *unique_columns(sq_backend *b, const char *message) {
     char *end = strchr(index, '\'');
     if (end) *end = '\0';
     char *cols = index_columns(b, index);
-    free(index);
+    kdao__free(index);
     return cols;
   }
   kdao__sb cols = {0};
@@ -765,12 +765,12 @@ static json_t *unique_fields(const char *cols, const json_t *row, const json_t *
     char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (joined.n) kdao__sb_add(&joined, ", ");
     kdao__sb_add(&joined, json_is_string(v) ? json_string_value(v) : text ? text : "nil");
-    free(text);
+    kdao__free(text);
   }
-  free(names);
+  kdao__free(names);
   char *value = kdao__sb_take(&joined);
   json_t *fields = value ? json_pack("{s:s}", cols, value) : NULL;
-  free(value);
+  kdao__free(value);
   return fields;
 }
 
@@ -814,7 +814,7 @@ static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, c
   if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY) {
     char *cols = unique_columns(b, message);
     fields = cols ? unique_fields(cols, row, alt) : NULL;
-    free(cols);
+    kdao__free(cols);
     kind = KDAO_ERR_UNIQUE;
   } else if (code == SQLITE_CONSTRAINT_FOREIGNKEY) {
     fields = foreign_fields(b, s, row, alt);
@@ -833,7 +833,7 @@ static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, c
     result = sq_db_error(b, message, code, err);
   }
   json_decref(fields);
-  free(message);
+  kdao__free(message);
   return result;
 }
 
@@ -1300,7 +1300,7 @@ static int drop_table(sq_backend *b, const char *table, kdao_error **err) {
   char *sql = kdao__sb_take(&q);
   if (!sql) return sq_nomem(err);
   int kind = exec_sql(b, sql, err);
-  free(sql);
+  kdao__free(sql);
   return kind;
 }
 
@@ -1348,22 +1348,22 @@ static void sq_close(kdao__backend *base) {
   if (!b) return;
   cache_clear(b);
   sqlite3_close_v2(b->db);
-  free(b->path);
-  free(b);
+  kdao__free(b->path);
+  kdao__free(b);
 }
 
 extern const kdao__backend_ops kdao__sqlite_ops; /* defined at the end */
 
 static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
-  sq_backend *b = calloc(1, sizeof *b);
+  sq_backend *b = kdao__calloc(1, sizeof *b);
   if (!b) return sq_nomem(err);
   b->base.ops = &kdao__sqlite_ops;
   b->base.factory = f;
   const char *path = cfg ? kdao__config_str(cfg, "sqlite_path") : NULL;
   b->path = kdao__strdup(path && *path ? path : SQ_DEFAULT_PATH);
   if (!b->path) {
-    free(b);
+    kdao__free(b);
     return sq_nomem(err);
   }
   int rc = sqlite3_open_v2(b->path, &b->db,
@@ -1374,7 +1374,7 @@ static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   if (rc != SQLITE_OK && b->db) {
     char *message = kdao__asprintf("%s: %s", b->path, sqlite3_errmsg(b->db));
     kind = message ? sq_db_error(b, message, sqlite3_extended_errcode(b->db), err) : sq_nomem(err);
-    free(message);
+    kdao__free(message);
   } else if (rc != SQLITE_OK) {
     kind = sq_nomem(err);
   } else {

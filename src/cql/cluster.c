@@ -51,20 +51,20 @@ struct cql_cluster {
 static void node_clear(node *n) {
   cql_conn_close(n->conn);
   for (size_t i = 0; i < n->nprep; i++) {
-    free(n->preps[i].query);
+    cql__free(n->preps[i].query);
     cql_prepared_free(n->preps[i].prepared);
   }
-  free(n->preps);
-  free(n->address);
-  free(n->host);
-  free(n->dc);
+  cql__free(n->preps);
+  cql__free(n->address);
+  cql__free(n->host);
+  cql__free(n->dc);
   memset(n, 0, sizeof *n);
 }
 
 static node *node_add(cql_cluster *cl, const char *address, const char *dc) {
   for (size_t i = 0; i < cl->nnodes; i++)
     if (strcmp(cl->nodes[i].address, address) == 0) return &cl->nodes[i];
-  node *nn = realloc(cl->nodes, (cl->nnodes + 1) * sizeof *nn);
+  node *nn = cql__realloc(cl->nodes, (cl->nnodes + 1) * sizeof *nn);
   if (!nn) return NULL;
   cl->nodes = nn;
   node *n = &cl->nodes[cl->nnodes];
@@ -72,7 +72,7 @@ static node *node_add(cql_cluster *cl, const char *address, const char *dc) {
   n->address = cql__strdup(address);
   n->dc = dc ? cql__strdup(dc) : NULL;
   size_t hl = strlen(address) + 16;
-  n->host = malloc(hl);
+  n->host = cql__malloc(hl);
   if (!n->address || !n->host || (dc && !n->dc)) {
     node_clear(n);
     return NULL;
@@ -88,7 +88,7 @@ static void node_mark_down(cql_cluster *cl, node *n) {
   n->down = true;
   /* Statement ids survive a reconnect but not a node restart; drop them to be safe. */
   for (size_t i = 0; i < n->nprep; i++) {
-    free(n->preps[i].query);
+    cql__free(n->preps[i].query);
     cql_prepared_free(n->preps[i].prepared);
   }
   n->nprep = 0;
@@ -134,7 +134,7 @@ static prep_entry *prep_find(node *n, const char *query) {
 static void prep_forget(node *n, const char *query) {
   prep_entry *e = prep_find(n, query);
   if (!e) return;
-  free(e->query);
+  cql__free(e->query);
   cql_prepared_free(e->prepared);
   *e = n->preps[--n->nprep];
 }
@@ -144,7 +144,7 @@ static const cql_prepared *prep_get(node *n, cql_conn *c, const char *query, cql
   if (e) return e->prepared;
   if (n->nprep == n->prep_cap) {
     size_t cap = n->prep_cap ? n->prep_cap * 2 : 16;
-    prep_entry *p = realloc(n->preps, cap * sizeof *p);
+    prep_entry *p = cql__realloc(n->preps, cap * sizeof *p);
     if (!p) {
       cql__fail(err, CQL_ERR_NOMEM, "out of memory");
       return NULL;
@@ -214,7 +214,7 @@ static void note_failure(cql_buf *why, const node *n, const cql_error *e) {
 /* Runs `op` on the first node of the plan that works. Nodes in back-off are skipped unless
  * every node is in back-off, in which case all are tried. */
 static int run(cql_cluster *cl, bool idempotent, node_op op, void *arg, cql_error *err) {
-  size_t stack[16], *plan = cl->nnodes <= 16 ? stack : malloc(cl->nnodes * sizeof *plan);
+  size_t stack[16], *plan = cl->nnodes <= 16 ? stack : cql__malloc(cl->nnodes * sizeof *plan);
   if (!plan) return cql__fail(err, CQL_ERR_NOMEM, "out of memory");
   size_t np = make_plan(cl, plan);
   cql_buf why;
@@ -257,7 +257,7 @@ static int run(cql_cluster *cl, bool idempotent, node_op op, void *arg, cql_erro
     rc = -1;
   }
   cql__buf_free(&why);
-  if (plan != stack) free(plan);
+  if (plan != stack) cql__free(plan);
   return rc;
 }
 
@@ -391,7 +391,7 @@ static int op_execute(cql_cluster *cl, node *n, cql_conn *c, void *arg, cql_erro
 
 static int op_batch(cql_cluster *cl, node *n, cql_conn *c, void *arg, cql_error *err) {
   struct req *q = arg;
-  const cql_prepared **ps = calloc(q->n ? q->n : 1, sizeof *ps);
+  const cql_prepared **ps = cql__calloc(q->n ? q->n : 1, sizeof *ps);
   if (!ps) return cql__fail(err, CQL_ERR_NOMEM, "out of memory");
   int rc = -1;
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -411,7 +411,7 @@ static int op_batch(cql_cluster *cl, node *n, cql_conn *c, void *arg, cql_error 
     for (size_t i = 0; i < q->n; i++)
       if (q->stmts[i].prepare && q->stmts[i].query) prep_forget(n, q->stmts[i].query);
   }
-  free(ps);
+  cql__free(ps);
   return rc;
 }
 
@@ -480,14 +480,14 @@ int cql_cluster_set_keyspace(cql_cluster *cl, const char *keyspace, cql_error *e
   if (check_cluster(cl, keyspace, "cql_cluster_set_keyspace", err) < 0) return -1;
   char *ks = cql__strdup(keyspace);
   if (!ks) return cql__fail(err, CQL_ERR_NOMEM, "out of memory");
-  free(cl->keyspace);
+  cql__free(cl->keyspace);
   cl->keyspace = ks;
   /* Open connections switch now; closed ones will USE it when they open. A failure here
      * (e.g. the keyspace does not exist) is reported and leaves that connection as it was. */
   for (size_t i = 0; i < cl->nnodes; i++) {
     node *n = &cl->nodes[i];
     if (!n->conn || cql_conn_is_broken(n->conn)) continue;
-    char *q = malloc(strlen(ks) * 2 + 8);
+    char *q = cql__malloc(strlen(ks) * 2 + 8);
     if (!q) return cql__fail(err, CQL_ERR_NOMEM, "out of memory");
     char *w = q + sprintf(q, "USE \"");
     for (const char *p = ks; *p; p++) {
@@ -496,7 +496,7 @@ int cql_cluster_set_keyspace(cql_cluster *cl, const char *keyspace, cql_error *e
     }
     strcpy(w, "\"");
     int rc = cql_conn_query(n->conn, q, NULL, 0, NULL, NULL, err);
-    free(q);
+    cql__free(q);
     if (rc < 0) return -1;
   }
   return 0;
@@ -522,7 +522,7 @@ static int discover(cql_cluster *cl, node *first, cql_error *err) {
                      "SELECT data_center, rpc_address FROM system.local WHERE key='local'", NULL, 0,
                      NULL, &local, err) < 0)
     goto done;
-  free(first->dc);
+  cql__free(first->dc);
   first->dc = text_cell(local, 0, "data_center");
   if (!cl->local_dc && first->dc && !(cl->local_dc = cql__strdup(first->dc))) goto nomem;
   if (!cl->o.discover_peers) {
@@ -535,14 +535,14 @@ static int discover(cql_cluster *cl, node *first, cql_error *err) {
   for (size_t i = 0; i < cql_result_row_count(peers); i++) {
     char *addr = text_cell(peers, i, "rpc_address");
     if (!addr || strcmp(addr, "0.0.0.0") == 0) {
-      free(addr);
+      cql__free(addr);
       addr = text_cell(peers, i, "peer");
     }
     char *dc = text_cell(peers, i, "data_center");
     node *n = addr ? node_add(cl, addr, dc) : NULL;
     bool failed = addr && !n;
-    free(addr);
-    free(dc);
+    cql__free(addr);
+    cql__free(dc);
     if (failed) goto nomem;
   }
   rc = 0;
@@ -582,7 +582,7 @@ cql_cluster *cql_cluster_open(const cql_cluster_options *o, cql_error *err) {
     cql__fail(err, CQL_ERR_MISUSE, "cql_cluster_open: no contact points");
     return NULL;
   }
-  cql_cluster *cl = calloc(1, sizeof *cl);
+  cql_cluster *cl = cql__calloc(1, sizeof *cl);
   if (!cl || copy_opts(cl, o) < 0) {
     cql__fail(err, CQL_ERR_NOMEM, "out of memory");
     cql_cluster_close(cl);
@@ -627,15 +627,15 @@ cql_cluster *cql_cluster_open(const cql_cluster_options *o, cql_error *err) {
 void cql_cluster_close(cql_cluster *cl) {
   if (!cl) return;
   for (size_t i = 0; i < cl->nnodes; i++) node_clear(&cl->nodes[i]);
-  free(cl->nodes);
-  free(cl->username);
+  cql__free(cl->nodes);
+  cql__free(cl->username);
   if (cl->password) /* do not leave the secret in freed memory */
     memset(cl->password, 0, strlen(cl->password));
-  free(cl->password);
-  free(cl->keyspace);
-  free(cl->tls_ca_file);
-  free(cl->local_dc);
-  free(cl);
+  cql__free(cl->password);
+  cql__free(cl->keyspace);
+  cql__free(cl->tls_ca_file);
+  cql__free(cl->local_dc);
+  cql__free(cl);
 }
 
 size_t cql_cluster_node_count(const cql_cluster *cl) { return cl ? cl->nnodes : 0; }

@@ -313,7 +313,7 @@ static int read_some(cql_conn *c, size_t want_total, int64_t deadline, cql_error
   if (c->in.cap - c->in.len < room) {
     size_t len = c->in.len;
     cql_buf *b = &c->in;
-    uint8_t *d = realloc(b->data, len + room);
+    uint8_t *d = cql__realloc(b->data, len + room);
     if (!d) {
       cql__fail(err, CQL_ERR_NOMEM, "out of memory");
       return conn_break(c, err);
@@ -345,7 +345,7 @@ static int read_some(cql_conn *c, size_t want_total, int64_t deadline, cql_error
 static int queue_event(cql_conn *c, cql_event *ev) {
   if (c->nevents == c->events_cap) {
     size_t cap = c->events_cap ? c->events_cap * 2 : 8;
-    cql_event **e = realloc(c->events, cap * sizeof *e);
+    cql_event **e = cql__realloc(c->events, cap * sizeof *e);
     if (!e) return -1;
     c->events = e;
     c->events_cap = cap;
@@ -571,7 +571,7 @@ cql_conn *cql_conn_open(const cql_conn_options *o, cql_error *err) {
     cql__fail(err, CQL_ERR_MISUSE, "cql_conn_open: no host given");
     return NULL;
   }
-  cql_conn *c = calloc(1, sizeof *c);
+  cql_conn *c = cql__calloc(1, sizeof *c);
   if (!c) {
     cql__fail(err, CQL_ERR_NOMEM, "out of memory");
     return NULL;
@@ -601,10 +601,10 @@ void cql_conn_close(cql_conn *c) {
   c->tx->close(c);
   for (int s = 0; s < CQL_MAX_STREAMS; s++) release_stream(c, s);
   for (size_t i = 0; i < c->nevents; i++) cql_event_free(c->events[i]);
-  free(c->events);
+  cql__free(c->events);
   cql__buf_free(&c->in);
-  free(c->keyspace);
-  free(c);
+  cql__free(c->keyspace);
+  cql__free(c);
 }
 
 const char *cql_conn_host(const cql_conn *c) { return c ? c->host : NULL; }
@@ -678,7 +678,7 @@ static int take_result(cql_conn *c, cql_response *resp, cql_result **out, cql_er
   if (r->kind == CQL_RESULT_SET_KEYSPACE && r->keyspace) {
     char *ks = cql__strdup(r->keyspace);
     if (ks) {
-      free(c->keyspace);
+      cql__free(c->keyspace);
       c->keyspace = ks;
     }
   }

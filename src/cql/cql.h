@@ -145,6 +145,13 @@ void cql_error_clear(cql_error *err);
  * Borrowed; valid until `err` is cleared or reused. Never NULL. */
 const char *cql_error_message(const cql_error *err);
 
+/*
+ * The allocator behind every byte the client owns (malloc/realloc/free by default). Set it
+ * once, before any other call: memory allocated before must not be freed after a change.
+ */
+void cql_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                       void (*free_fn)(void *));
+
 /* Static label of a kind ("Timeout") or of a server code ("Invalid"). Never NULL. */
 const char *cql_error_kind_name(cql_error_kind kind);
 const char *cql_server_code_name(int32_t code);

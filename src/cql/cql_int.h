@@ -258,4 +258,10 @@ int cql__conn_batch_prepared(cql_conn *c, cql_batch_type type, const cql_batch_s
 /* Monotonic milliseconds. */
 int64_t cql__now_ms(void);
 
+/* The client's allocator (alloc.c), set by cql_set_allocator(). */
+void *cql__malloc(size_t n);
+void *cql__calloc(size_t count, size_t size);
+void *cql__realloc(void *p, size_t n);
+void cql__free(void *p);
+
 #endif /* KDAO_CQL_INT_H */

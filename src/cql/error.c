@@ -10,15 +10,15 @@
 
 void cql_error_clear(cql_error *err) {
   if (!err) return;
-  free(err->message);
-  free(err->server_message);
-  free(err->host);
-  free(err->write_type);
-  free(err->keyspace);
-  free(err->table);
-  free(err->function);
-  free(err->arg_types);
-  free(err->unprepared_id);
+  cql__free(err->message);
+  cql__free(err->server_message);
+  cql__free(err->host);
+  cql__free(err->write_type);
+  cql__free(err->keyspace);
+  cql__free(err->table);
+  cql__free(err->function);
+  cql__free(err->arg_types);
+  cql__free(err->unprepared_id);
   memset(err, 0, sizeof *err);
 }
 
@@ -67,7 +67,7 @@ int cql__fail(cql_error *err, cql_error_kind kind, const char *fmt, ...) {
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
   if (n < 0) return -1;
-  err->message = malloc((size_t)n + 1);
+  err->message = cql__malloc((size_t)n + 1);
   if (!err->message) return -1; /* cql_error_message() falls back to the kind's label */
   va_start(ap, fmt);
   vsnprintf(err->message, (size_t)n + 1, fmt, ap);
@@ -77,7 +77,7 @@ int cql__fail(cql_error *err, cql_error_kind kind, const char *fmt, ...) {
 
 void cql__error_set_host(cql_error *err, const char *host) {
   if (!err || !host) return;
-  free(err->host);
+  cql__free(err->host);
   err->host = cql__strdup(host); /* best effort: NULL on out-of-memory is acceptable */
 }
 
@@ -92,7 +92,7 @@ void cql__error_move(cql_error *dst, cql_error *src) {
 }
 
 char *cql__strndup(const char *s, size_t n) {
-  char *d = malloc(n + 1);
+  char *d = cql__malloc(n + 1);
   if (!d) return NULL;
   if (n) memcpy(d, s, n);
   d[n] = '\0';

@@ -13,7 +13,7 @@
 void cql__buf_init(cql_buf *b) { memset(b, 0, sizeof *b); }
 
 void cql__buf_free(cql_buf *b) {
-  free(b->data);
+  cql__free(b->data);
   cql__buf_init(b);
 }
 
@@ -26,7 +26,7 @@ static bool buf_grow(cql_buf *b, size_t n) {
   }
   size_t cap = b->cap ? b->cap : 256;
   while (cap - b->len < n) cap *= 2;
-  uint8_t *d = realloc(b->data, cap);
+  uint8_t *d = cql__realloc(b->data, cap);
   if (!d) {
     b->oom = true;
     return false;
@@ -296,12 +296,12 @@ int cql__enc_execute(cql_buf *b, const cql_prepared *p, const cql_value *values,
   cql_type stack[32];
   cql_type *types = stack;
   if (n > 32) {
-    types = malloc(n * sizeof *types);
+    types = cql__malloc(n * sizeof *types);
     if (!types) return cql__fail(err, CQL_ERR_NOMEM, "out of memory");
   }
   for (size_t i = 0; i < n; i++) types[i] = p->params[i].type;
   int rc = enc_params(b, types, n, values, n, opts, err);
-  if (types != stack) free(types);
+  if (types != stack) cql__free(types);
   return rc;
 }
 
@@ -350,7 +350,7 @@ int cql__enc_batch(cql_buf *b, cql_batch_type type, const cql_batch_stmt *stmts,
 
 void cql__type_clear(cql_type *t) {
   for (uint16_t i = 0; i < t->nsub; i++) cql__type_clear(&t->sub[i]);
-  free(t->sub);
+  cql__free(t->sub);
   t->sub = NULL;
   t->nsub = 0;
 }
@@ -358,10 +358,10 @@ void cql__type_clear(cql_type *t) {
 void cql__columns_free(cql_column *cols, size_t n) {
   if (!cols) return;
   for (size_t i = 0; i < n; i++) {
-    free(cols[i].name);
+    cql__free(cols[i].name);
     cql__type_clear(&cols[i].type);
   }
-  free(cols);
+  cql__free(cols);
 }
 
 static int type_subs(cql_rd *r, cql_type *t, size_t n, int depth, bool *oom) {
@@ -372,7 +372,7 @@ static int type_subs(cql_rd *r, cql_type *t, size_t n, int depth, bool *oom) {
     return -1;
   }
   if (n == 0) return 0;
-  t->sub = calloc(n, sizeof *t->sub);
+  t->sub = cql__calloc(n, sizeof *t->sub);
   if (!t->sub) {
     *oom = true;
     return -1;
@@ -404,7 +404,7 @@ int cql__type_read(cql_rd *r, cql_type *t, int depth, bool *oom) {
       r->bad = true;
       return -1;
     }
-    t->sub = fields ? calloc(fields, sizeof *t->sub) : NULL;
+    t->sub = fields ? cql__calloc(fields, sizeof *t->sub) : NULL;
     if (fields && !t->sub) {
       *oom = true;
       return -1;
@@ -467,7 +467,7 @@ static int read_metadata(cql_rd *r, int32_t *flags_out, cql_column **cols_out, s
   if (r->bad || (size_t)ncols > cql__rd_left(r) / 4)
     return malformed(err, "column count larger than the frame");
   if (ncols == 0) return 0;
-  cql_column *cols = calloc((size_t)ncols, sizeof *cols);
+  cql_column *cols = cql__calloc((size_t)ncols, sizeof *cols);
   if (!cols) return nomem(err);
   *cols_out = cols;
   bool oom = false;
@@ -495,7 +495,7 @@ static int read_rows(cql_rd *r, cql_result *res, cql_error *err) {
   /* Every cell takes at least its 4-byte length. */
   if ((size_t)nrows > cql__rd_left(r) / 4 / res->ncols)
     return malformed(err, "row count larger than the frame");
-  res->cells = calloc((size_t)nrows * res->ncols, sizeof *res->cells);
+  res->cells = cql__calloc((size_t)nrows * res->ncols, sizeof *res->cells);
   if (!res->cells) return nomem(err);
   for (size_t i = 0; i < (size_t)nrows * res->ncols; i++) {
     int32_t n;
@@ -508,13 +508,13 @@ static int read_rows(cql_rd *r, cql_result *res, cql_error *err) {
 }
 
 static int read_prepared(cql_rd *r, cql_result *res, cql_error *err) {
-  cql_prepared *p = calloc(1, sizeof *p);
+  cql_prepared *p = cql__calloc(1, sizeof *p);
   if (!p) return nomem(err);
   res->prepared = p;
   size_t n;
   const uint8_t *id = cql__rd_short_bytes(r, &n);
   if (!id) return malformed(err, "bad prepared id");
-  p->id = malloc(n ? n : 1);
+  p->id = cql__malloc(n ? n : 1);
   if (!p->id) return nomem(err);
   memcpy(p->id, id, n);
   p->id_len = n;
@@ -569,7 +569,7 @@ static int read_warnings(cql_rd *r, cql_result *res, cql_error *err) {
   size_t n = cql__rd_u16(r);
   if (r->bad || n > cql__rd_left(r) / 2) return malformed(err, "bad warning list");
   if (n == 0) return 0;
-  res->warnings = calloc(n, sizeof *res->warnings);
+  res->warnings = cql__calloc(n, sizeof *res->warnings);
   if (!res->warnings) return nomem(err);
   bool oom = false;
   for (size_t i = 0; i < n; i++) {
@@ -591,10 +591,10 @@ static void skip_bytes_map(cql_rd *r) {
 }
 
 static int decode_result(const cql_frame *f, cql_response *out, cql_error *err) {
-  cql_result *res = calloc(1, sizeof *res);
+  cql_result *res = cql__calloc(1, sizeof *res);
   if (!res) return nomem(err);
   out->result = res;
-  res->body = malloc(f->body_len ? f->body_len : 1);
+  res->body = cql__malloc(f->body_len ? f->body_len : 1);
   if (!res->body) return nomem(err);
   memcpy(res->body, f->body, f->body_len);
   res->body_len = f->body_len;
@@ -626,7 +626,7 @@ static int read_inet(cql_rd *r, cql_event *ev, cql_error *err) {
 }
 
 static int decode_event(cql_rd *r, cql_response *out, cql_error *err) {
-  cql_event *ev = calloc(1, sizeof *ev);
+  cql_event *ev = cql__calloc(1, sizeof *ev);
   if (!ev) return nomem(err);
   out->event = ev;
   bool oom = false;
@@ -665,42 +665,42 @@ static int decode_supported(cql_rd *r, cql_response *out, cql_error *err) {
 
 void cql_event_free(cql_event *ev) {
   if (!ev) return;
-  free(ev->type);
-  free(ev->change);
-  free(ev->address);
-  free(ev->target);
-  free(ev->keyspace);
-  free(ev->name);
-  free(ev);
+  cql__free(ev->type);
+  cql__free(ev->change);
+  cql__free(ev->address);
+  cql__free(ev->target);
+  cql__free(ev->keyspace);
+  cql__free(ev->name);
+  cql__free(ev);
 }
 
 void cql_prepared_free(cql_prepared *p) {
   if (!p) return;
-  free(p->id);
+  cql__free(p->id);
   cql__columns_free(p->params, p->nparams);
-  free(p->query);
-  free(p);
+  cql__free(p->query);
+  cql__free(p);
 }
 
 void cql_result_free(cql_result *r) {
   if (!r) return;
-  free(r->body);
+  cql__free(r->body);
   cql__columns_free(r->cols, r->ncols);
-  free(r->cells);
-  free(r->keyspace);
-  free(r->change_type);
-  free(r->change_target);
-  free(r->change_name);
+  cql__free(r->cells);
+  cql__free(r->keyspace);
+  cql__free(r->change_type);
+  cql__free(r->change_target);
+  cql__free(r->change_name);
   cql_prepared_free(r->prepared);
-  for (size_t i = 0; i < r->nwarnings; i++) free(r->warnings[i]);
-  free(r->warnings);
-  free(r);
+  for (size_t i = 0; i < r->nwarnings; i++) cql__free(r->warnings[i]);
+  cql__free(r->warnings);
+  cql__free(r);
 }
 
 void cql__response_clear(cql_response *r) {
   cql_result_free(r->result);
   cql_event_free(r->event);
-  free(r->authenticator);
+  cql__free(r->authenticator);
   json_decref(r->supported);
   memset(r, 0, sizeof *r);
 }
@@ -817,7 +817,7 @@ static void read_error_fields(cql_rd *r, cql_error *e, bool *oom) {
     size_t n;
     const uint8_t *id = cql__rd_short_bytes(r, &n);
     if (id) {
-      e->unprepared_id = malloc(n ? n : 1);
+      e->unprepared_id = cql__malloc(n ? n : 1);
       if (!e->unprepared_id)
         *oom = true;
       else
@@ -857,7 +857,7 @@ int cql__error_decode(const uint8_t *body, size_t len, cql_error *e) {
   }
   /* "[Invalid] unconfigured table foo", the way lua-cassandra phrased server errors. */
   size_t need = strlen(cql_server_code_name(code)) + ml + 4;
-  e->message = malloc(need);
+  e->message = cql__malloc(need);
   if (!e->message) {
     cql_error_clear(e);
     return nomem(e);

@@ -332,7 +332,7 @@ static int64_t be_int(const uint8_t *p, size_t n) {
 static json_t *hex_json(const uint8_t *p, size_t len) {
   static const char hex[] = "0123456789abcdef";
   if (len > (SIZE_MAX - 3) / 2) return NULL;
-  char *s = malloc(len * 2 + 3);
+  char *s = cql__malloc(len * 2 + 3);
   if (!s) return NULL;
   s[0] = '0';
   s[1] = 'x';
@@ -341,7 +341,7 @@ static json_t *hex_json(const uint8_t *p, size_t len) {
     s[3 + 2 * i] = hex[p[i] & 15];
   }
   json_t *j = json_stringn(s, len * 2 + 2);
-  free(s);
+  cql__free(s);
   return j;
 }
 

@@ -49,7 +49,7 @@ static const char *api_host_reason(const json_t *elem, char *buf, size_t bufsize
   /* Kong validates the host with each '*' replaced by a valid placeholder label. */
   size_t len = strlen(host), wildcards = 0;
   for (size_t i = 0; i < len; i++) wildcards += host[i] == '*';
-  char *temp = malloc(len + 2 * wildcards + 1);
+  char *temp = kdao__malloc(len + 2 * wildcards + 1);
   if (!temp) return "Invalid hostname"; /* out of memory: refuse rather than accept unchecked */
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
@@ -63,7 +63,7 @@ static const char *api_host_reason(const json_t *elem, char *buf, size_t bufsize
   temp[n] = '\0';
   kdao__host parsed;
   int rc = kdao__normalize_ip(temp, &parsed);
-  free(temp);
+  kdao__free(temp);
   bool has_port = rc == KDAO_OK && parsed.port >= 0;
   kdao__host_clear(&parsed);
   if (rc != KDAO_OK || has_port) return "Invalid hostname";
@@ -150,7 +150,7 @@ static int api_check_elements(const json_t *value, const char *what, api_element
     char *text = kdao__value_text(elem);
     int rc =
         kdao__reject(message, "%s with value '%s' is invalid: %s", what, text ? text : "?", reason);
-    free(text);
+    kdao__free(text);
     return rc;
   }
   return 0;

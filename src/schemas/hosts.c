@@ -113,11 +113,11 @@ static const char *h_bracket_end(const char *address) {
 /*
  * Kong's expansion of an IPv6 text into exactly eight groups: a leading or trailing ':'
  * gets a '0', then the FIRST "::" becomes ":" plus "0:" for every group missing (counting
- * colons, as Kong does). Returns a malloc()ed text, or NULL when out of memory.
+ * colons, as Kong does). Returns a kdao__malloc()ed text, or NULL when out of memory.
  */
 static char *h_ipv6_expand(const char *check, size_t len) {
   /* Room for the two added zeros and up to eight inserted "0:" pairs. */
-  char *s = malloc(len + 3 + 16 + 1);
+  char *s = kdao__malloc(len + 3 + 16 + 1);
   if (!s) return NULL;
   size_t n = 0;
   if (len > 0 && check[0] == ':') s[n++] = '0';
@@ -133,16 +133,16 @@ static char *h_ipv6_expand(const char *check, size_t len) {
   char ins[1 + 16 + 1] = ":";
   for (int i = 0; i < 8 - colons; i++) strcat(ins, "0:");
   size_t inslen = strlen(ins);
-  char *out = malloc(n - 2 + inslen + 1);
+  char *out = kdao__malloc(n - 2 + inslen + 1);
   if (!out) {
-    free(s);
+    kdao__free(s);
     return NULL;
   }
   size_t head = (size_t)(dbl - s);
   memcpy(out, s, head);
   memcpy(out + head, ins, inslen);
   strcpy(out + head + inslen, dbl + 2);
-  free(s);
+  kdao__free(s);
   return out;
 }
 
@@ -186,7 +186,7 @@ static int h_ipv6(const char *address, kdao__host *out) {
   if (!expanded) return KDAO_ERR_NOMEM;
   char groups[40];
   int rc = h_ipv6_groups(expanded, groups);
-  free(expanded);
+  kdao__free(expanded);
   if (rc != KDAO_OK) return rc;
   out->host = kdao__strdup(groups);
   if (!out->host) return KDAO_ERR_NOMEM;
@@ -225,7 +225,7 @@ static int h_name(const char *address, kdao__host *out) {
     if (!h_alnum(c) && c != '-' && c != '.' && c != '_') return KDAO_ERR_SCHEMA;
   }
   if (!h_labels_ok(address, len)) return KDAO_ERR_SCHEMA;
-  out->host = strndup(address, len);
+  out->host = kdao__strndup(address, len);
   if (!out->host) return KDAO_ERR_NOMEM;
   out->type = KDAO__HOST_NAME;
   out->port = port;
@@ -246,7 +246,7 @@ int kdao__normalize_ip(const char *address, kdao__host *out) {
 
 void kdao__host_clear(kdao__host *h) {
   if (!h) return;
-  free(h->host);
+  kdao__free(h->host);
   h->host = NULL;
 }
 

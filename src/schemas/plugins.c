@@ -22,7 +22,7 @@ static bool plugin_registered(const kdao_factory *f, const char *name) {
 
 /*
  * The plugin name, trimmed: `config` is validated before `name` (fields run in name order),
- * so the name may still carry the whitespace the validator trims later. malloc()ed, or NULL
+ * so the name may still carry the whitespace the validator trims later. kdao__malloc()ed, or NULL
  * when there is no string name (or no memory).
  */
 static char *plugin_name(const json_t *entity) {
@@ -32,7 +32,7 @@ static char *plugin_name(const json_t *entity) {
   s += strspn(s, ws);
   size_t len = strlen(s);
   while (len > 0 && strchr(ws, s[len - 1])) len--;
-  return strndup(s, len);
+  return kdao__strndup(s, len);
 }
 
 /*
@@ -48,7 +48,7 @@ static const kdao_schema *plugin_config_schema(kdao_dao *dao, json_t *entity, ch
   const kdao_schema *schema = kdao_factory_plugin_schema(f, name);
   if (!schema && !plugin_registered(f, name))
     *message = kdao__asprintf("Plugin \"%s\" not found", name);
-  free(name);
+  kdao__free(name);
   return schema;
 }
 
@@ -138,7 +138,7 @@ static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, j
   if (!config_schema && !plugin_registered(f, name)) {
     char *msg = kdao__asprintf("Plugin \"%s\" not found", name);
     e = msg ? kdao__schema_error(msg) : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-    free(msg);
+    kdao__free(msg);
     goto cleanup;
   }
   if (config_schema) {
@@ -152,7 +152,7 @@ static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, j
   }
   if (mode == KDAO_MODE_INSERT) e = plugin_check_duplicate(dao, entity);
 cleanup:
-  free(name);
+  kdao__free(name);
   return e;
 }
 

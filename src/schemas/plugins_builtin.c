@@ -66,7 +66,7 @@ static int keyauth_check_key_name(const json_t *elem, char **message) {
                       "'%s' is illegal: bad header name '%s', allowed characters are "
                       "A-Z, a-z, 0-9, '_', and '-'",
                       text, text);
-  free(text);
+  kdao__free(text);
   return rc;
 }
 
@@ -180,14 +180,14 @@ static char *basicauth_digest(const json_t *password, const json_t *consumer_id)
   char *pw = kdao__value_text(password);
   char *salt = kdao__value_text(consumer_id);
   char *salted = pw && salt ? kdao__asprintf("%s%s", pw, salt) : NULL;
-  char *digest = salted ? malloc(41) : NULL;
+  char *digest = salted ? kdao__malloc(41) : NULL;
   if (digest && !basicauth_sha1_hex(salted, digest)) {
-    free(digest);
+    kdao__free(digest);
     digest = NULL;
   }
-  free(pw);
-  free(salt);
-  free(salted);
+  kdao__free(pw);
+  kdao__free(salt);
+  kdao__free(salted);
   return digest;
 }
 
@@ -213,7 +213,7 @@ static int basicauth_hash_password(kdao_dao *dao, const char *field, json_t *val
   char *digest = basicauth_digest(value, consumer_id);
   json_decref(stored);
   json_t *fields = digest ? json_pack("{ss}", field, digest) : NULL;
-  free(digest);
+  kdao__free(digest);
   if (!fields) return kdao__reject(message, "out of memory");
   *new_fields = fields;
   return 0;

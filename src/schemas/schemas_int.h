@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "alloc.h"
 #include "kdao.h"
 
 /* The two fields every core entity starts with (Kong: required + dao_insert_value). */
@@ -58,7 +59,7 @@ void kdao__host_clear(kdao__host *h);
 
 /*
  * utils.format_host: "host:port", IPv6 in brackets; `default_port` (or none when < 0) is
- * used when the host has no port. malloc()ed; NULL when out of memory.
+ * used when the host has no port. kdao__malloc()ed; NULL when out of memory.
  */
 char *kdao__format_host(const kdao__host *h, long default_port);
 
@@ -77,7 +78,7 @@ const char *kdao__plain_string(const json_t *v);
 size_t kdao__seq_size(const json_t *v);
 json_t *kdao__seq_get(const json_t *v, size_t i);
 
-/* Rejects from a field func: stores a malloc()ed message and returns 1. */
+/* Rejects from a field func: stores a kdao__malloc()ed message and returns 1. */
 int kdao__reject(char **message, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A schema-kind self_check rejection carrying `message` (never NULL unless out of memory). */

@@ -21,10 +21,10 @@ static kdao_error *target_normalize(json_t *entity, const json_t *target) {
   char *formatted = rc == KDAO_OK ? kdao__format_host(&h, TARGET_DEFAULT_PORT) : NULL;
   kdao__host_clear(&h);
   if (!formatted || json_object_set_new(entity, "target", json_string(formatted)) != 0) {
-    free(formatted);
+    kdao__free(formatted);
     return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   }
-  free(formatted);
+  kdao__free(formatted);
   return NULL;
 }
 

@@ -33,7 +33,7 @@ static kdao_error *upstream_check_name(const json_t *name) {
 
 /* A given orderlist of the right size must hold each of 1..slots exactly once. */
 static kdao_error *upstream_check_orderlist(const json_t *order, size_t slots) {
-  bool *seen = calloc(slots + 1, sizeof *seen);
+  bool *seen = kdao__calloc(slots + 1, sizeof *seen);
   if (!seen) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   kdao_error *e = NULL;
   for (size_t i = 0; i < slots && !e; i++) {
@@ -44,7 +44,7 @@ static kdao_error *upstream_check_orderlist(const json_t *order, size_t slots) {
     else
       seen[(size_t)d] = true;
   }
-  free(seen);
+  kdao__free(seen);
   return e;
 }
 
@@ -64,7 +64,7 @@ static kdao_error *upstream_generate_orderlist(json_t *entity, size_t slots) {
   uint64_t state = 0;
   if (RAND_bytes((unsigned char *)&state, sizeof state) != 1)
     state = (uint64_t)kdao__now_ms() ^ (uint64_t)(uintptr_t)&state;
-  json_int_t *perm = malloc(slots * sizeof *perm);
+  json_int_t *perm = kdao__malloc(slots * sizeof *perm);
   json_t *list = perm ? json_array() : NULL;
   kdao_error *e = NULL;
   if (!list) goto nomem;
@@ -84,7 +84,7 @@ nomem:
   e = kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
 cleanup:
   json_decref(list);
-  free(perm);
+  kdao__free(perm);
   return e;
 }
 
