@@ -41,14 +41,15 @@ typedef enum body_kind {
 /* One request being read. Lives from the first call of the handler to its completion. */
 typedef struct request {
   body_kind kind;
-  char *buf; /* raw JSON or urlencoded body */
+  char *buf; /* raw JSON or urlencoded body; the multipart field being streamed */
   size_t len, cap;
   size_t received;
   struct MHD_PostProcessor *pp;
-  json_t *form;   /* multipart fields: flat object */
-  char *last_key; /* multipart field being streamed in pieces */
-  bool failed;    /* the body could not be kept (out of memory, NUL in a field) */
-  bool responded; /* a response was queued before the body ended */
+  json_t *form;            /* multipart fields: flat object */
+  char *last_key;          /* multipart field being streamed in pieces, held in buf */
+  kdao__http_text problem; /* why a multipart field was refused */
+  bool failed;             /* the body could not be kept (out of memory, a refused field) */
+  bool responded;          /* a response was queued before the body ended */
 } request;
 
 static void request_free(request *r) {
@@ -64,8 +65,12 @@ static void request_free(request *r) {
  * Responses
  * ---------------------------------------------------------------------------------------- */
 
-/* Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. */
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
+/*
+ * Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. With
+ * `close`, the connection ends after it: what follows on it cannot be trusted.
+ */
+static enum MHD_Result send_json_ex(struct MHD_Connection *conn, int status, json_t *body,
+                                    bool close) {
   char *text = NULL;
   size_t len = 0;
   if (body) {
@@ -89,13 +94,26 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
   if (len)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, SERVER_HEADER);
+  if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return rc;
 }
 
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
+  return send_json_ex(conn, status, body, false);
+}
+
 static enum MHD_Result send_message(struct MHD_Connection *conn, int status, const char *msg) {
   return send_json(conn, status, kdao__http_message(msg));
+}
+
+/* 400 for a request text that cannot become a kdao string: "Invalid query string: ...". */
+static enum MHD_Result send_problem(struct MHD_Connection *conn, const char *where,
+                                    kdao__http_text problem) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "Invalid %s: a parameter %s", where, kdao__http_text_problem(problem));
+  return send_message(conn, 400, msg);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -126,6 +144,21 @@ static int buffer_append(request *r, const char *data, size_t size) {
 }
 
 /*
+ * Adds the multipart field gathered in r->buf to the form. Its bytes are checked only now,
+ * whole: MHD may cut a field inside a UTF-8 sequence.
+ */
+static int flush_field(request *r) {
+  if (!r->last_key) return 0;
+  int rc = kdao__http_form_add(r->form, r->last_key, r->buf ? r->buf : "", r->len);
+  free(r->last_key);
+  r->last_key = NULL;
+  r->len = 0;
+  if (rc > 0) r->problem = (kdao__http_text)rc;
+  if (rc != 0) r->failed = true;
+  return rc;
+}
+
+/*
  * MHD hands a multipart field in pieces (`off` > 0 continues the previous one); a file
  * part counts as its content, as Kong's parse_value does.
  */
@@ -135,29 +168,47 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
                                      size_t size) {
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
   request *r = cls;
-  if (off > 0 && r->last_key && !strcmp(r->last_key, key)) {
-    json_t *prev = json_object_get(r->form, key);
-    json_t *tail = json_is_array(prev) ? json_array_get(prev, json_array_size(prev) - 1) : prev;
-    size_t n = json_string_length(tail);
-    char *joined = malloc(n + size);
-    if (!joined || memchr(data, '\0', size)) {
-      free(joined);
+  if (!(off > 0 && r->last_key && !strcmp(r->last_key, key))) {
+    if (flush_field(r) != 0) return MHD_NO;
+    r->last_key = strdup(key);
+    if (!r->last_key) {
       r->failed = true;
       return MHD_NO;
     }
-    memcpy(joined, json_string_value(tail), n);
-    memcpy(joined + n, data, size);
-    int rc = json_string_setn_nocheck(tail, joined, n + size);
-    free(joined);
-    return rc == 0 ? MHD_YES : MHD_NO;
   }
-  free(r->last_key);
-  r->last_key = strdup(key);
-  if (!r->last_key || kdao__http_form_add(r->form, key, data ? data : "", size) != 0) {
+  if (size && buffer_append(r, data, size) != 0) {
     r->failed = true;
     return MHD_NO;
   }
   return MHD_YES;
+}
+
+typedef struct framing {
+  const char *length; /* the first Content-Length */
+  bool conflict;      /* another Content-Length says otherwise */
+  bool chunked;       /* a Transfer-Encoding as well */
+} framing;
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
+  (void)kind;
+  framing *f = cls;
+  if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->chunked = true;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+  if (f->length && strcmp(f->length, value ? value : "")) f->conflict = true;
+  if (!f->length) f->length = value ? value : "";
+  return MHD_YES;
+}
+
+/*
+ * A body whose length two headers state differently (two Content-Lengths, or one with a
+ * Transfer-Encoding) is where request smuggling starts: MHD would pick one silently, a
+ * proxy in front of kdao perhaps the other. RFC 9112 §6.3 makes it an unrecoverable error.
+ */
+static bool framing_is_ambiguous(struct MHD_Connection *conn) {
+  framing f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &f);
+  return f.conflict || (f.length && f.chunked);
 }
 
 /*
@@ -173,6 +224,10 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
   request *r = calloc(1, sizeof *r);
   if (!r) return MHD_NO;
   *out = r;
+  if (framing_is_ambiguous(conn)) {
+    r->responded = true;
+    return send_json_ex(conn, 400, kdao__http_message("Conflicting Content-Length headers"), true);
+  }
   if (!needs_body(method)) return MHD_YES;
   /* Kong reads JSON wherever the type mentions it (its find() on the lowered header). */
   if (ct && strcasestr(ct, "application/json"))
@@ -224,6 +279,7 @@ static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection 
 static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_Result *rc) {
   json_t *flat = NULL;
   const char *bad = "Cannot parse form body";
+  kdao__http_text problem = KDAO__HTTP_TEXT_OK;
   switch (r->kind) {
   case BODY_JSON: {
     flat = r->len ? json_loadb(r->buf, r->len, 0, NULL) : json_object();
@@ -234,16 +290,22 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
     }
     break;
   }
-  case BODY_URLENCODED: flat = kdao__http_parse_urlencoded(r->buf); break;
+  case BODY_URLENCODED: flat = kdao__http_parse_urlencoded(r->buf, r->len, &problem); break;
   case BODY_MULTIPART:
-    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES) flat = json_incref(r->form);
+    bad = "Cannot parse multipart body";
+    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES && flush_field(r) == 0)
+      flat = json_incref(r->form);
     r->pp = NULL;
+    problem = r->problem;
     break;
   case BODY_IGNORED: return NULL;
   }
   json_t *params = flat ? kdao__http_normalize(flat) : NULL;
   json_decref(flat);
-  if (!params) *rc = send_message(conn, 400, bad);
+  if (!params && problem != KDAO__HTTP_TEXT_OK)
+    *rc = send_problem(conn, r->kind == BODY_MULTIPART ? "multipart body" : "form body", problem);
+  else if (!params)
+    *rc = send_message(conn, 400, bad);
   return params;
 }
 
@@ -251,23 +313,40 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
  * Request handling
  * ---------------------------------------------------------------------------------------- */
 
+typedef struct query_args {
+  json_t *query;
+  int rc; /* 0, -1 out of memory, or a kdao__http_text problem */
+} query_args;
+
 /* Collects the query arguments, which MHD left percent-encoded (see no_unescape). */
 static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value) {
   (void)kind;
-  json_t *query = cls;
+  query_args *q = cls;
   char *k = strdup(key), *v = strdup(value ? value : "");
-  bool ok = k && v && kdao__http_decode(k, true) && kdao__http_decode(v, true) && k[0] &&
-            kdao__http_form_add(query, k, v, strlen(v)) == 0;
+  int rc = k && v ? (int)kdao__http_unescape(k, true) : -1;
+  if (rc == 0) rc = (int)kdao__http_unescape(v, true);
+  if (rc == 0 && k[0]) rc = kdao__http_form_add(q->query, k, v, strlen(v));
   free(k);
   free(v);
-  if (!ok) json_object_set_new(query, "", json_true()); /* marks the query as unusable */
-  return MHD_YES;
+  q->rc = rc;
+  return rc == 0 ? MHD_YES : MHD_NO;
+}
+
+/*
+ * The Host header ends up in `next` links, JSON strings: only what a host name, an IPv4 or
+ * a bracketed IPv6 address and a port are made of is taken; anything else (bytes that are
+ * not UTF-8 among them) falls back to the listen address.
+ */
+static bool host_is_plain(const char *host) {
+  static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789.-_:[]";
+  return host && *host && strspn(host, allowed) == strlen(host);
 }
 
 static char *base_url(kdao__http_server *s, struct MHD_Connection *conn) {
   const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-  if (!host || !*host || strpbrk(host, "/?#@ \"<>\\")) return strdup(s->default_base);
+  if (!host_is_plain(host)) return strdup(s->default_base);
   size_t n = strlen(host) + sizeof "http://";
   char *url = malloc(n);
   if (url) snprintf(url, n, "http://%s", host);
@@ -278,6 +357,18 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
                                    const char *url, const char *method, request *r) {
   enum MHD_Result rc = MHD_YES;
   json_t *body = NULL;
+  /*
+   * A path segment is a value the client supplies (a name, a username, an id). One that no
+   * stored row can hold — not UTF-8, or with a NUL byte — is a malformed request, as Kong
+   * answers a malformed value with 400; a 404 would claim the name was looked up and not
+   * found (and Kong 0.10 on PostgreSQL answered 500 "invalid byte sequence" instead).
+   */
+  kdao__http_text path = kdao__http_check_path(url);
+  if (path != KDAO__HTTP_TEXT_OK) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "Invalid URI path: a segment %s", kdao__http_text_problem(path));
+    return send_message(conn, 400, msg);
+  }
   if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc))) return rc;
   json_t *query = json_object();
   char *base = base_url(s, conn);
@@ -285,9 +376,11 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
     rc = send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR);
     goto cleanup;
   }
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, query);
-  if (json_object_get(query, "")) {
-    rc = send_message(conn, 400, "Cannot parse query string");
+  query_args q = {.query = query};
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
+  if (q.rc != 0) {
+    rc = q.rc < 0 ? send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR)
+                  : send_problem(conn, "query string", (kdao__http_text)q.rc);
     goto cleanup;
   }
   kdao__http_request req = {

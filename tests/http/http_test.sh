@@ -6,7 +6,7 @@
 #
 # PostgreSQL comes from KDAO_PG_HOST/PORT/USER/DATABASE/PASSWORD; without them the test
 # is skipped (exit 77) unless KDAO_REQUIRE_ALL=1. It works in a database of its own
-# (kdao_http_test) when psql can create one, else resets the given database.
+# (<given database>_http_test) when psql can create one, else resets the given database.
 set -uo pipefail
 
 KDAO=${1:?usage: http_test.sh KDAO_BINARY sqlite|postgres}
@@ -44,8 +44,12 @@ postgres)
     export PGPASSWORD="${KDAO_PG_PASSWORD:-}" PGOPTIONS="-c client_min_messages=warning"
     pg=(psql -q -v ON_ERROR_STOP=1 -h "$KDAO_PG_HOST" -p "${KDAO_PG_PORT:-5432}"
       -U "${KDAO_PG_USER:-kong}" -d "${KDAO_PG_DATABASE:-kong}")
-    "${pg[@]}" -c "DROP DATABASE IF EXISTS kdao_http_test" -c "CREATE DATABASE kdao_http_test" \
-      >/dev/null && export KDAO_PG_DATABASE=kdao_http_test
+    # Named after the given database, so that runs against different databases of one
+    # server (parallel checkouts) do not drop each other's.
+    own_db=kdao_http_test
+    [[ "${KDAO_PG_DATABASE:-}" =~ ^[a-z0-9_]{1,40}$ ]] && own_db=${KDAO_PG_DATABASE}_http_test
+    "${pg[@]}" -c "DROP DATABASE IF EXISTS $own_db" -c "CREATE DATABASE $own_db" \
+      >/dev/null && export KDAO_PG_DATABASE=$own_db
   fi
   "$KDAO" migrations reset --yes >/dev/null || exit 1
   "$KDAO" migrations up >/dev/null || exit 1
@@ -478,6 +482,79 @@ req DELETE /apis/mockbin
 expect "DELETE /apis/{name} again" 404 '. == {"message": "Not found"}'
 req GET '/plugins?api_id='"$API_ID"
 expect "plugins go with their API" 200 '.total == 0'
+
+# ---- input integrity -----------------------------------------------------------------------
+# Every request value becomes a JSON string, UTF-8 without NUL: anything else is a 400 that
+# says why, and nothing reaches the database.
+req GET /consumers
+CONSUMERS=$(val .total)
+req POST /consumers -d 'username=%FF%FEab'
+expect "form value not UTF-8" 400 '.message | test("form body.*not valid UTF-8")'
+req POST /consumers --data-binary $'username=\xff\xfe'
+expect "raw form value not UTF-8" 400 '.message | test("not valid UTF-8")'
+req POST /consumers -d '%FF=x'
+expect "form key not UTF-8" 400 '.message | test("not valid UTF-8")'
+printf 'username=ab\0cd' >"$TMP/nul-form"
+req POST /consumers -H 'Content-Type: application/x-www-form-urlencoded' --data-binary @"$TMP/nul-form"
+expect "raw NUL in a form body (no truncation)" 400 '.message | test("form body.*NUL")'
+req POST /consumers -d 'username=x%00y'
+expect "%00 in a form value" 400 '.message | test("NUL")'
+printf '\xff\xfeab' >"$TMP/bad-utf8"
+req POST /consumers -F 'username=<'"$TMP/bad-utf8"
+expect "multipart value not UTF-8" 400 '.message | test("multipart body.*not valid UTF-8")'
+printf 'ab\0cd' >"$TMP/nul-part"
+req POST /consumers -F 'username=<'"$TMP/nul-part"
+expect "NUL in a multipart value" 400 '.message | test("multipart")'
+# A long multipart value arrives in pieces that may split a UTF-8 sequence.
+head -c 30000 /dev/zero | tr '\0' a >"$TMP/long-part"
+printf '\xc3\xa9' >>"$TMP/long-part"
+head -c 30000 /dev/zero | tr '\0' b >>"$TMP/long-part"
+req POST /consumers -F 'custom_id=<'"$TMP/long-part" -F username=long-multipart
+expect "long multipart value with UTF-8" 201 '.custom_id | length == 60001'
+req DELETE /consumers/long-multipart
+expect "DELETE long-multipart" 204
+req POST /consumers -H 'Content-Type: application/json' --data-binary $'{"username": "\xff"}'
+expect "JSON body not UTF-8" 400 '.message | type == "string"'
+req GET /consumers
+expect "nothing was written" 200 ".total == $CONSUMERS"
+req GET '/consumers?username=%FF'
+expect "query value not UTF-8" 400 '.message | test("query string.*not valid UTF-8")'
+req GET '/consumers?%FE%FF=1'
+expect "query key not UTF-8" 400 '.message | test("query string")'
+req GET '/consumers?username=a%00b'
+expect "NUL in a query value" 400 '.message | test("query string.*NUL")'
+req POST '/consumers?username=%FF' -d custom_id=x
+expect "query value not UTF-8 on a write" 400 '.message | test("query string")'
+for method in GET PATCH DELETE; do
+  req "$method" /apis/%FF%FE -d retries=1
+  expect "$method on a path segment not UTF-8" 400 '.message | test("URI path.*not valid UTF-8")'
+  req "$method" /consumers/a%00b -d custom_id=1
+  expect "$method on a path segment with NUL" 400 '.message | test("URI path.*NUL")'
+done
+req POST /consumers/%C3/acls -d group=x
+expect "parent segment not UTF-8" 400 '.message | test("URI path")'
+req GET '/apis?size=1' -H $'Host: h\xff\xfe'
+expect "Host header not UTF-8 (next link)" 200 '.next | startswith("'"$BASE"'/apis?")'
+req GET /consumers
+expect "the API still answers" 200 ".total == $CONSUMERS"
+grep -q 'out of memory' "$TMP/serve.err" && { STATUS=log BODY=$(cat "$TMP/serve.err"); ko "no 'out of memory' logged"; } || ok
+
+# Two lengths for one body: 400, and the connection closes (what follows cannot be framed).
+raw_request() { # raw_request TEXT: sends TEXT on a new connection, sets BODY to the answer
+  exec 9<>/dev/tcp/127.0.0.1/"${BASE##*:}"
+  printf '%b' "$1" >&9
+  BODY=$(timeout 5 cat <&9 | tr -d '\r')
+  exec 9>&-
+  STATUS=$(head -n1 <<<"$BODY")
+}
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\nContent-Length: 5\r\n\r\nusername=zzz'
+grep -q '^HTTP/1.1 400' <<<"$BODY" && grep -qi '^Connection: close' <<<"$BODY" &&
+  grep -q '^{"message":"Conflicting Content-Length headers"}$' <<<"$BODY" && ok ||
+  ko "conflicting Content-Length headers"
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+grep -q '^HTTP/1.1 400' <<<"$BODY" && ok || ko "Content-Length with Transfer-Encoding"
+req GET /consumers/zzz
+expect "no consumer from an ambiguous body" 404
 
 # ---- limits and robustness -----------------------------------------------------------------
 head -c 70000 /dev/zero | tr '\0' a >"$TMP/big"
