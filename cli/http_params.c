@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -135,6 +136,54 @@ kdao__http_text kdao__http_check_path(const char *path) {
     t = kdao__http_unescape(s, false);
   free(copy);
   return t;
+}
+
+/* More fields than any client sends; each costs the server memory beyond its bytes. */
+#define MAX_HEADER_FIELDS 100
+
+/* A Content-Length value: digits, optionally surrounded by blanks. */
+static bool is_length(const char *v, size_t n) {
+  while (n && (*v == ' ' || *v == '\t')) v++, n--;
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r')) n--;
+  if (!n) return false;
+  for (size_t i = 0; i < n; i++)
+    if (v[i] < '0' || v[i] > '9') return false;
+  return true;
+}
+
+int kdao__http_check_head(const char *buf, size_t len, size_t max_header, const char **message) {
+  static const char length_name[] = "content-length:";
+  size_t n = len < max_header ? len : max_header;
+  size_t i = 0;
+  while (i < n && (buf[i] == '\r' || buf[i] == '\n')) i++;
+  unsigned lines = 0;
+  for (size_t start = i; i < n; i++) {
+    if (buf[i] == '\0') {
+      *message = "Bad request: NUL byte in the request line or headers";
+      return 400;
+    }
+    if (buf[i] != '\n') continue;
+    size_t end = i > start && buf[i - 1] == '\r' ? i - 1 : i;
+    if (end == start) return 0; /* the empty line: the head is complete */
+    if (lines++ > MAX_HEADER_FIELDS) {
+      *message = "Request header fields too large";
+      return 431;
+    }
+    size_t name = sizeof length_name - 1;
+    if (lines > 1 && end - start >= name && !strncasecmp(buf + start, length_name, name) &&
+        !is_length(buf + start + name, end - start - name)) {
+      *message = "Bad request: invalid Content-Length";
+      return 400;
+    }
+    start = i + 1;
+  }
+  if (len < max_header) return -1;
+  if (lines == 0) {
+    *message = "URI too long";
+    return 414;
+  }
+  *message = "Request header fields too large";
+  return 431;
 }
 
 /* Appends `value` (or each element when it is an array) to the array at obj[name]. */

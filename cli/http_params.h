@@ -61,6 +61,17 @@ json_t *kdao__http_parse_urlencoded(const char *text, size_t len, kdao__http_tex
 kdao__http_text kdao__http_check_path(const char *path);
 
 /*
+ * Looks at the first `len` bytes received on a connection, the start of a request. Returns
+ * -1 while the head (request line and headers, up to the empty line) is incomplete and
+ * within `max_header` bytes, 0 once it is complete and acceptable, or the HTTP status that
+ * refuses it with *message: 400 for a NUL byte (which HTTP servers take for the end of a
+ * line, truncating what follows) or a Content-Length that is not a number, 414 when the
+ * request line alone exceeds `max_header`, 431 when the head does or has too many fields.
+ * Empty lines before the request line are skipped, as RFC 9112 §2.2 allows.
+ */
+int kdao__http_check_head(const char *buf, size_t len, size_t max_header, const char **message);
+
+/*
  * Kong's normalize_nested_params: every key holding dots becomes nested objects
  * ({"config.key": 1} → {"config": {"key": 1}}), recursively in object values; a key
  * ending in "[...]" ("hosts[]", "hosts[1]") appends its value to an array under the bare

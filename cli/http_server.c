@@ -8,6 +8,8 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -17,14 +19,24 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "http_gate.h"
 #include "http_params.h"
 
 #define SERVER_HEADER "kdao/" KDAO_VERSION_STRING
 #define POST_BUFFER 8192
+/*
+ * Connections MHD may hold beyond max_connections: the gate counts a connection it handed
+ * over only once MHD reports it started, so a burst can briefly exceed the limit; at its
+ * own limit MHD would close what the gate has admitted.
+ */
+#define HANDOFF_SLACK 64
 
 struct kdao__http_server {
   struct MHD_Daemon *daemon;
+  kdao__http_gate *gate;
   kdao__http_api *api;
   kdao__http_limits limits;
   char *default_base; /* base URL when a request has no Host header (HTTP/1.0) */
@@ -44,6 +56,7 @@ typedef struct request {
   char *buf; /* raw JSON or urlencoded body; the multipart field being streamed */
   size_t len, cap;
   size_t received;
+  struct timespec started; /* the head was complete: the body has limits.timeout to come */
   struct MHD_PostProcessor *pp;
   json_t *form;            /* multipart fields: flat object */
   char *last_key;          /* multipart field being streamed in pieces, held in buf */
@@ -224,6 +237,7 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
   request *r = calloc(1, sizeof *r);
   if (!r) return MHD_NO;
   *out = r;
+  clock_gettime(CLOCK_MONOTONIC, &r->started);
   if (framing_is_ambiguous(conn)) {
     r->responded = true;
     return send_json_ex(conn, 400, kdao__http_message("Conflicting Content-Length headers"), true);
@@ -257,10 +271,23 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
   return MHD_YES;
 }
 
-/* One chunk of body. Past the limit the connection is answered 413 (or dropped). */
+static double seconds_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/*
+ * One chunk of body. Past the limit the connection is answered 413 (or dropped). MHD's
+ * timeout is an idle one, which a client sending a byte now and then never reaches: the
+ * body as a whole must come within limits.timeout, else the connection is closed (MHD
+ * cannot queue an answer while it is reading a body).
+ */
 static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection *conn, request *r,
                                     const char *data, size_t size) {
-  if (r->responded || r->kind == BODY_IGNORED) return MHD_YES;
+  if (r->responded) return MHD_YES;
+  if (seconds_since(&r->started) > s->limits.timeout) return MHD_NO;
+  if (r->kind == BODY_IGNORED) return MHD_YES;
   r->received += size;
   if (r->received > s->limits.max_body) {
     r->responded = true;
@@ -433,6 +460,26 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   return strlen(s);
 }
 
+/* The gate counts the connections MHD holds against the limits. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)socket_context;
+  kdao__http_server *s = cls;
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!info || !info->client_addr) return;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    kdao__http_gate_opened(s->gate, info->client_addr);
+  else
+    kdao__http_gate_closed(s->gate, info->client_addr);
+}
+
+static void handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+  kdao__http_server *s = cls;
+  /* On failure MHD has closed the socket; the client sees the connection end. */
+  MHD_add_connection(s->daemon, fd, addr, addrlen);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   fputs("kdao serve: ", stderr);
@@ -444,8 +491,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
  * ---------------------------------------------------------------------------------------- */
 
 /* Resolves host:port to one socket address (numeric hosts and names alike). */
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, char *errbuf,
-                   size_t errlen) {
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len,
+                   char *errbuf, size_t errlen) {
   struct addrinfo hints = {
       .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
@@ -454,11 +501,39 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
   int rc = getaddrinfo(*host ? host : NULL, service, &hints, &res);
   if (rc != 0) {
     snprintf(errbuf, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
-    return -1;
+    return KDAO_ERR_CONFIG;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
   freeaddrinfo(res);
-  return 0;
+  return KDAO_OK;
+}
+
+/*
+ * The listening socket. The gate peeks at a whole request head before it is read, so the
+ * receive buffer must hold max_header bytes (it does by default up to some 64 KiB).
+ */
+static int listen_on(const char *host, unsigned port, const struct sockaddr_storage *ss,
+                     socklen_t len, size_t max_header, int *out, char *errbuf, size_t errlen) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1, rcvbuf = 0;
+  socklen_t optlen = sizeof rcvbuf;
+  bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
+  if (ok && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) == 0 &&
+      (size_t)rcvbuf / 2 < max_header) {
+    int want = (int)(max_header * 2 + 4096);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
+  ok = ok && bind(fd, (const struct sockaddr *)ss, len) == 0 && listen(fd, SOMAXCONN) == 0;
+  if (!ok) {
+    int e = errno;
+    snprintf(errbuf, errlen, "cannot listen on %s%s%s:%u: %s", ss->ss_family == AF_INET6 ? "[" : "",
+             host, ss->ss_family == AF_INET6 ? "]" : "", port, strerror(e));
+    if (fd >= 0) close(fd);
+    return e == ENOMEM || e == ENOBUFS ? KDAO_ERR_NOMEM : KDAO_ERR_IO;
+  }
+  *out = fd;
+  return KDAO_OK;
 }
 
 int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
@@ -466,48 +541,80 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
                             size_t errlen) {
   *out = NULL;
   struct sockaddr_storage ss = {0};
-  if (resolve(host, port, &ss, errbuf, errlen) != 0) return -1;
+  socklen_t sslen = 0;
+  int fd = -1;
+  int kind = resolve(host, port, &ss, &sslen, errbuf, errlen);
+  if (kind == KDAO_OK)
+    kind = listen_on(host, port, &ss, sslen, limits->max_header, &fd, errbuf, errlen);
+  if (kind != KDAO_OK) return kind;
   kdao__http_server *s = calloc(1, sizeof *s);
   if (!s) {
+    close(fd);
     snprintf(errbuf, errlen, "out of memory");
-    return -1;
+    return KDAO_ERR_NOMEM;
   }
   s->api = api;
   s->limits = *limits;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  /* The logger goes first: MHD reports problems with the options that follow through it. */
-  s->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-      limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
-  if (!s->daemon) {
-    snprintf(errbuf, errlen, "cannot listen on %s:%u", host, port);
-    free(s);
-    return -1;
-  }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  s->port = info ? info->port : port;
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
   size_t n = strlen(host) + 32;
   s->default_base = malloc(n);
   if (!s->default_base) {
+    close(fd);
     kdao__http_server_stop(s);
     snprintf(errbuf, errlen, "out of memory");
-    return -1;
+    return KDAO_ERR_NOMEM;
   }
   snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
            s->port);
+  /*
+   * MHD reads a request line and headers that passed the gate's max_header check into its
+   * per-connection memory, which also holds its bookkeeping and the response headers:
+   * twice the head's limit keeps MHD from refusing, with its own HTML page, what the gate let
+   * through.
+   */
+  size_t memory = limits->max_header * 2 + 16 * 1024;
+  unsigned flags =
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+  /* The logger goes first: MHD reports problems with the options that follow through it. */
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_CONNECTION_LIMIT, limits->max_connections + HANDOFF_SLACK,
+      MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
+  if (!s->daemon) {
+    close(fd);
+    kdao__http_server_stop(s);
+    snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u", host, port);
+    return KDAO_ERR_IO;
+  }
+  kdao__http_gate_limits gl = {.max_connections = limits->max_connections,
+                               .max_per_client = limits->max_per_client < limits->max_connections
+                                                     ? limits->max_per_client
+                                                     : limits->max_connections,
+                               .max_header = limits->max_header,
+                               .header_timeout = limits->header_timeout};
+  /* The gate owns the socket from here, on failure too. */
+  if (kdao__http_gate_start(fd, &gl, handoff, s, &s->gate, errbuf, errlen) != 0) {
+    kdao__http_server_stop(s);
+    return KDAO_ERR_IO;
+  }
   *out = s;
-  return 0;
+  return KDAO_OK;
 }
 
 unsigned kdao__http_server_port(const kdao__http_server *s) { return s->port; }
 
 void kdao__http_server_stop(kdao__http_server *s) {
   if (!s) return;
+  /* The gate first: nothing may be handed to a stopped daemon, which still reports closes. */
+  kdao__http_gate_stop(s->gate);
   if (s->daemon) MHD_stop_daemon(s->daemon);
+  kdao__http_gate_free(s->gate);
   free(s->default_base);
   free(s);
 }

@@ -12,6 +12,7 @@ set -uo pipefail
 KDAO=${1:?usage: http_test.sh KDAO_BINARY sqlite|postgres}
 BACKEND=${2:?usage: http_test.sh KDAO_BINARY sqlite|postgres}
 KDAO=$(cd "$(dirname "$KDAO")" && pwd)/$(basename "$KDAO")
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
   echo "http_test: $*" >&2
@@ -30,6 +31,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+# Writes to a connection the server closed (the tests provoke it) must fail, not kill us.
+trap '' PIPE
 cd "$TMP"
 
 # Every KDAO_* variable of the caller stays, the backend's are set here.
@@ -564,7 +567,35 @@ req POST /consumers -H 'Content-Type: application/x-www-form-urlencoded' \
   -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big"
 case "$STATUS" in 413 | 000) ok ;; *) ko "chunked body over the limit is refused" ;; esac
 req GET / -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' b)"
-case "$STATUS" in 413 | 431 | 000) ok ;; *) ko "oversized headers are refused" ;; esac
+expect "oversized headers are refused" 431 '. == {"message": "Request header fields too large"}'
+req GET "/consumers?$(head -c 100000 /dev/zero | tr '\0' a)=1"
+expect "100 KB query string: JSON 414" 414 '. == {"message": "URI too long"}'
+
+# A NUL byte in the head would cut the line short (MHD reads lines as C strings): refused at
+# once, whole, in JSON.
+for head in '\0\r\n\r\n' 'GET /apis/a\0b HTTP/1.1\r\nHost: x\r\n\r\n' \
+  'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n' 'GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n'; do
+  t0=$(date +%s%N)
+  raw_request "$head"
+  t1=$(date +%s%N)
+  grep -q '^HTTP/1.1 400' <<<"$BODY" && grep -q '^{"message":"Bad request: NUL byte' <<<"$BODY" &&
+    [ $(((t1 - t0) / 1000000)) -lt 1000 ] && ok || ko "NUL byte in the head ($head) answered at once"
+done
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc'
+grep -q '^{"message":"Bad request: invalid Content-Length"}$' <<<"$BODY" && ok ||
+  ko "Content-Length that is not a number"
+
+# 300 idle connections from one address cost that address its share, not the others theirs.
+if command -v python3 >/dev/null; then
+  FLOOD=$(python3 "$HERE/idle_flood.py" "${BASE##*:}" 127.0.0.2 300)
+  BODY=$FLOOD STATUS=flood
+  jq -e '.opened == 300 and .status == 200 and .seconds < 1' <<<"$FLOOD" >/dev/null && ok ||
+    ko "a normal request answers within 1 s while 300 idle connections are held"
+  jq -e '.answers["503"] >= 250' <<<"$FLOOD" >/dev/null && ok ||
+    ko "connections over the per-client limit are refused at once with 503"
+else
+  echo "http_test: python3 not found, idle-connection flood not tested" >&2
+fi
 
 # A client that sends half a request and stalls must not hold up the others.
 exec 7<>/dev/tcp/127.0.0.1/"${BASE##*:}"
@@ -591,19 +622,57 @@ STATUS=$(curl -sS -o /dev/null -o /dev/null -w '%{http_code}%{num_connects}\n' "
   "$BASE/consumers" | tr '\n' ' ')
 [ "$STATUS" = "2001 2000 " ] && ok || ko "keep-alive reuses the connection"
 
-# Connections beyond admin_max_connections are refused; freed slots serve again.
+# Connections beyond admin_max_connections are refused at once with a 503; the idle ones
+# that hold the slots are answered 408 and closed once admin_header_timeout (5 s) passes.
 MAIN_PID=$SERVER_PID MAIN_BASE=$BASE
-KDAO_ADMIN_MAX_CONNECTIONS=2 start_server "$TMP/serve2.err"
+KDAO_ADMIN_MAX_CONNECTIONS=2 KDAO_ADMIN_TIMEOUT=2 start_server "$TMP/serve2.err"
 exec 5<>/dev/tcp/127.0.0.1/"${BASE##*:}" 6<>/dev/tcp/127.0.0.1/"${BASE##*:}"
-sleep 0.2
+t0=$(date +%s%N)
 req GET / --max-time 2
-[ "$STATUS" = 000 ] && ok || ko "a connection over admin_max_connections is refused"
+t1=$(date +%s%N)
+expect "a connection over admin_max_connections gets a 503" 503 '.message | test("Too many connections")'
+[ $(((t1 - t0) / 1000000)) -lt 1000 ] && ok || ko "the 503 comes at once"
+IDLE=$(timeout 8 cat <&5 | tr -d '\r')
+t2=$(date +%s%N)
 exec 5>&- 6>&-
-sleep 0.2
+grep -q '^HTTP/1.1 408' <<<"$IDLE" && grep -q '^{"message":"Request timeout"}$' <<<"$IDLE" && ok ||
+  { BODY=$IDLE; ko "an idle connection is answered 408"; }
+[ $(((t2 - t0) / 1000000)) -lt 7000 ] && ok || ko "the head must come within the header timeout"
 req GET /
-expect "served again once connections close" 200
+expect "served again once idle connections are closed" 200
+# A body sent a byte at a time must still come whole within admin_timeout (2 s here), or
+# the connection closes (MHD cannot answer in the middle of a body).
+SLOW_BODY='{"username":"slow"}'
+exec 5<>/dev/tcp/127.0.0.1/"${BASE##*:}"
+printf 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' \
+  ${#SLOW_BODY} >&5
+for ((i = 0; i < ${#SLOW_BODY}; i++)); do
+  sleep 0.15
+  printf '%s' "${SLOW_BODY:i:1}" >&5 2>/dev/null
+done
+SLOW=$(timeout 3 cat <&5 | tr -d '\r')
+exec 5>&-
+[ -z "$SLOW" ] && ok || { BODY=$SLOW; ko "a body trickling past admin_timeout is cut off"; }
+req GET /consumers/slow
+expect "nothing created from a body that came too slowly" 404
 kill -TERM "$SERVER_PID" && wait "$SERVER_PID"
 SERVER_PID=$MAIN_PID BASE=$MAIN_BASE
+
+# ---- start-up errors: JSON on stderr like every error of the CLI -----------------------------
+# serve_error NAME KIND EXIT ARGS...: `kdao serve ARGS` fails with EXIT and one JSON error.
+serve_error() {
+  local name=$1 kind=$2 code=$3
+  shift 3
+  timeout 10 "$KDAO" serve "$@" >/dev/null 2>"$TMP/start.err"
+  STATUS=$? BODY=$(cat "$TMP/start.err")
+  [ "$STATUS" = "$code" ] && jq -e --arg k "$kind" '.kind == $k and (.message | type == "string")' \
+    <<<"$BODY" >/dev/null && ok || ko "$name"
+}
+serve_error "port in use" io 1 --listen "127.0.0.1:${MAIN_BASE##*:}"
+serve_error "address not local" io 1 --listen 192.0.2.1:0
+serve_error "host that does not resolve" config 1 --listen no-such-host.invalid:0
+serve_error "malformed listen address" usage 2 --listen 8001
+serve_error "unknown option" usage 2 --bogus
 
 # ---- stop ----------------------------------------------------------------------------------
 kill -TERM "$SERVER_PID"

@@ -120,6 +120,33 @@ static void path_segments_are_checked_decoded(void **state) {
   assert_int_equal(kdao__http_check_path("//"), KDAO__HTTP_TEXT_OK);
 }
 
+static void head_check(void **state) {
+  (void)state;
+  const char *msg = NULL;
+  const char ok[] = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 12 \r\n\r\nbody\0with NUL";
+  assert_int_equal(kdao__http_check_head(ok, sizeof ok - 1, 1024, &msg), 0);
+  assert_int_equal(kdao__http_check_head("\r\nGET / HTTP/1.0\n\n", 18, 1024, &msg), 0);
+  assert_int_equal(kdao__http_check_head("GET / HTTP/1.1\r\nHost: x\r\n", 25, 1024, &msg), -1);
+  assert_int_equal(kdao__http_check_head("\r\n\r\n", 4, 1024, &msg), -1);
+  assert_int_equal(kdao__http_check_head("\0\r\n\r\n", 5, 1024, &msg), 400);
+  assert_string_equal(msg, "Bad request: NUL byte in the request line or headers");
+  assert_int_equal(kdao__http_check_head("GET /a\0b HTTP/1.1\r\n\r\n", 21, 1024, &msg), 400);
+  assert_int_equal(kdao__http_check_head("GET / HTTP/1.1\r\nX: a\0", 21, 1024, &msg), 400);
+  const char bad_length[] = "POST / HTTP/1.1\r\ncontent-length: 1, 2\r\n\r\n";
+  assert_int_equal(kdao__http_check_head(bad_length, sizeof bad_length - 1, 1024, &msg), 400);
+  assert_string_equal(msg, "Bad request: invalid Content-Length");
+  char big[300];
+  memset(big, 'a', sizeof big);
+  memcpy(big, "GET /", 5);
+  assert_int_equal(kdao__http_check_head(big, sizeof big, 256, &msg), 414);
+  assert_string_equal(msg, "URI too long");
+  memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+  assert_int_equal(kdao__http_check_head(big, sizeof big, 256, &msg), 431);
+  char many[2048] = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 150; i++) strcat(many, "a:b\r\n");
+  assert_int_equal(kdao__http_check_head(many, strlen(many), sizeof many, &msg), 431);
+}
+
 static void urlencoded_flat_fields(void **state) {
   (void)state;
   json_t *flat = parse("name=mockbin&hosts=a.com,b.com&empty=&bare");
@@ -208,6 +235,7 @@ int main(void) {
       cmocka_unit_test(urlencoded_refuses_what_no_string_holds),
       cmocka_unit_test(form_add_checks_keys_and_values),
       cmocka_unit_test(path_segments_are_checked_decoded),
+      cmocka_unit_test(head_check),
       cmocka_unit_test(urlencoded_flat_fields),
       cmocka_unit_test(urlencoded_repeated_keys_make_arrays),
       cmocka_unit_test(urlencoded_decodes_keys_and_values),
