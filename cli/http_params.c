@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -14,27 +15,69 @@ static int hex_value(char c) {
   return -1;
 }
 
-bool kdao__http_decode(char *s, bool plus_is_space) {
+kdao__http_text kdao__http_check_text(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    unsigned c = *p++;
+    if (c == 0) return KDAO__HTTP_TEXT_NUL;
+    if (c < 0x80) continue;
+    /* The sequence length and the smallest code point it may encode (no overlong forms). */
+    size_t more;
+    unsigned cp, min;
+    if (c >= 0xC2 && c <= 0xDF)
+      more = 1, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+      more = 2, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+      more = 3, cp = c & 0x07, min = 0x10000;
+    else
+      return KDAO__HTTP_TEXT_UTF8;
+    if ((size_t)(end - p) < more) return KDAO__HTTP_TEXT_UTF8;
+    for (size_t i = 0; i < more; i++, p++) {
+      if ((*p & 0xC0) != 0x80) return KDAO__HTTP_TEXT_UTF8;
+      cp = cp << 6 | (*p & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return KDAO__HTTP_TEXT_UTF8;
+  }
+  return KDAO__HTTP_TEXT_OK;
+}
+
+const char *kdao__http_text_problem(kdao__http_text t) {
+  switch (t) {
+  case KDAO__HTTP_TEXT_NUL: return "holds a NUL byte";
+  case KDAO__HTTP_TEXT_UTF8: return "is not valid UTF-8";
+  case KDAO__HTTP_TEXT_OK: break;
+  }
+  return "is valid";
+}
+
+kdao__http_text kdao__http_unescape(char *s, bool plus_is_space) {
   char *out = s;
   for (const char *in = s; *in; in++) {
     int hi, lo;
     if (*in == '+' && plus_is_space) {
       *out++ = ' ';
     } else if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
-      if (hi == 0 && lo == 0) return false;
       *out++ = (char)(hi << 4 | lo);
       in += 2;
     } else {
       *out++ = *in;
     }
   }
+  kdao__http_text t = kdao__http_check_text(s, (size_t)(out - s));
   *out = '\0';
-  return true;
+  return t;
+}
+
+bool kdao__http_decode(char *s, bool plus_is_space) {
+  return kdao__http_unescape(s, plus_is_space) == KDAO__HTTP_TEXT_OK;
 }
 
 int kdao__http_form_add(json_t *flat, const char *key, const char *value, size_t len) {
-  if (memchr(value, '\0', len)) return -1;
-  json_t *v = json_stringn_nocheck(value, len);
+  kdao__http_text t = kdao__http_check_text(key, strlen(key));
+  if (t == KDAO__HTTP_TEXT_OK) t = kdao__http_check_text(value, len);
+  if (t != KDAO__HTTP_TEXT_OK) return (int)t;
+  json_t *v = json_stringn(value, len);
   if (!v) return -1;
   json_t *prev = json_object_get(flat, key);
   if (!prev) return json_object_set_new(flat, key, v);
@@ -47,6 +90,8 @@ int kdao__http_form_add(json_t *flat, const char *key, const char *value, size_t
 
 /* One "key=value" pair of an urlencoded text, `len` bytes from `pair`. */
 static int add_pair(json_t *flat, const char *pair, size_t len) {
+  /* A raw NUL would end the copy early and lose the rest of the value silently. */
+  if (memchr(pair, '\0', len)) return KDAO__HTTP_TEXT_NUL;
   char *copy = strndup(pair, len);
   if (!copy) return -1;
   char *eq = strchr(copy, '=');
@@ -55,29 +100,90 @@ static int add_pair(json_t *flat, const char *pair, size_t len) {
     *eq = '\0';
     value = eq + 1;
   }
-  int rc = -1;
-  if (kdao__http_decode(copy, true) && kdao__http_decode(value, true) && copy[0])
-    rc = kdao__http_form_add(flat, copy, value, strlen(value));
-  else if (!copy[0])
-    rc = 0; /* "=x" or "&&": nothing to name, ignored like every server does */
+  int rc = (int)kdao__http_unescape(copy, true);
+  if (rc == 0) rc = (int)kdao__http_unescape(value, true);
+  if (rc == 0 && copy[0]) rc = kdao__http_form_add(flat, copy, value, strlen(value));
+  /* "=x" or "&&": nothing to name, ignored like every server does */
   free(copy);
   return rc;
 }
 
-json_t *kdao__http_parse_urlencoded(const char *text) {
+json_t *kdao__http_parse_urlencoded(const char *text, size_t len, kdao__http_text *problem) {
+  *problem = KDAO__HTTP_TEXT_OK;
   json_t *flat = json_object();
   if (!flat) return NULL;
-  const char *p = text ? text : "";
-  while (*p) {
-    size_t len = strcspn(p, "&");
-    if (len && add_pair(flat, p, len) != 0) {
+  const char *p = text ? text : "", *end = text ? text + len : p;
+  while (p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    size_t n = amp ? (size_t)(amp - p) : (size_t)(end - p);
+    int rc = n ? add_pair(flat, p, n) : 0;
+    if (rc != 0) {
+      if (rc > 0) *problem = (kdao__http_text)rc;
       json_decref(flat);
       return NULL;
     }
-    p += len;
-    if (*p == '&') p++;
+    p += n + (amp != NULL);
   }
   return flat;
+}
+
+kdao__http_text kdao__http_check_path(const char *path) {
+  char *copy = strdup(path);
+  if (!copy) return KDAO__HTTP_TEXT_OK; /* nothing learnt: the router meets the same path */
+  kdao__http_text t = KDAO__HTTP_TEXT_OK;
+  for (char *save = NULL, *s = strtok_r(copy, "/", &save); s && t == KDAO__HTTP_TEXT_OK;
+       s = strtok_r(NULL, "/", &save))
+    t = kdao__http_unescape(s, false);
+  free(copy);
+  return t;
+}
+
+/* More fields than any client sends; each costs the server memory beyond its bytes. */
+#define MAX_HEADER_FIELDS 100
+
+/* A Content-Length value: digits, optionally surrounded by blanks. */
+static bool is_length(const char *v, size_t n) {
+  while (n && (*v == ' ' || *v == '\t')) v++, n--;
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r')) n--;
+  if (!n) return false;
+  for (size_t i = 0; i < n; i++)
+    if (v[i] < '0' || v[i] > '9') return false;
+  return true;
+}
+
+int kdao__http_check_head(const char *buf, size_t len, size_t max_header, const char **message) {
+  static const char length_name[] = "content-length:";
+  size_t n = len < max_header ? len : max_header;
+  size_t i = 0;
+  while (i < n && (buf[i] == '\r' || buf[i] == '\n')) i++;
+  unsigned lines = 0;
+  for (size_t start = i; i < n; i++) {
+    if (buf[i] == '\0') {
+      *message = "Bad request: NUL byte in the request line or headers";
+      return 400;
+    }
+    if (buf[i] != '\n') continue;
+    size_t end = i > start && buf[i - 1] == '\r' ? i - 1 : i;
+    if (end == start) return 0; /* the empty line: the head is complete */
+    if (lines++ > MAX_HEADER_FIELDS) {
+      *message = "Request header fields too large";
+      return 431;
+    }
+    size_t name = sizeof length_name - 1;
+    if (lines > 1 && end - start >= name && !strncasecmp(buf + start, length_name, name) &&
+        !is_length(buf + start + name, end - start - name)) {
+      *message = "Bad request: invalid Content-Length";
+      return 400;
+    }
+    start = i + 1;
+  }
+  if (len < max_header) return -1;
+  if (lines == 0) {
+    *message = "URI too long";
+    return 414;
+  }
+  *message = "Request header fields too large";
+  return 431;
 }
 
 /* Appends `value` (or each element when it is an array) to the array at obj[name]. */

@@ -8,6 +8,8 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -17,14 +19,24 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "http_gate.h"
 #include "http_params.h"
 
 #define SERVER_HEADER "kdao/" KDAO_VERSION_STRING
 #define POST_BUFFER 8192
+/*
+ * Connections MHD may hold beyond max_connections: the gate counts a connection it handed
+ * over only once MHD reports it started, so a burst can briefly exceed the limit; at its
+ * own limit MHD would close what the gate has admitted.
+ */
+#define HANDOFF_SLACK 64
 
 struct kdao__http_server {
   struct MHD_Daemon *daemon;
+  kdao__http_gate *gate;
   kdao__http_api *api;
   kdao__http_limits limits;
   char *default_base; /* base URL when a request has no Host header (HTTP/1.0) */
@@ -41,14 +53,16 @@ typedef enum body_kind {
 /* One request being read. Lives from the first call of the handler to its completion. */
 typedef struct request {
   body_kind kind;
-  char *buf; /* raw JSON or urlencoded body */
+  char *buf; /* raw JSON or urlencoded body; the multipart field being streamed */
   size_t len, cap;
   size_t received;
+  struct timespec started; /* the head was complete: the body has limits.timeout to come */
   struct MHD_PostProcessor *pp;
-  json_t *form;   /* multipart fields: flat object */
-  char *last_key; /* multipart field being streamed in pieces */
-  bool failed;    /* the body could not be kept (out of memory, NUL in a field) */
-  bool responded; /* a response was queued before the body ended */
+  json_t *form;            /* multipart fields: flat object */
+  char *last_key;          /* multipart field being streamed in pieces, held in buf */
+  kdao__http_text problem; /* why a multipart field was refused */
+  bool failed;             /* the body could not be kept (out of memory, a refused field) */
+  bool responded;          /* a response was queued before the body ended */
 } request;
 
 static void request_free(request *r) {
@@ -64,8 +78,12 @@ static void request_free(request *r) {
  * Responses
  * ---------------------------------------------------------------------------------------- */
 
-/* Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. */
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
+/*
+ * Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. With
+ * `close`, the connection ends after it: what follows on it cannot be trusted.
+ */
+static enum MHD_Result send_json_ex(struct MHD_Connection *conn, int status, json_t *body,
+                                    bool close) {
   char *text = NULL;
   size_t len = 0;
   if (body) {
@@ -89,13 +107,26 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
   if (len)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, SERVER_HEADER);
+  if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return rc;
 }
 
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
+  return send_json_ex(conn, status, body, false);
+}
+
 static enum MHD_Result send_message(struct MHD_Connection *conn, int status, const char *msg) {
   return send_json(conn, status, kdao__http_message(msg));
+}
+
+/* 400 for a request text that cannot become a kdao string: "Invalid query string: ...". */
+static enum MHD_Result send_problem(struct MHD_Connection *conn, const char *where,
+                                    kdao__http_text problem) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "Invalid %s: a parameter %s", where, kdao__http_text_problem(problem));
+  return send_message(conn, 400, msg);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -126,6 +157,21 @@ static int buffer_append(request *r, const char *data, size_t size) {
 }
 
 /*
+ * Adds the multipart field gathered in r->buf to the form. Its bytes are checked only now,
+ * whole: MHD may cut a field inside a UTF-8 sequence.
+ */
+static int flush_field(request *r) {
+  if (!r->last_key) return 0;
+  int rc = kdao__http_form_add(r->form, r->last_key, r->buf ? r->buf : "", r->len);
+  free(r->last_key);
+  r->last_key = NULL;
+  r->len = 0;
+  if (rc > 0) r->problem = (kdao__http_text)rc;
+  if (rc != 0) r->failed = true;
+  return rc;
+}
+
+/*
  * MHD hands a multipart field in pieces (`off` > 0 continues the previous one); a file
  * part counts as its content, as Kong's parse_value does.
  */
@@ -135,29 +181,47 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
                                      size_t size) {
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
   request *r = cls;
-  if (off > 0 && r->last_key && !strcmp(r->last_key, key)) {
-    json_t *prev = json_object_get(r->form, key);
-    json_t *tail = json_is_array(prev) ? json_array_get(prev, json_array_size(prev) - 1) : prev;
-    size_t n = json_string_length(tail);
-    char *joined = malloc(n + size);
-    if (!joined || memchr(data, '\0', size)) {
-      free(joined);
+  if (!(off > 0 && r->last_key && !strcmp(r->last_key, key))) {
+    if (flush_field(r) != 0) return MHD_NO;
+    r->last_key = strdup(key);
+    if (!r->last_key) {
       r->failed = true;
       return MHD_NO;
     }
-    memcpy(joined, json_string_value(tail), n);
-    memcpy(joined + n, data, size);
-    int rc = json_string_setn_nocheck(tail, joined, n + size);
-    free(joined);
-    return rc == 0 ? MHD_YES : MHD_NO;
   }
-  free(r->last_key);
-  r->last_key = strdup(key);
-  if (!r->last_key || kdao__http_form_add(r->form, key, data ? data : "", size) != 0) {
+  if (size && buffer_append(r, data, size) != 0) {
     r->failed = true;
     return MHD_NO;
   }
   return MHD_YES;
+}
+
+typedef struct framing {
+  const char *length; /* the first Content-Length */
+  bool conflict;      /* another Content-Length says otherwise */
+  bool chunked;       /* a Transfer-Encoding as well */
+} framing;
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
+  (void)kind;
+  framing *f = cls;
+  if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->chunked = true;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+  if (f->length && strcmp(f->length, value ? value : "")) f->conflict = true;
+  if (!f->length) f->length = value ? value : "";
+  return MHD_YES;
+}
+
+/*
+ * A body whose length two headers state differently (two Content-Lengths, or one with a
+ * Transfer-Encoding) is where request smuggling starts: MHD would pick one silently, a
+ * proxy in front of kdao perhaps the other. RFC 9112 §6.3 makes it an unrecoverable error.
+ */
+static bool framing_is_ambiguous(struct MHD_Connection *conn) {
+  framing f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &f);
+  return f.conflict || (f.length && f.chunked);
 }
 
 /*
@@ -173,6 +237,11 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
   request *r = calloc(1, sizeof *r);
   if (!r) return MHD_NO;
   *out = r;
+  clock_gettime(CLOCK_MONOTONIC, &r->started);
+  if (framing_is_ambiguous(conn)) {
+    r->responded = true;
+    return send_json_ex(conn, 400, kdao__http_message("Conflicting Content-Length headers"), true);
+  }
   if (!needs_body(method)) return MHD_YES;
   /* Kong reads JSON wherever the type mentions it (its find() on the lowered header). */
   if (ct && strcasestr(ct, "application/json"))
@@ -202,10 +271,23 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
   return MHD_YES;
 }
 
-/* One chunk of body. Past the limit the connection is answered 413 (or dropped). */
+static double seconds_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/*
+ * One chunk of body. Past the limit the connection is answered 413 (or dropped). MHD's
+ * timeout is an idle one, which a client sending a byte now and then never reaches: the
+ * body as a whole must come within limits.timeout, else the connection is closed (MHD
+ * cannot queue an answer while it is reading a body).
+ */
 static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection *conn, request *r,
                                     const char *data, size_t size) {
-  if (r->responded || r->kind == BODY_IGNORED) return MHD_YES;
+  if (r->responded) return MHD_YES;
+  if (seconds_since(&r->started) > s->limits.timeout) return MHD_NO;
+  if (r->kind == BODY_IGNORED) return MHD_YES;
   r->received += size;
   if (r->received > s->limits.max_body) {
     r->responded = true;
@@ -224,6 +306,7 @@ static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection 
 static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_Result *rc) {
   json_t *flat = NULL;
   const char *bad = "Cannot parse form body";
+  kdao__http_text problem = KDAO__HTTP_TEXT_OK;
   switch (r->kind) {
   case BODY_JSON: {
     flat = r->len ? json_loadb(r->buf, r->len, 0, NULL) : json_object();
@@ -234,16 +317,22 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
     }
     break;
   }
-  case BODY_URLENCODED: flat = kdao__http_parse_urlencoded(r->buf); break;
+  case BODY_URLENCODED: flat = kdao__http_parse_urlencoded(r->buf, r->len, &problem); break;
   case BODY_MULTIPART:
-    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES) flat = json_incref(r->form);
+    bad = "Cannot parse multipart body";
+    if (!r->failed && MHD_destroy_post_processor(r->pp) == MHD_YES && flush_field(r) == 0)
+      flat = json_incref(r->form);
     r->pp = NULL;
+    problem = r->problem;
     break;
   case BODY_IGNORED: return NULL;
   }
   json_t *params = flat ? kdao__http_normalize(flat) : NULL;
   json_decref(flat);
-  if (!params) *rc = send_message(conn, 400, bad);
+  if (!params && problem != KDAO__HTTP_TEXT_OK)
+    *rc = send_problem(conn, r->kind == BODY_MULTIPART ? "multipart body" : "form body", problem);
+  else if (!params)
+    *rc = send_message(conn, 400, bad);
   return params;
 }
 
@@ -251,23 +340,40 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
  * Request handling
  * ---------------------------------------------------------------------------------------- */
 
+typedef struct query_args {
+  json_t *query;
+  int rc; /* 0, -1 out of memory, or a kdao__http_text problem */
+} query_args;
+
 /* Collects the query arguments, which MHD left percent-encoded (see no_unescape). */
 static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value) {
   (void)kind;
-  json_t *query = cls;
+  query_args *q = cls;
   char *k = strdup(key), *v = strdup(value ? value : "");
-  bool ok = k && v && kdao__http_decode(k, true) && kdao__http_decode(v, true) && k[0] &&
-            kdao__http_form_add(query, k, v, strlen(v)) == 0;
+  int rc = k && v ? (int)kdao__http_unescape(k, true) : -1;
+  if (rc == 0) rc = (int)kdao__http_unescape(v, true);
+  if (rc == 0 && k[0]) rc = kdao__http_form_add(q->query, k, v, strlen(v));
   free(k);
   free(v);
-  if (!ok) json_object_set_new(query, "", json_true()); /* marks the query as unusable */
-  return MHD_YES;
+  q->rc = rc;
+  return rc == 0 ? MHD_YES : MHD_NO;
+}
+
+/*
+ * The Host header ends up in `next` links, JSON strings: only what a host name, an IPv4 or
+ * a bracketed IPv6 address and a port are made of is taken; anything else (bytes that are
+ * not UTF-8 among them) falls back to the listen address.
+ */
+static bool host_is_plain(const char *host) {
+  static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789.-_:[]";
+  return host && *host && strspn(host, allowed) == strlen(host);
 }
 
 static char *base_url(kdao__http_server *s, struct MHD_Connection *conn) {
   const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-  if (!host || !*host || strpbrk(host, "/?#@ \"<>\\")) return strdup(s->default_base);
+  if (!host_is_plain(host)) return strdup(s->default_base);
   size_t n = strlen(host) + sizeof "http://";
   char *url = malloc(n);
   if (url) snprintf(url, n, "http://%s", host);
@@ -278,6 +384,18 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
                                    const char *url, const char *method, request *r) {
   enum MHD_Result rc = MHD_YES;
   json_t *body = NULL;
+  /*
+   * A path segment is a value the client supplies (a name, a username, an id). One that no
+   * stored row can hold — not UTF-8, or with a NUL byte — is a malformed request, as Kong
+   * answers a malformed value with 400; a 404 would claim the name was looked up and not
+   * found (and Kong 0.10 on PostgreSQL answered 500 "invalid byte sequence" instead).
+   */
+  kdao__http_text path = kdao__http_check_path(url);
+  if (path != KDAO__HTTP_TEXT_OK) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "Invalid URI path: a segment %s", kdao__http_text_problem(path));
+    return send_message(conn, 400, msg);
+  }
   if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc))) return rc;
   json_t *query = json_object();
   char *base = base_url(s, conn);
@@ -285,9 +403,11 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
     rc = send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR);
     goto cleanup;
   }
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, query);
-  if (json_object_get(query, "")) {
-    rc = send_message(conn, 400, "Cannot parse query string");
+  query_args q = {.query = query};
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
+  if (q.rc != 0) {
+    rc = q.rc < 0 ? send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR)
+                  : send_problem(conn, "query string", (kdao__http_text)q.rc);
     goto cleanup;
   }
   kdao__http_request req = {
@@ -340,6 +460,26 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   return strlen(s);
 }
 
+/* The gate counts the connections MHD holds against the limits. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)socket_context;
+  kdao__http_server *s = cls;
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!info || !info->client_addr) return;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    kdao__http_gate_opened(s->gate, info->client_addr);
+  else
+    kdao__http_gate_closed(s->gate, info->client_addr);
+}
+
+static void handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+  kdao__http_server *s = cls;
+  /* On failure MHD has closed the socket; the client sees the connection end. */
+  MHD_add_connection(s->daemon, fd, addr, addrlen);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   fputs("kdao serve: ", stderr);
@@ -351,8 +491,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
  * ---------------------------------------------------------------------------------------- */
 
 /* Resolves host:port to one socket address (numeric hosts and names alike). */
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, char *errbuf,
-                   size_t errlen) {
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len,
+                   char *errbuf, size_t errlen) {
   struct addrinfo hints = {
       .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
@@ -361,11 +501,39 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
   int rc = getaddrinfo(*host ? host : NULL, service, &hints, &res);
   if (rc != 0) {
     snprintf(errbuf, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
-    return -1;
+    return KDAO_ERR_CONFIG;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
   freeaddrinfo(res);
-  return 0;
+  return KDAO_OK;
+}
+
+/*
+ * The listening socket. The gate peeks at a whole request head before it is read, so the
+ * receive buffer must hold max_header bytes (it does by default up to some 64 KiB).
+ */
+static int listen_on(const char *host, unsigned port, const struct sockaddr_storage *ss,
+                     socklen_t len, size_t max_header, int *out, char *errbuf, size_t errlen) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1, rcvbuf = 0;
+  socklen_t optlen = sizeof rcvbuf;
+  bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
+  if (ok && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) == 0 &&
+      (size_t)rcvbuf / 2 < max_header) {
+    int want = (int)(max_header * 2 + 4096);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
+  ok = ok && bind(fd, (const struct sockaddr *)ss, len) == 0 && listen(fd, SOMAXCONN) == 0;
+  if (!ok) {
+    int e = errno;
+    snprintf(errbuf, errlen, "cannot listen on %s%s%s:%u: %s", ss->ss_family == AF_INET6 ? "[" : "",
+             host, ss->ss_family == AF_INET6 ? "]" : "", port, strerror(e));
+    if (fd >= 0) close(fd);
+    return e == ENOMEM || e == ENOBUFS ? KDAO_ERR_NOMEM : KDAO_ERR_IO;
+  }
+  *out = fd;
+  return KDAO_OK;
 }
 
 int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
@@ -373,48 +541,80 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
                             size_t errlen) {
   *out = NULL;
   struct sockaddr_storage ss = {0};
-  if (resolve(host, port, &ss, errbuf, errlen) != 0) return -1;
+  socklen_t sslen = 0;
+  int fd = -1;
+  int kind = resolve(host, port, &ss, &sslen, errbuf, errlen);
+  if (kind == KDAO_OK)
+    kind = listen_on(host, port, &ss, sslen, limits->max_header, &fd, errbuf, errlen);
+  if (kind != KDAO_OK) return kind;
   kdao__http_server *s = calloc(1, sizeof *s);
   if (!s) {
+    close(fd);
     snprintf(errbuf, errlen, "out of memory");
-    return -1;
+    return KDAO_ERR_NOMEM;
   }
   s->api = api;
   s->limits = *limits;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  /* The logger goes first: MHD reports problems with the options that follow through it. */
-  s->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-      limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_header, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
-  if (!s->daemon) {
-    snprintf(errbuf, errlen, "cannot listen on %s:%u", host, port);
-    free(s);
-    return -1;
-  }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  s->port = info ? info->port : port;
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
   size_t n = strlen(host) + 32;
   s->default_base = malloc(n);
   if (!s->default_base) {
+    close(fd);
     kdao__http_server_stop(s);
     snprintf(errbuf, errlen, "out of memory");
-    return -1;
+    return KDAO_ERR_NOMEM;
   }
   snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
            s->port);
+  /*
+   * MHD reads a request line and headers that passed the gate's max_header check into its
+   * per-connection memory, which also holds its bookkeeping and the response headers:
+   * twice the head's limit keeps MHD from refusing, with its own HTML page, what the gate let
+   * through.
+   */
+  size_t memory = limits->max_header * 2 + 16 * 1024;
+  unsigned flags =
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+  /* The logger goes first: MHD reports problems with the options that follow through it. */
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_CONNECTION_LIMIT, limits->max_connections + HANDOFF_SLACK,
+      MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
+  if (!s->daemon) {
+    close(fd);
+    kdao__http_server_stop(s);
+    snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u", host, port);
+    return KDAO_ERR_IO;
+  }
+  kdao__http_gate_limits gl = {.max_connections = limits->max_connections,
+                               .max_per_client = limits->max_per_client < limits->max_connections
+                                                     ? limits->max_per_client
+                                                     : limits->max_connections,
+                               .max_header = limits->max_header,
+                               .header_timeout = limits->header_timeout};
+  /* The gate owns the socket from here, on failure too. */
+  if (kdao__http_gate_start(fd, &gl, handoff, s, &s->gate, errbuf, errlen) != 0) {
+    kdao__http_server_stop(s);
+    return KDAO_ERR_IO;
+  }
   *out = s;
-  return 0;
+  return KDAO_OK;
 }
 
 unsigned kdao__http_server_port(const kdao__http_server *s) { return s->port; }
 
 void kdao__http_server_stop(kdao__http_server *s) {
   if (!s) return;
+  /* The gate first: nothing may be handed to a stopped daemon, which still reports closes. */
+  kdao__http_gate_stop(s->gate);
   if (s->daemon) MHD_stop_daemon(s->daemon);
+  kdao__http_gate_free(s->gate);
   free(s->default_base);
   free(s);
 }

@@ -16,12 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "http_params.h"
 #include "http_server.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8001"
 
-static const char usage[] = "usage: kdao serve [--listen HOST:PORT]\n";
+/* Errors are JSON on stderr like every error of the CLI; usage errors carry the usage. */
+static const cli_command *serve_command(void) {
+  for (const cli_command *cmd = cli_commands; cmd->name; cmd++)
+    if (!strcmp(cmd->name, "serve")) return cmd;
+  return NULL;
+}
 
 /*
  * A positive integer setting, or `fallback` when unset. kdao's configuration checks the
@@ -36,31 +42,41 @@ static int setting(const kdao_config *cfg, const char *key, unsigned long fallba
   errno = 0;
   unsigned long v = strtoul(s, &end, 10);
   if (errno || *end || v < min || v > max || s[0] == '-') {
-    fprintf(stderr, "kdao serve: %s must be an integer between %lu and %lu, got '%s'\n", key, min,
-            max, s);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s must be an integer between %lu and %lu, got '%s'", key, min, max,
+             s);
+    cli_fail(kdao_error_new(KDAO_ERR_CONFIG, msg));
     return -1;
   }
   *out = v;
   return 0;
 }
 
+/*
+ * admin_max_connections_per_client and admin_header_timeout are read ahead of the
+ * configuration table knowing them: until it does they keep these defaults.
+ */
 static int read_limits(const kdao_config *cfg, kdao__http_limits *limits) {
-  unsigned long conns, body, header, timeout;
+  unsigned long conns, per_client, body, header, header_timeout, timeout;
   if (setting(cfg, "admin_max_connections", 256, 1, 65536, &conns) != 0 ||
+      setting(cfg, "admin_max_connections_per_client", 32, 1, 65536, &per_client) != 0 ||
       setting(cfg, "admin_max_body", 1024 * 1024, 0, 1024UL * 1024 * 1024, &body) != 0 ||
       setting(cfg, "admin_max_header", 32 * 1024, 4096, 1024 * 1024, &header) != 0 ||
+      setting(cfg, "admin_header_timeout", 5, 1, 3600, &header_timeout) != 0 ||
       setting(cfg, "admin_timeout", 30, 1, 3600, &timeout) != 0)
     return -1;
   *limits = (kdao__http_limits){.max_connections = (unsigned)conns,
+                                .max_per_client = (unsigned)per_client,
                                 .max_body = body,
                                 .max_header = header,
+                                .header_timeout = (unsigned)header_timeout,
                                 .timeout = (unsigned)timeout};
   return 0;
 }
 
 /*
  * The listen address: --listen, else admin_listen, else 127.0.0.1:8001. NULL: usage error
- * or help, which *help tells apart.
+ * (printed) or help, which *help tells apart.
  */
 static const char *listen_option(const kdao_config *cfg, int argc, char **argv, bool *help) {
   const char *listen = kdao_config_get(cfg, "admin_listen");
@@ -74,8 +90,13 @@ static const char *listen_option(const kdao_config *cfg, int argc, char **argv, 
       listen = argv[++i];
     else if (!strncmp(argv[i], "--listen=", 9))
       listen = argv[i] + 9;
-    else
+    else {
+      cli_usage_error(serve_command(),
+                      !strcmp(argv[i], "--listen") ? "%s needs HOST:PORT"
+                                                   : "unexpected argument '%s'",
+                      argv[i]);
       return NULL;
+    }
   }
   return listen && *listen ? listen : DEFAULT_LISTEN;
 }
@@ -90,20 +111,16 @@ static void wait_for_stop(const sigset_t *stop) {
 int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **argv) {
   bool help;
   const char *listen = listen_option(cfg, argc, argv, &help);
-  if (!listen) {
-    fputs(usage, help ? stdout : stderr);
-    return help ? 0 : 2;
-  }
+  if (!listen) return help ? cli_help(serve_command()) : CLI_USAGE;
   char *host = NULL;
   unsigned port = 0;
-  if (kdao__http_parse_listen(listen, &host, &port) != 0) {
-    fprintf(stderr, "kdao serve: invalid listen address '%s' (expected HOST:PORT)\n", listen);
-    return 2;
-  }
+  if (kdao__http_parse_listen(listen, &host, &port) != 0)
+    return cli_usage_error(
+        serve_command(), "invalid listen address '%s' (expected HOST:PORT or [IPv6]:PORT)", listen);
   kdao__http_limits limits;
   if (read_limits(cfg, &limits) != 0) {
     free(host);
-    return 2;
+    return CLI_USAGE;
   }
   /* Block the stop signals before MHD creates its thread, so only sigwait() sees them. */
   sigset_t stop;
@@ -117,8 +134,9 @@ int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **ar
   kdao__http_server *server = NULL;
   char errbuf[256];
   int rc = 1;
-  if (kdao__http_server_start(&api, host, port, &limits, &server, errbuf, sizeof errbuf) != 0) {
-    fprintf(stderr, "kdao serve: %s\n", errbuf);
+  int kind = kdao__http_server_start(&api, host, port, &limits, &server, errbuf, sizeof errbuf);
+  if (kind != KDAO_OK) {
+    cli_fail(kdao_error_new(kind, errbuf));
     goto cleanup;
   }
   fprintf(stderr, "kdao admin API listening on http://%s%s%s:%u\n", strchr(host, ':') ? "[" : "",

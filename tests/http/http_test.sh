@@ -6,12 +6,13 @@
 #
 # PostgreSQL comes from KDAO_PG_HOST/PORT/USER/DATABASE/PASSWORD; without them the test
 # is skipped (exit 77) unless KDAO_REQUIRE_ALL=1. It works in a database of its own
-# (kdao_http_test) when psql can create one, else resets the given database.
+# (<given database>_http_test) when psql can create one, else resets the given database.
 set -uo pipefail
 
 KDAO=${1:?usage: http_test.sh KDAO_BINARY sqlite|postgres}
 BACKEND=${2:?usage: http_test.sh KDAO_BINARY sqlite|postgres}
 KDAO=$(cd "$(dirname "$KDAO")" && pwd)/$(basename "$KDAO")
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
   echo "http_test: $*" >&2
@@ -30,6 +31,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+# Writes to a connection the server closed (the tests provoke it) must fail, not kill us.
+trap '' PIPE
 cd "$TMP"
 
 # Every KDAO_* variable of the caller stays, the backend's are set here.
@@ -44,8 +47,12 @@ postgres)
     export PGPASSWORD="${KDAO_PG_PASSWORD:-}" PGOPTIONS="-c client_min_messages=warning"
     pg=(psql -q -v ON_ERROR_STOP=1 -h "$KDAO_PG_HOST" -p "${KDAO_PG_PORT:-5432}"
       -U "${KDAO_PG_USER:-kong}" -d "${KDAO_PG_DATABASE:-kong}")
-    "${pg[@]}" -c "DROP DATABASE IF EXISTS kdao_http_test" -c "CREATE DATABASE kdao_http_test" \
-      >/dev/null && export KDAO_PG_DATABASE=kdao_http_test
+    # Named after the given database, so that runs against different databases of one
+    # server (parallel checkouts) do not drop each other's.
+    own_db=kdao_http_test
+    [[ "${KDAO_PG_DATABASE:-}" =~ ^[a-z0-9_]{1,40}$ ]] && own_db=${KDAO_PG_DATABASE}_http_test
+    "${pg[@]}" -c "DROP DATABASE IF EXISTS $own_db" -c "CREATE DATABASE $own_db" \
+      >/dev/null && export KDAO_PG_DATABASE=$own_db
   fi
   "$KDAO" migrations reset --yes >/dev/null || exit 1
   "$KDAO" migrations up >/dev/null || exit 1
@@ -479,6 +486,79 @@ expect "DELETE /apis/{name} again" 404 '. == {"message": "Not found"}'
 req GET '/plugins?api_id='"$API_ID"
 expect "plugins go with their API" 200 '.total == 0'
 
+# ---- input integrity -----------------------------------------------------------------------
+# Every request value becomes a JSON string, UTF-8 without NUL: anything else is a 400 that
+# says why, and nothing reaches the database.
+req GET /consumers
+CONSUMERS=$(val .total)
+req POST /consumers -d 'username=%FF%FEab'
+expect "form value not UTF-8" 400 '.message | test("form body.*not valid UTF-8")'
+req POST /consumers --data-binary $'username=\xff\xfe'
+expect "raw form value not UTF-8" 400 '.message | test("not valid UTF-8")'
+req POST /consumers -d '%FF=x'
+expect "form key not UTF-8" 400 '.message | test("not valid UTF-8")'
+printf 'username=ab\0cd' >"$TMP/nul-form"
+req POST /consumers -H 'Content-Type: application/x-www-form-urlencoded' --data-binary @"$TMP/nul-form"
+expect "raw NUL in a form body (no truncation)" 400 '.message | test("form body.*NUL")'
+req POST /consumers -d 'username=x%00y'
+expect "%00 in a form value" 400 '.message | test("NUL")'
+printf '\xff\xfeab' >"$TMP/bad-utf8"
+req POST /consumers -F 'username=<'"$TMP/bad-utf8"
+expect "multipart value not UTF-8" 400 '.message | test("multipart body.*not valid UTF-8")'
+printf 'ab\0cd' >"$TMP/nul-part"
+req POST /consumers -F 'username=<'"$TMP/nul-part"
+expect "NUL in a multipart value" 400 '.message | test("multipart")'
+# A long multipart value arrives in pieces that may split a UTF-8 sequence.
+head -c 30000 /dev/zero | tr '\0' a >"$TMP/long-part"
+printf '\xc3\xa9' >>"$TMP/long-part"
+head -c 30000 /dev/zero | tr '\0' b >>"$TMP/long-part"
+req POST /consumers -F 'custom_id=<'"$TMP/long-part" -F username=long-multipart
+expect "long multipart value with UTF-8" 201 '.custom_id | length == 60001'
+req DELETE /consumers/long-multipart
+expect "DELETE long-multipart" 204
+req POST /consumers -H 'Content-Type: application/json' --data-binary $'{"username": "\xff"}'
+expect "JSON body not UTF-8" 400 '.message | type == "string"'
+req GET /consumers
+expect "nothing was written" 200 ".total == $CONSUMERS"
+req GET '/consumers?username=%FF'
+expect "query value not UTF-8" 400 '.message | test("query string.*not valid UTF-8")'
+req GET '/consumers?%FE%FF=1'
+expect "query key not UTF-8" 400 '.message | test("query string")'
+req GET '/consumers?username=a%00b'
+expect "NUL in a query value" 400 '.message | test("query string.*NUL")'
+req POST '/consumers?username=%FF' -d custom_id=x
+expect "query value not UTF-8 on a write" 400 '.message | test("query string")'
+for method in GET PATCH DELETE; do
+  req "$method" /apis/%FF%FE -d retries=1
+  expect "$method on a path segment not UTF-8" 400 '.message | test("URI path.*not valid UTF-8")'
+  req "$method" /consumers/a%00b -d custom_id=1
+  expect "$method on a path segment with NUL" 400 '.message | test("URI path.*NUL")'
+done
+req POST /consumers/%C3/acls -d group=x
+expect "parent segment not UTF-8" 400 '.message | test("URI path")'
+req GET '/apis?size=1' -H $'Host: h\xff\xfe'
+expect "Host header not UTF-8 (next link)" 200 '.next | startswith("'"$BASE"'/apis?")'
+req GET /consumers
+expect "the API still answers" 200 ".total == $CONSUMERS"
+grep -q 'out of memory' "$TMP/serve.err" && { STATUS=log BODY=$(cat "$TMP/serve.err"); ko "no 'out of memory' logged"; } || ok
+
+# Two lengths for one body: 400, and the connection closes (what follows cannot be framed).
+raw_request() { # raw_request TEXT: sends TEXT on a new connection, sets BODY to the answer
+  exec 9<>/dev/tcp/127.0.0.1/"${BASE##*:}"
+  printf '%b' "$1" >&9
+  BODY=$(timeout 5 cat <&9 | tr -d '\r')
+  exec 9>&-
+  STATUS=$(head -n1 <<<"$BODY")
+}
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\nContent-Length: 5\r\n\r\nusername=zzz'
+grep -q '^HTTP/1.1 400' <<<"$BODY" && grep -qi '^Connection: close' <<<"$BODY" &&
+  grep -q '^{"message":"Conflicting Content-Length headers"}$' <<<"$BODY" && ok ||
+  ko "conflicting Content-Length headers"
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+grep -q '^HTTP/1.1 400' <<<"$BODY" && ok || ko "Content-Length with Transfer-Encoding"
+req GET /consumers/zzz
+expect "no consumer from an ambiguous body" 404
+
 # ---- limits and robustness -----------------------------------------------------------------
 head -c 70000 /dev/zero | tr '\0' a >"$TMP/big"
 req POST /consumers -H 'Content-Type: application/x-www-form-urlencoded' --data-binary @"$TMP/big"
@@ -487,7 +567,35 @@ req POST /consumers -H 'Content-Type: application/x-www-form-urlencoded' \
   -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big"
 case "$STATUS" in 413 | 000) ok ;; *) ko "chunked body over the limit is refused" ;; esac
 req GET / -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' b)"
-case "$STATUS" in 413 | 431 | 000) ok ;; *) ko "oversized headers are refused" ;; esac
+expect "oversized headers are refused" 431 '. == {"message": "Request header fields too large"}'
+req GET "/consumers?$(head -c 100000 /dev/zero | tr '\0' a)=1"
+expect "100 KB query string: JSON 414" 414 '. == {"message": "URI too long"}'
+
+# A NUL byte in the head would cut the line short (MHD reads lines as C strings): refused at
+# once, whole, in JSON.
+for head in '\0\r\n\r\n' 'GET /apis/a\0b HTTP/1.1\r\nHost: x\r\n\r\n' \
+  'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n' 'GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n'; do
+  t0=$(date +%s%N)
+  raw_request "$head"
+  t1=$(date +%s%N)
+  grep -q '^HTTP/1.1 400' <<<"$BODY" && grep -q '^{"message":"Bad request: NUL byte' <<<"$BODY" &&
+    [ $(((t1 - t0) / 1000000)) -lt 1000 ] && ok || ko "NUL byte in the head ($head) answered at once"
+done
+raw_request 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc'
+grep -q '^{"message":"Bad request: invalid Content-Length"}$' <<<"$BODY" && ok ||
+  ko "Content-Length that is not a number"
+
+# 300 idle connections from one address cost that address its share, not the others theirs.
+if command -v python3 >/dev/null; then
+  FLOOD=$(python3 "$HERE/idle_flood.py" "${BASE##*:}" 127.0.0.2 300)
+  BODY=$FLOOD STATUS=flood
+  jq -e '.opened == 300 and .status == 200 and .seconds < 1' <<<"$FLOOD" >/dev/null && ok ||
+    ko "a normal request answers within 1 s while 300 idle connections are held"
+  jq -e '.answers["503"] >= 250' <<<"$FLOOD" >/dev/null && ok ||
+    ko "connections over the per-client limit are refused at once with 503"
+else
+  echo "http_test: python3 not found, idle-connection flood not tested" >&2
+fi
 
 # A client that sends half a request and stalls must not hold up the others.
 exec 7<>/dev/tcp/127.0.0.1/"${BASE##*:}"
@@ -514,19 +622,57 @@ STATUS=$(curl -sS -o /dev/null -o /dev/null -w '%{http_code}%{num_connects}\n' "
   "$BASE/consumers" | tr '\n' ' ')
 [ "$STATUS" = "2001 2000 " ] && ok || ko "keep-alive reuses the connection"
 
-# Connections beyond admin_max_connections are refused; freed slots serve again.
+# Connections beyond admin_max_connections are refused at once with a 503; the idle ones
+# that hold the slots are answered 408 and closed once admin_header_timeout (5 s) passes.
 MAIN_PID=$SERVER_PID MAIN_BASE=$BASE
-KDAO_ADMIN_MAX_CONNECTIONS=2 start_server "$TMP/serve2.err"
+KDAO_ADMIN_MAX_CONNECTIONS=2 KDAO_ADMIN_TIMEOUT=2 start_server "$TMP/serve2.err"
 exec 5<>/dev/tcp/127.0.0.1/"${BASE##*:}" 6<>/dev/tcp/127.0.0.1/"${BASE##*:}"
-sleep 0.2
+t0=$(date +%s%N)
 req GET / --max-time 2
-[ "$STATUS" = 000 ] && ok || ko "a connection over admin_max_connections is refused"
+t1=$(date +%s%N)
+expect "a connection over admin_max_connections gets a 503" 503 '.message | test("Too many connections")'
+[ $(((t1 - t0) / 1000000)) -lt 1000 ] && ok || ko "the 503 comes at once"
+IDLE=$(timeout 8 cat <&5 | tr -d '\r')
+t2=$(date +%s%N)
 exec 5>&- 6>&-
-sleep 0.2
+grep -q '^HTTP/1.1 408' <<<"$IDLE" && grep -q '^{"message":"Request timeout"}$' <<<"$IDLE" && ok ||
+  { BODY=$IDLE; ko "an idle connection is answered 408"; }
+[ $(((t2 - t0) / 1000000)) -lt 7000 ] && ok || ko "the head must come within the header timeout"
 req GET /
-expect "served again once connections close" 200
+expect "served again once idle connections are closed" 200
+# A body sent a byte at a time must still come whole within admin_timeout (2 s here), or
+# the connection closes (MHD cannot answer in the middle of a body).
+SLOW_BODY='{"username":"slow"}'
+exec 5<>/dev/tcp/127.0.0.1/"${BASE##*:}"
+printf 'POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' \
+  ${#SLOW_BODY} >&5
+for ((i = 0; i < ${#SLOW_BODY}; i++)); do
+  sleep 0.15
+  printf '%s' "${SLOW_BODY:i:1}" >&5 2>/dev/null
+done
+SLOW=$(timeout 3 cat <&5 | tr -d '\r')
+exec 5>&-
+[ -z "$SLOW" ] && ok || { BODY=$SLOW; ko "a body trickling past admin_timeout is cut off"; }
+req GET /consumers/slow
+expect "nothing created from a body that came too slowly" 404
 kill -TERM "$SERVER_PID" && wait "$SERVER_PID"
 SERVER_PID=$MAIN_PID BASE=$MAIN_BASE
+
+# ---- start-up errors: JSON on stderr like every error of the CLI -----------------------------
+# serve_error NAME KIND EXIT ARGS...: `kdao serve ARGS` fails with EXIT and one JSON error.
+serve_error() {
+  local name=$1 kind=$2 code=$3
+  shift 3
+  timeout 10 "$KDAO" serve "$@" >/dev/null 2>"$TMP/start.err"
+  STATUS=$? BODY=$(cat "$TMP/start.err")
+  [ "$STATUS" = "$code" ] && jq -e --arg k "$kind" '.kind == $k and (.message | type == "string")' \
+    <<<"$BODY" >/dev/null && ok || ko "$name"
+}
+serve_error "port in use" io 1 --listen "127.0.0.1:${MAIN_BASE##*:}"
+serve_error "address not local" io 1 --listen 192.0.2.1:0
+serve_error "host that does not resolve" config 1 --listen no-such-host.invalid:0
+serve_error "malformed listen address" usage 2 --listen 8001
+serve_error "unknown option" usage 2 --bogus
 
 # ---- stop ----------------------------------------------------------------------------------
 kill -TERM "$SERVER_PID"
