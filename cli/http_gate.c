@@ -262,8 +262,7 @@ static void drain(kdao__http_gate *g, conn *k) {
 /* Looks at what a waiting connection has sent: hands it over, refuses it, or waits on. */
 static void inspect(kdao__http_gate *g, conn *k) {
   ssize_t n;
-  do
-    n = recv(k->fd, g->peek, g->limits.max_header, MSG_PEEK | MSG_DONTWAIT);
+  do n = recv(k->fd, g->peek, g->limits.max_header, MSG_PEEK | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
   if (n <= 0) {
@@ -415,8 +414,7 @@ void kdao__http_gate_stop(kdao__http_gate *g) {
   if (g->started) {
     /* A byte on the pipe ends the loop; a full pipe means one is there already. */
     ssize_t rc;
-    do
-      rc = write(g->wake[1], "x", 1);
+    do rc = write(g->wake[1], "x", 1);
     while (rc < 0 && errno == EINTR);
     pthread_join(g->thread, NULL);
     g->started = false;

@@ -52,10 +52,7 @@ static int setting(const kdao_config *cfg, const char *key, unsigned long fallba
   return 0;
 }
 
-/*
- * admin_max_connections_per_client and admin_header_timeout are read ahead of the
- * configuration table knowing them: until it does they keep these defaults.
- */
+/* The admin_* limits; the option table has checked their ranges already. */
 static int read_limits(const kdao_config *cfg, kdao__http_limits *limits) {
   unsigned long conns, per_client, body, header, header_timeout, timeout;
   if (setting(cfg, "admin_max_connections", 256, 1, 65536, &conns) != 0 ||

@@ -46,6 +46,11 @@ static const conf_option conf_generic[] = {
                   "Largest admin API request body, in bytes."),
     KDAO__OPT_NUM("admin_max_connections", "256", 1, 65536,
                   "Most concurrent admin API connections."),
+    KDAO__OPT_NUM("admin_max_connections_per_client", "32", 1, 65536,
+                  "Most concurrent admin API connections from one client address; more are "
+                  "refused at once with 503."),
+    KDAO__OPT_NUM("admin_header_timeout", "5", 1, 3600,
+                  "A connection's request line and headers must arrive within this, in seconds."),
     KDAO__OPT_NUM("admin_max_header", "32768", 4096, 1048576,
                   "Memory for one admin API connection's request line and headers, in bytes."),
     KDAO__OPT_NUM("admin_timeout", "30", 1, 3600,

@@ -512,8 +512,14 @@ expect "NUL in a multipart value" 400 '.message | test("multipart")'
 head -c 30000 /dev/zero | tr '\0' a >"$TMP/long-part"
 printf '\xc3\xa9' >>"$TMP/long-part"
 head -c 30000 /dev/zero | tr '\0' b >>"$TMP/long-part"
-req POST /consumers -F 'custom_id=<'"$TMP/long-part" -F username=long-multipart
-expect "long multipart value with UTF-8" 201 '.custom_id | length == 60001'
+# (an acl group: not an indexed value, so 60 KB is within kdao's value limits)
+req POST /consumers -d username=long-multipart
+expect "consumer for a long multipart value" 201
+req POST /consumers/long-multipart/acls -F 'group=<'"$TMP/long-part"
+expect "long multipart value with UTF-8" 201 '.group | length == 60001'
+req POST /consumers -F 'custom_id=<'"$TMP/long-part" -F username=long-key
+expect "60 KB unique value: over the indexed-value limit" 400 \
+  '.custom_id == "custom_id must be at most 2048 bytes (an indexed value)"'
 req DELETE /consumers/long-multipart
 expect "DELETE long-multipart" 204
 req POST /consumers -H 'Content-Type: application/json' --data-binary $'{"username": "\xff"}'
