@@ -102,7 +102,7 @@ int cli_config(cli *c);
 
 /*
  * Opens the factory once. With `ready`, a database with pending migrations is migrated
- * when it is SQLite (a note on stderr), refused otherwise (CLI_DATA).
+ * when it is an embedded file (a note on stderr), refused otherwise (CLI_DATA).
  */
 int cli_factory(cli *c, bool ready);
 

@@ -25,8 +25,9 @@ int cli_config(cli *c) {
 }
 
 /*
- * An embedded SQLite file is this tool's to set up, so a fresh directory just works; a
- * shared PostgreSQL or Cassandra database is migrated only when someone says so.
+ * An embedded database (a file: Kong's infos() says "file") is this tool's to set up, so a
+ * fresh directory just works; a shared server's database is migrated only when someone says
+ * so.
  */
 static int cli_migrate_if_needed(cli *c) {
   int pending = 0;
@@ -34,14 +35,21 @@ static int cli_migrate_if_needed(cli *c) {
   if (kdao_factory_pending_migrations(c->factory, &pending, &err) != KDAO_OK) return cli_fail(err);
   if (pending == 0) return CLI_OK;
   const char *db = kdao_factory_db_name(c->factory);
-  if (strcmp(db, "sqlite") != 0) {
+  json_t *infos = kdao_factory_infos(c->factory);
+  const char *desc = json_string_value(json_object_get(infos, "desc"));
+  if (desc == NULL || strcmp(desc, "file") != 0) {
+    json_decref(infos);
     return cli_fail(
         kdao_error_new_db(KDAO_ERR_DB, db, "database needs migrations: run 'kdao migrations up'"));
   }
   int ran = 0;
-  if (kdao_factory_migrate(c->factory, NULL, NULL, &ran, &err) != KDAO_OK) return cli_fail(err);
+  if (kdao_factory_migrate(c->factory, NULL, NULL, &ran, &err) != KDAO_OK) {
+    json_decref(infos);
+    return cli_fail(err);
+  }
   cli_note("ran %d pending migration%s on %s", ran, ran == 1 ? "" : "s",
-           kdao_config_get(c->cfg, "sqlite_path"));
+           json_string_value(json_object_get(infos, "name")));
+  json_decref(infos);
   return CLI_OK;
 }
 

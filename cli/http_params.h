@@ -14,7 +14,7 @@
  * Why a request's text cannot become a kdao string. Every value of an entity is a JSON
  * string, which jansson (and every database Kong supports) holds as UTF-8 without NUL bytes:
  * anything else must be refused before it reaches the library, where it would be stored as
- * is (SQLite) or turn into a misleading "out of memory".
+ * is by an embedded backend or turn into a misleading "out of memory".
  */
 typedef enum kdao__http_text {
   KDAO__HTTP_TEXT_OK = 0,

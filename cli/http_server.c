@@ -388,7 +388,7 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
    * A path segment is a value the client supplies (a name, a username, an id). One that no
    * stored row can hold — not UTF-8, or with a NUL byte — is a malformed request, as Kong
    * answers a malformed value with 400; a 404 would claim the name was looked up and not
-   * found (and Kong 0.10 on PostgreSQL answered 500 "invalid byte sequence" instead).
+   * found (and Kong 0.10 answered 500 "invalid byte sequence" instead).
    */
   kdao__http_text path = kdao__http_check_path(url);
   if (path != KDAO__HTTP_TEXT_OK) {

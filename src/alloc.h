@@ -3,7 +3,7 @@
  * the caller's after kdao_set_allocator(). Internal: never installed.
  *
  * Memory a library hands back under its own rules stays with them: getline()/scandir()
- * buffers go back to libc's free(), sqlite3_mprintf() to sqlite3_free(), PQ* to PQfreemem().
+ * buffers go back to libc's free(), a database library's to that library's own free.
  */
 #ifndef KDAO_ALLOC_H
 #define KDAO_ALLOC_H

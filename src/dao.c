@@ -40,7 +40,7 @@ static kdao_error *check_table(int n, const char *method, const json_t *v, bool 
 
 /*
  * Every error a DAO operation returns names the backend, as Kong's ret_error did, so that
- * kdao_error_string() reads "[sqlite error] ...". Misuse is the caller's, not the backend's.
+ * kdao_error_string() reads "[<backend> error] ...". Misuse is the caller's, not the backend's.
  */
 static int finish(kdao_dao *dao, kdao_error **err, kdao_error *e) {
   if (e == NULL) return KDAO_OK;
@@ -250,7 +250,7 @@ static kdao_error *fill_insert_values(const kdao_schema *s, json_t *row) {
 }
 
 /*
- * Foreign pre-check for backends without FOREIGN KEY constraints (Cassandra): each
+ * Foreign pre-check for backends without FOREIGN KEY constraints: each
  * referenced row must exist. All violations are reported together, as Kong did.
  */
 static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
@@ -662,7 +662,7 @@ static kdao_error *doomed_push(doomed_list *l, kdao_dao *dao, json_t *row) {
 
 /*
  * Collects, parent first, every row that references `row` through a foreign field, at any
- * depth (Kong's Cassandra cascade stopped at one level, and its events likewise). Depth is
+ * depth (Kong's cascade without native foreign keys stopped at one level, and its events likewise). Depth is
  * bounded by the schema graph; a cycle would need a self-referencing entity chain, which
  * the `seen` guard on (dao,row) pairs keeps finite.
  */

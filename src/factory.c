@@ -541,7 +541,7 @@ const char *kdao_event_type_name(kdao_event_type type) {
 
 /* ---- migrations ---- */
 
-/* Errors leaving the factory carry the backend name, as Kong's "[postgres error] ...". */
+/* Errors leaving the factory carry the backend name, as Kong's "[<backend> error] ...". */
 static int fail_db(kdao_factory *f, kdao_error **err, kdao_error *e) {
   if (e) kdao__error_set_db(e, f->ops->name);
   return kdao__fail(err, e);

@@ -333,9 +333,8 @@ static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_
 
 /*
  * What every backend can store, checked once here so that a value gets the same answer on
- * all of them instead of a database error on one (PostgreSQL's uuid and timestamp columns,
- * its btree's ~2.7 KB entry limit, libpq's NUL-terminated parameters, Cassandra's 64 KB key
- * and 16 MB mutation limits) and a silent coercion on another (SQLite keeps anything).
+ * all of them instead of a database error on one and a silent coercion on another (which
+ * backend limits which value: docs/validation.md, "Values every backend stores").
  */
 int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message) {
   *message = NULL;

@@ -29,10 +29,10 @@ json_t *kdao__number_from_string(const char *s);
 
 /* The largest timestamp every backend stores: 9999-12-31T23:59:59.999Z, in milliseconds. */
 #define KDAO__TIMESTAMP_MAX 253402300799999.0
-/* The longest string of a unique or foreign field (indexed everywhere): below PostgreSQL's
- * btree entry limit (~2.7 KB) and Cassandra's 64 KB key limit. */
+/* The longest string of a unique or foreign field (indexed everywhere): below the smallest
+ * index entry limit of the backends (docs/validation.md). */
 #define KDAO__KEY_VALUE_MAX 2048u
-/* The longest string of any other field: far below Cassandra's mutation limit (16 MB). */
+/* The longest string of any other field: far below the smallest write size limit. */
 #define KDAO__VALUE_MAX (1024u * 1024u)
 
 /*

@@ -234,7 +234,7 @@ static int api_check_upstream_url(kdao_dao *dao, const char *field, json_t *valu
   return 0;
 }
 
-/* retries: PostgreSQL's smallint (2 bytes). */
+/* retries: Kong's smallint column (2 bytes). */
 static int api_check_retries(kdao_dao *dao, const char *field, json_t *value, json_t *entity,
                              json_t **new_fields, char **message, void *ud) {
   (void)dao, (void)field, (void)entity, (void)new_fields, (void)ud;

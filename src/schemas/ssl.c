@@ -26,8 +26,8 @@ static const char *const ssl_servers_names_pk[] = {"name", NULL};
 
 /*
  * Kong typed `name` as "text", a type its validator never checks (only trims strings):
- * KDAO_TYPE_ANY keeps that. The Cassandra table's key is (name, ssl_certificate_id), but the
- * DAO addresses rows by name alone, as Kong's did.
+ * KDAO_TYPE_ANY keeps that. Kong's wide-column table keys it by (name, ssl_certificate_id),
+ * but the DAO addresses rows by name alone, as Kong's did.
  */
 static const kdao_field_def ssl_servers_name_fields[] = {
     {.name = "name", .type = KDAO_TYPE_ANY, .flags = KDAO_FIELD_REQUIRED | KDAO_FIELD_UNIQUE},
