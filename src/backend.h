@@ -166,6 +166,13 @@ const kdao_migration_def *kdao__backend_migrations(const kdao__backend_ops *b,
 char *kdao__keyset_encode(const kdao_schema *s, const json_t *row);
 json_t *kdao__keyset_decode(const char *token, size_t npk);
 
+/*
+ * A JSON-encoded array or table column as the schema types it: Kong's cjson wrote an empty
+ * array as "{}" (and an empty table as "[]"), the field's type says which was meant. A new
+ * reference, or NULL when `text` is not JSON.
+ */
+json_t *kdao__json_column(const kdao__field *f, const char *text, size_t len);
+
 /* Base64url without padding. */
 char *kdao__b64_encode(const unsigned char *data, size_t len);
 unsigned char *kdao__b64_decode(const char *text, size_t *len);

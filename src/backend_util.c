@@ -123,3 +123,19 @@ bad:
   json_decref(keys);
   return NULL;
 }
+
+json_t *kdao__json_column(const kdao__field *f, const char *text, size_t len) {
+  json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+  if (j == NULL) return NULL;
+  bool empty = (json_is_object(j) && json_object_size(j) == 0) ||
+               (json_is_array(j) && json_array_size(j) == 0);
+  if (empty && f->type == KDAO_TYPE_ARRAY && !json_is_array(j)) {
+    json_decref(j);
+    return json_array();
+  }
+  if (empty && f->type == KDAO_TYPE_TABLE && !json_is_object(j)) {
+    json_decref(j);
+    return json_object();
+  }
+  return j;
+}

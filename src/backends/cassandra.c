@@ -221,22 +221,10 @@ static int param_field(cs_params *p, const kdao__field *f, const json_t *v, kdao
   return param_push(p, cql_v_json(v), err);
 }
 
-/* A JSON column: Kong's cjson wrote empty arrays as "{}"; the schema knows which was meant. */
+/* A JSON column (see kdao__json_column); text that is not JSON is handed back as stored. */
 static json_t *decode_json_text(const kdao__field *f, json_t *cell) {
-  const char *text = json_string_value(cell);
-  json_t *j = json_loadb(text, json_string_length(cell), JSON_DECODE_ANY, NULL);
-  if (j == NULL) return json_incref(cell); /* not JSON at all: handed back as stored */
-  bool empty = (json_is_object(j) && json_object_size(j) == 0) ||
-               (json_is_array(j) && json_array_size(j) == 0);
-  if (empty && f->type == KDAO_TYPE_ARRAY && !json_is_array(j)) {
-    json_decref(j);
-    return json_array();
-  }
-  if (empty && f->type == KDAO_TYPE_TABLE && !json_is_object(j)) {
-    json_decref(j);
-    return json_object();
-  }
-  return j;
+  json_t *j = kdao__json_column(f, json_string_value(cell), json_string_length(cell));
+  return j ? j : json_incref(cell);
 }
 
 /* The value of a stored cell as the schema types it (new reference; NULL for null). */

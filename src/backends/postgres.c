@@ -645,23 +645,12 @@ static json_t *decode_number(const char *v) {
 }
 
 /*
- * A JSON column. Kong's cjson wrote empty arrays as "{}"; the schema knows which was meant.
- * Text that is not JSON at all is handed back as it is rather than hiding the whole row.
+ * A JSON column (see kdao__json_column). Text that is not JSON at all is handed back as it is
+ * rather than hiding the whole row.
  */
 static json_t *decode_json(const kdao__field *f, const char *v, int len) {
-  json_t *j = json_loadb(v, (size_t)len, JSON_DECODE_ANY, NULL);
-  if (j == NULL) return json_stringn(v, (size_t)len);
-  bool empty = (json_is_object(j) && json_object_size(j) == 0) ||
-               (json_is_array(j) && json_array_size(j) == 0);
-  if (empty && f->type == KDAO_TYPE_ARRAY && !json_is_array(j)) {
-    json_decref(j);
-    return json_array();
-  }
-  if (empty && f->type == KDAO_TYPE_TABLE && !json_is_object(j)) {
-    json_decref(j);
-    return json_object();
-  }
-  return j;
+  json_t *j = kdao__json_column(f, v, (size_t)len);
+  return j ? j : json_stringn(v, (size_t)len);
 }
 
 static json_t *decode_value(const kdao__field *f, const char *v, int len) {

@@ -421,31 +421,30 @@ static int check_cluster(const cql_cluster *cl, const void *arg, const char *fn,
   return 0;
 }
 
-int cql_cluster_query(cql_cluster *cl, const char *query, const cql_value *values, size_t n_values,
-                      const cql_query_opts *opts, cql_result **out, cql_error *err) {
+/* A query or an execution of a prepared one: the same request, told apart by its op. */
+static int statement(cql_cluster *cl, node_op op, const char *fn, const char *query,
+                     const cql_value *values, size_t n_values, const cql_query_opts *opts,
+                     cql_result **out, cql_error *err) {
   if (out) *out = NULL;
-  if (check_cluster(cl, query, "cql_cluster_query", err) < 0) return -1;
+  if (check_cluster(cl, query, fn, err) < 0) return -1;
   cql_query_opts tmp;
   struct req q = {.query = query,
                   .values = values,
                   .n = n_values,
                   .out = out,
                   .opts = with_default_consistency(cl, opts, &tmp)};
-  return run(cl, opts && opts->idempotent, op_query, &q, err);
+  return run(cl, opts && opts->idempotent, op, &q, err);
+}
+
+int cql_cluster_query(cql_cluster *cl, const char *query, const cql_value *values, size_t n_values,
+                      const cql_query_opts *opts, cql_result **out, cql_error *err) {
+  return statement(cl, op_query, "cql_cluster_query", query, values, n_values, opts, out, err);
 }
 
 int cql_cluster_execute(cql_cluster *cl, const char *query, const cql_value *values,
                         size_t n_values, const cql_query_opts *opts, cql_result **out,
                         cql_error *err) {
-  if (out) *out = NULL;
-  if (check_cluster(cl, query, "cql_cluster_execute", err) < 0) return -1;
-  cql_query_opts tmp;
-  struct req q = {.query = query,
-                  .values = values,
-                  .n = n_values,
-                  .out = out,
-                  .opts = with_default_consistency(cl, opts, &tmp)};
-  return run(cl, opts && opts->idempotent, op_execute, &q, err);
+  return statement(cl, op_execute, "cql_cluster_execute", query, values, n_values, opts, out, err);
 }
 
 int cql_cluster_batch(cql_cluster *cl, cql_batch_type type, const cql_batch_stmt *stmts, size_t n,
