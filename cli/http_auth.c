@@ -12,9 +12,7 @@
 /* Longest Authorization value looked at: far more than any sane credential. */
 #define MAX_CREDENTIAL 4096
 
-static void digest(const void *data, size_t len, unsigned char out[32]) {
-  SHA256(data, len, out);
-}
+static void digest(const void *data, size_t len, unsigned char out[32]) { SHA256(data, len, out); }
 
 int kdao__http_auth_parse(const char *setting, kdao__http_auth *out) {
   memset(out, 0, sizeof *out);
@@ -22,8 +20,7 @@ int kdao__http_auth_parse(const char *setting, kdao__http_auth *out) {
   const char *rest = setting + 6;
   if (!strncmp(setting, "token:", 6) && *rest) {
     out->kind = KDAO__HTTP_AUTH_TOKEN;
-  } else if (!strncmp(setting, "basic:", 6) && strchr(rest, ':') > rest &&
-             strchr(rest, ':')[1]) {
+  } else if (!strncmp(setting, "basic:", 6) && strchr(rest, ':') > rest && strchr(rest, ':')[1]) {
     out->kind = KDAO__HTTP_AUTH_BASIC;
   } else {
     return -1;

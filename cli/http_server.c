@@ -51,6 +51,8 @@ typedef struct listener {
   char *cert, *key;   /* TLS: the PEM texts, kept while the daemon runs */
   unsigned port;
   bool tls;
+  atomic_bool starting;
+  char start_log[192]; /* MHD's messages while starting */
 } listener;
 
 enum { PLAIN, TLS, LISTENERS };
@@ -640,10 +642,23 @@ static void handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t ad
   MHD_add_connection(l->daemon, fd, addr, addrlen);
 }
 
+/*
+ * MHD's messages go to stderr, except while its daemon starts: then they explain why it
+ * could not (GnuTLS's reading of the certificate), and become part of the JSON error.
+ */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
-  fputs("kdao serve: ", stderr);
-  vfprintf(stderr, fmt, ap);
+  listener *l = cls;
+  if (!atomic_load(&l->starting)) {
+    fputs("kdao serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    return;
+  }
+  size_t n = strlen(l->start_log);
+  if (n + 3 >= sizeof l->start_log) return;
+  if (n) n += (size_t)snprintf(l->start_log + n, sizeof l->start_log - n, "; ");
+  vsnprintf(l->start_log + n, sizeof l->start_log - n, fmt, ap);
+  n += strcspn(l->start_log + n, "\n");
+  l->start_log[n] = '\0';
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -755,22 +770,25 @@ static int listener_start(kdao__http_server *s, listener *l, const kdao__http_se
                                          {MHD_OPTION_END, 0, NULL}};
   struct MHD_OptionItem no_options[] = {{MHD_OPTION_END, 0, NULL}};
   /* The logger goes first: MHD reports problems with the options that follow through it. */
+  atomic_store(&l->starting, true);
   l->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      flags, 0, NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
       MHD_OPTION_CONNECTION_LIMIT, limits->max_connections + HANDOFF_SLACK,
       MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
       MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_ARRAY,
       tls ? tls_options : no_options, MHD_OPTION_END);
+  atomic_store(&l->starting, false);
   if (!l->daemon) {
     close(fd);
     if (tls)
       snprintf(errbuf, errlen,
-               "cannot start the HTTPS server on %s:%u: check admin_ssl_cert and "
+               "cannot start the HTTPS server on %s:%u (%s): check admin_ssl_cert and "
                "admin_ssl_cert_key (PEM, the key unencrypted)",
-               host, port);
+               host, port, l->start_log[0] ? l->start_log : "no reason given");
     else
-      snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u", host, port);
+      snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u%s%s%s", host, port,
+               l->start_log[0] ? " (" : "", l->start_log, l->start_log[0] ? ")" : "");
     return tls ? KDAO_ERR_CONFIG : KDAO_ERR_IO;
   }
   kdao__http_gate_limits gl = {.max_connections = limits->max_connections,

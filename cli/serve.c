@@ -250,7 +250,7 @@ int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **ar
 
   kdao__http_api api = {.factory = f, .cfg = cfg};
   kdao__http_server *server = NULL;
-  char errbuf[256];
+  char errbuf[512];
   int kind = kdao__http_server_start(&api, &set, &server, errbuf, sizeof errbuf);
   if (kind != KDAO_OK) {
     cli_fail(kdao_error_new(kind, errbuf));
