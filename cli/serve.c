@@ -172,15 +172,13 @@ static FILE *open_access_log(const kdao_config *cfg, bool *bad) {
  * TLS-terminating deployment can keep authentication in front of kdao.
  */
 static int check_exposure(const serve_options *o, const char *host, unsigned port,
-                          const kdao__http_auth *auth) {
+                          const kdao__http_auth *auth, bool *exposed) {
+  *exposed = false;
   if (!host || auth->kind != KDAO__HTTP_AUTH_NONE || kdao__http_host_is_loopback(host) != 0)
     return 0;
   const char *b = strchr(host, ':') ? "[" : "", *e = strchr(host, ':') ? "]" : "";
   if (o->insecure) {
-    fprintf(stderr,
-            "kdao serve: warning: the admin API on %s%s%s:%u takes requests from anyone who "
-            "can reach it (--insecure)\n",
-            b, host, e, port);
+    *exposed = true;
     return 0;
   }
   return fail(KDAO_ERR_CONFIG,
@@ -230,7 +228,8 @@ int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **ar
                           "(the value is not shown)");
     goto cleanup;
   }
-  if (check_exposure(&o, host, set.port, &set.auth) != 0) goto cleanup;
+  bool exposed;
+  if (check_exposure(&o, host, set.port, &set.auth, &exposed) != 0) goto cleanup;
   if (tls_host &&
       (!(cert = read_pem(cfg, "admin_ssl_cert")) || !(key = read_pem(cfg, "admin_ssl_cert_key"))))
     goto cleanup;
@@ -257,6 +256,11 @@ int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **ar
     goto cleanup;
   }
   if (host) print_listening("http", host, kdao__http_server_port(server, false));
+  /* Only once listening: until then stderr holds nothing but a JSON error, if any. */
+  if (exposed)
+    fprintf(stderr,
+            "kdao serve: warning: the plain admin API takes requests from anyone who can reach "
+            "it (--insecure without admin_auth)\n");
   if (tls_host) print_listening("https", tls_host, kdao__http_server_port(server, true));
   fflush(stderr);
   wait_for_stop(&stop);
