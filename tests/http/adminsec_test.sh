@@ -326,5 +326,14 @@ if [ "$BACKEND" = postgres ]; then
   stop_server
 fi
 
+# Under ASan/UBSan the servers' own reports (leaks at exit included) land in their stderr.
+if grep -q 'Sanitizer\|runtime error' "$TMP"/*.err; then
+  STATUS=sanitizer BODY=""
+  ko "sanitizer report from kdao serve"
+  cat "$TMP"/*.err >&2
+else
+  ok
+fi
+
 echo "adminsec_$BACKEND: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
