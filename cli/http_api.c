@@ -81,6 +81,12 @@ static void respond_message(ctx *c, int status, const char *message) {
   respond(c, status, kdao__http_message(message));
 }
 
+/* A failure the client is not told about, for the operator: names the request. */
+static void log_failure(const ctx *c, const char *detail) {
+  fprintf(stderr, "kdao serve: %s %s: request %s: %s\n", c->req->method, c->req->path,
+          c->req->request_id ? c->req->request_id : "-", detail);
+}
+
 /*
  * Kong's on_error: db → 500 (detail logged, not shown), unique → 409 and foreign → 404
  * with the field map, anything else → 400 with the field map or the message. Takes `e`.
@@ -100,8 +106,7 @@ static void respond_error(ctx *c, kdao_error *e) {
   }
   default:
     /* A db failure, or a raised error in Kong's terms: the client learns nothing more. */
-    fprintf(stderr, "kdao serve: %s %s: %s\n", c->req->method, c->req->path,
-            e ? kdao_error_string(e) : "out of memory");
+    log_failure(c, e ? kdao_error_string(e) : "out of memory");
     respond_message(c, 500, KDAO__HTTP_INTERNAL_ERROR);
     break;
   }
@@ -479,6 +484,33 @@ static void node_info(ctx *c) {
                     kdao_factory_infos(c->api->factory)));
 }
 
+/*
+ * GET /status: Kong 0.10's shape — {"server": nginx's connection counters, "database": ...}
+ * — with the counters kdao's server keeps. Kong counted the rows of every table under
+ * "database", a full scan per table on Cassandra and at a million rows on any backend, on a
+ * route meant for health checks; kdao reports instead whether the database answers (one
+ * read of the migrations table) and how many migrations are pending. 503 when it does not
+ * answer, so a load balancer's probe fails.
+ */
+static void node_status(ctx *c) {
+  kdao__http_counters n = {0};
+  if (c->req->counters) c->req->counters(c->req->counters_cls, &n);
+  int pending = 0;
+  kdao_error *e = NULL;
+  bool reachable = kdao_factory_pending_migrations(c->api->factory, &pending, &e) == KDAO_OK;
+  if (!reachable) log_failure(c, e ? kdao_error_string(e) : "out of memory");
+  kdao_error_free(e);
+  json_t *database = reachable ? json_pack("{sbsi}", "reachable", 1, "migrations_pending", pending)
+                               : json_pack("{sb}", "reachable", 0);
+  respond(c, reachable ? 200 : 503,
+          json_pack("{s{sIsIsIsIsIsIsI}so}", "server", "connections_active", (json_int_t)n.active,
+                    "connections_reading", (json_int_t)n.reading, "connections_writing",
+                    (json_int_t)n.writing, "connections_waiting", (json_int_t)n.waiting,
+                    "connections_accepted", (json_int_t)n.accepted, "connections_handled",
+                    (json_int_t)n.handled, "total_requests", (json_int_t)n.total_requests,
+                    "database", database));
+}
+
 static void plugins_enabled(ctx *c) {
   respond(c, 200, json_pack("{so}", "enabled_plugins", kdao_factory_plugin_names(c->api->factory)));
 }
@@ -824,6 +856,7 @@ static void certificate_delete(ctx *c) {
  */
 static const route routes[] = {
     {"/", NULL, NULL, NULL, NULL, {[M_GET] = node_info}},
+    {"/status", NULL, NULL, NULL, NULL, {[M_GET] = node_status}},
     {"/apis", "apis", NULL, NULL, NULL, COLLECTION},
     {"/apis/:api", "apis", NULL, "id", "name", ELEMENT},
     {"/apis/:api/plugins", "plugins", &scope_api, NULL, NULL, COLLECTION},

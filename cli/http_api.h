@@ -16,13 +16,28 @@ typedef struct kdao__http_api {
   const kdao_config *cfg;
 } kdao__http_api;
 
+/* The server's counters, as GET /status reports them (nginx's stub_status, as Kong did). */
+typedef struct kdao__http_counters {
+  unsigned long long accepted;       /* connections accepted */
+  unsigned long long handled;        /* of those, not refused over a limit */
+  unsigned long long total_requests; /* requests whose head the server read */
+  unsigned long long active;         /* open client connections */
+  unsigned long long reading;        /* of those, waiting for their first request head */
+  unsigned long long writing;        /* of those, with a request being served */
+  unsigned long long waiting;        /* of those, kept alive between requests */
+} kdao__http_counters;
+
 /* One request, already read and decoded by the server. All members are borrowed. */
 typedef struct kdao__http_request {
-  const char *method;   /* "GET", "POST", ... */
-  const char *path;     /* the path as sent (percent-encoded), without the query */
-  const json_t *query;  /* decoded query arguments: flat object of strings/arrays */
-  const json_t *body;   /* body parameters, nested keys normalised; NULL when none */
-  const char *base_url; /* "http://host:port" of this server, for `next` links */
+  const char *method;     /* "GET", "POST", ... */
+  const char *path;       /* the path as sent (percent-encoded), without the query */
+  const json_t *query;    /* decoded query arguments: flat object of strings/arrays */
+  const json_t *body;     /* body parameters, nested keys normalised; NULL when none */
+  const char *base_url;   /* "http://host:port" of this server, for `next` links */
+  const char *request_id; /* names the request in error log lines; NULL: none */
+  /* Fills the server's counters for GET /status; NULL: all zero. */
+  void (*counters)(void *cls, kdao__http_counters *out);
+  void *counters_cls;
 } kdao__http_request;
 
 /* Kong's fixed response texts, shared with the server layer. */

@@ -63,7 +63,8 @@ struct kdao__http_gate {
   bool started;
   pthread_mutex_t lock; /* clients and their counts: the server reports from its thread */
   client *clients;
-  unsigned total;
+  unsigned total, served; /* served: the part of total the server holds */
+  unsigned long long accepted, handled;
 };
 
 static int64_t now_ms(void) {
@@ -123,6 +124,7 @@ static const char *admit(kdao__http_gate *g, const struct sockaddr *addr, client
   const char *refusal = NULL;
   *out = NULL;
   pthread_mutex_lock(&g->lock);
+  g->accepted++;
   client *c = client_of(g, addr, true);
   if (!c)
     refusal = "Out of memory";
@@ -133,6 +135,7 @@ static const char *admit(kdao__http_gate *g, const struct sockaddr *addr, client
   if (!refusal) {
     c->pending++;
     g->total++;
+    g->handled++;
     *out = c;
   } else if (c) {
     client_release(g, c);
@@ -159,6 +162,7 @@ void kdao__http_gate_opened(kdao__http_gate *g, const struct sockaddr *addr) {
   if (c) {
     c->active++;
     g->total++;
+    g->served++;
   }
   pthread_mutex_unlock(&g->lock);
 }
@@ -169,8 +173,18 @@ void kdao__http_gate_closed(kdao__http_gate *g, const struct sockaddr *addr) {
   if (c && c->active) {
     c->active--;
     g->total--;
+    g->served--;
     client_release(g, c);
   }
+  pthread_mutex_unlock(&g->lock);
+}
+
+void kdao__http_gate_stats_get(kdao__http_gate *g, kdao__http_gate_stats *out) {
+  pthread_mutex_lock(&g->lock);
+  *out = (kdao__http_gate_stats){.accepted = g->accepted,
+                                 .handled = g->handled,
+                                 .waiting = g->total - g->served,
+                                 .served = g->served};
   pthread_mutex_unlock(&g->lock);
 }
 
@@ -227,6 +241,10 @@ static const char *reason_phrase(int status) {
  * http_params.c, plain ASCII without quotes.
  */
 static void refuse(kdao__http_gate *g, conn *k, conn_list *from, int status, const char *message) {
+  if (g->limits.tls) {
+    drop(g, from, k);
+    return;
+  }
   char body[160], text[512];
   int blen = snprintf(body, sizeof body, "{\"message\":\"%s\"}\n", message);
   int tlen = snprintf(text, sizeof text,
@@ -270,7 +288,8 @@ static void inspect(kdao__http_gate *g, conn *k) {
     return;
   }
   const char *message = NULL;
-  int verdict = kdao__http_check_head(g->peek, (size_t)n, g->limits.max_header, &message);
+  int verdict =
+      g->limits.tls ? 0 : kdao__http_check_head(g->peek, (size_t)n, g->limits.max_header, &message);
   if (verdict < 0) return;
   if (verdict > 0) {
     refuse(g, k, &g->waiting, verdict, message);

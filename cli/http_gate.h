@@ -26,7 +26,22 @@ typedef struct kdao__http_gate_limits {
   unsigned max_per_client;  /* the same, per client address */
   size_t max_header;        /* bytes of request line and headers */
   unsigned header_timeout;  /* seconds from accept to a complete head */
+  /*
+   * The connections speak TLS: what arrives first is a handshake, not a head the gate could
+   * check. Such a connection is handed over once its first bytes arrive (within
+   * header_timeout), and one refused is closed without an answer — plain text would be
+   * garbage to a TLS client.
+   */
+  bool tls;
 } kdao__http_gate_limits;
+
+/* What the gate has seen, for GET /status. */
+typedef struct kdao__http_gate_stats {
+  unsigned long long accepted; /* connections accepted */
+  unsigned long long handled;  /* of those, admitted (not refused over a limit) */
+  unsigned waiting;            /* admitted, their first request head not yet arrived */
+  unsigned served;             /* handed over and still open in the server */
+} kdao__http_gate_stats;
 
 /*
  * Takes over a connection whose first request head has arrived and passed the checks. The
@@ -52,6 +67,9 @@ int kdao__http_gate_start(int listen_fd, const kdao__http_gate_limits *limits,
  */
 void kdao__http_gate_opened(kdao__http_gate *g, const struct sockaddr *addr);
 void kdao__http_gate_closed(kdao__http_gate *g, const struct sockaddr *addr);
+
+/* A snapshot of the counters; any thread. */
+void kdao__http_gate_stats_get(kdao__http_gate *g, kdao__http_gate_stats *out);
 
 /* Stops the thread and closes the listening socket and every connection not handed over. */
 void kdao__http_gate_stop(kdao__http_gate *g);

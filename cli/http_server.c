@@ -12,7 +12,12 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +39,37 @@
  */
 #define HANDOFF_SLACK 64
 
-struct kdao__http_server {
-  struct MHD_Daemon *daemon;
+/* Longest request id taken from a client's X-Request-Id. */
+#define MAX_REQUEST_ID 64
+
+/* One listening address: its gate and its MHD daemon. */
+typedef struct listener {
+  kdao__http_server *server;
+  struct MHD_Daemon *daemon; /* NULL: this listener is not configured */
   kdao__http_gate *gate;
+  char *default_base; /* base URL when a request has no Host header (HTTP/1.0) */
+  char *cert, *key;   /* TLS: the PEM texts, kept while the daemon runs */
+  unsigned port;
+  bool tls;
+  atomic_bool starting;
+  char start_log[192]; /* MHD's messages while starting */
+} listener;
+
+enum { PLAIN, TLS, LISTENERS };
+
+struct kdao__http_server {
+  listener listeners[LISTENERS];
   kdao__http_api *api;
   kdao__http_limits limits;
-  char *default_base; /* base URL when a request has no Host header (HTTP/1.0) */
-  unsigned port;
+  kdao__http_auth auth;
+  FILE *access_log;
+  /*
+   * Each daemon runs its handlers on its own thread, and the factory may be used by one
+   * thread at a time: the handlers take this lock.
+   */
+  pthread_mutex_t api_lock;
+  atomic_ullong requests;    /* heads read */
+  atomic_ullong in_progress; /* requests between their head and their completion */
 };
 
 typedef enum body_kind {
@@ -52,6 +81,10 @@ typedef enum body_kind {
 
 /* One request being read. Lives from the first call of the handler to its completion. */
 typedef struct request {
+  char id[MAX_REQUEST_ID + 1]; /* X-Request-Id: the client's when sane, else generated */
+  char *method, *path;         /* for the access log */
+  int status;                  /* of the response queued; 0 while none is */
+  size_t bytes;                /* of its body */
   body_kind kind;
   char *buf; /* raw JSON or urlencoded body; the multipart field being streamed */
   size_t len, cap;
@@ -69,6 +102,8 @@ static void request_free(request *r) {
   if (!r) return;
   if (r->pp) MHD_destroy_post_processor(r->pp);
   json_decref(r->form);
+  free(r->method);
+  free(r->path);
   free(r->last_key);
   free(r->buf);
   free(r);
@@ -79,11 +114,12 @@ static void request_free(request *r) {
  * ---------------------------------------------------------------------------------------- */
 
 /*
- * Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline. With
- * `close`, the connection ends after it: what follows on it cannot be trusted.
+ * Sends `body` (stolen; NULL for none) as Kong does: compact JSON and a newline, with the
+ * request's id. With `close`, the connection ends after it: what follows on it cannot be
+ * trusted. `challenge`: the WWW-Authenticate of a 401.
  */
-static enum MHD_Result send_json_ex(struct MHD_Connection *conn, int status, json_t *body,
-                                    bool close) {
+static enum MHD_Result send_json_ex(struct MHD_Connection *conn, request *r, int status,
+                                    json_t *body, bool close, const char *challenge) {
   char *text = NULL;
   size_t len = 0;
   if (body) {
@@ -107,26 +143,34 @@ static enum MHD_Result send_json_ex(struct MHD_Connection *conn, int status, jso
   if (len)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, SERVER_HEADER);
+  MHD_add_response_header(resp, "X-Request-Id", r->id);
   if (close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
   enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+  if (rc == MHD_YES) {
+    r->status = status;
+    r->bytes = len;
+  }
   MHD_destroy_response(resp);
   return rc;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
-  return send_json_ex(conn, status, body, false);
+static enum MHD_Result send_json(struct MHD_Connection *conn, request *r, int status,
+                                 json_t *body) {
+  return send_json_ex(conn, r, status, body, false, NULL);
 }
 
-static enum MHD_Result send_message(struct MHD_Connection *conn, int status, const char *msg) {
-  return send_json(conn, status, kdao__http_message(msg));
+static enum MHD_Result send_message(struct MHD_Connection *conn, request *r, int status,
+                                    const char *msg) {
+  return send_json(conn, r, status, kdao__http_message(msg));
 }
 
 /* 400 for a request text that cannot become a kdao string: "Invalid query string: ...". */
-static enum MHD_Result send_problem(struct MHD_Connection *conn, const char *where,
+static enum MHD_Result send_problem(struct MHD_Connection *conn, request *r, const char *where,
                                     kdao__http_text problem) {
   char msg[128];
   snprintf(msg, sizeof msg, "Invalid %s: a parameter %s", where, kdao__http_text_problem(problem));
-  return send_message(conn, 400, msg);
+  return send_message(conn, r, 400, msg);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -225,22 +269,61 @@ static bool framing_is_ambiguous(struct MHD_Connection *conn) {
 }
 
 /*
- * First call for a request: decides how its body will be read, or answers at once —
- * 415 for a write without a usable Content-Type (Kong's before_filter), 413 for a declared
- * length over the limit, so the client learns before sending it.
+ * A client's request id is taken when it cannot disturb a log line or a header: letters,
+ * digits and "-_.:" only, at most MAX_REQUEST_ID of them.
+ */
+static bool request_id_is_sane(const char *id) {
+  static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789-_.:";
+  size_t n = id ? strlen(id) : 0;
+  return n > 0 && n <= MAX_REQUEST_ID && strspn(id, allowed) == n;
+}
+
+/* 128 random bits in hex; should the generator fail, the request's number. */
+static void request_id_new(char *out, unsigned long long number) {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    snprintf(out, MAX_REQUEST_ID + 1, "%llu", number);
+    return;
+  }
+  for (size_t i = 0; i < sizeof raw; i++) snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+/*
+ * First call for a request: names it, checks its credentials (401 before the body comes),
+ * decides how its body will be read, or answers at once — 415 for a write without a usable
+ * Content-Type (Kong's before_filter), 413 for a declared length over the limit, so the
+ * client learns before sending it.
  */
 static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection *conn,
-                                     const char *method, request **out) {
+                                     const char *url, const char *method, request **out) {
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   const char *cl =
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
   request *r = calloc(1, sizeof *r);
   if (!r) return MHD_NO;
   *out = r;
   clock_gettime(CLOCK_MONOTONIC, &r->started);
+  unsigned long long number = atomic_fetch_add(&s->requests, 1) + 1;
+  atomic_fetch_add(&s->in_progress, 1);
+  if (request_id_is_sane(id))
+    snprintf(r->id, sizeof r->id, "%s", id);
+  else
+    request_id_new(r->id, number);
+  r->method = strdup(method);
+  r->path = strdup(url);
   if (framing_is_ambiguous(conn)) {
     r->responded = true;
-    return send_json_ex(conn, 400, kdao__http_message("Conflicting Content-Length headers"), true);
+    return send_json_ex(conn, r, 400, kdao__http_message("Conflicting Content-Length headers"),
+                        true, NULL);
+  }
+  /* The header itself is never logged or echoed: it holds the secret. */
+  if (!kdao__http_auth_check(&s->auth, MHD_lookup_connection_value(
+                                           conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
+    r->responded = true;
+    return send_json_ex(conn, r, 401, kdao__http_message("Unauthorized"), false,
+                        kdao__http_auth_challenge(&s->auth));
   }
   if (!needs_body(method)) return MHD_YES;
   /* Kong reads JSON wherever the type mentions it (its find() on the lowered header). */
@@ -252,20 +335,20 @@ static enum MHD_Result request_begin(kdao__http_server *s, struct MHD_Connection
     r->kind = BODY_MULTIPART;
   else {
     r->responded = true;
-    return send_message(conn, 415,
+    return send_message(conn, r, 415,
                         "Unsupported Content-Type. Use application/json, "
                         "application/x-www-form-urlencoded or multipart/form-data");
   }
   if (cl && strtoull(cl, NULL, 10) > s->limits.max_body) {
     r->responded = true;
-    return send_message(conn, 413, "Request body too large");
+    return send_message(conn, r, 413, "Request body too large");
   }
   if (r->kind == BODY_MULTIPART) {
     r->form = json_object();
     r->pp = r->form ? MHD_create_post_processor(conn, POST_BUFFER, on_form_field, r) : NULL;
     if (!r->pp) {
       r->responded = true;
-      return send_message(conn, 400, "Cannot parse multipart body");
+      return send_message(conn, r, 400, "Cannot parse multipart body");
     }
   }
   return MHD_YES;
@@ -291,7 +374,7 @@ static enum MHD_Result request_data(kdao__http_server *s, struct MHD_Connection 
   r->received += size;
   if (r->received > s->limits.max_body) {
     r->responded = true;
-    return send_message(conn, 413, "Request body too large");
+    return send_message(conn, r, 413, "Request body too large");
   }
   if (r->failed) return MHD_YES;
   if (r->kind == BODY_MULTIPART) {
@@ -330,9 +413,10 @@ static json_t *request_params(struct MHD_Connection *conn, request *r, enum MHD_
   json_t *params = flat ? kdao__http_normalize(flat) : NULL;
   json_decref(flat);
   if (!params && problem != KDAO__HTTP_TEXT_OK)
-    *rc = send_problem(conn, r->kind == BODY_MULTIPART ? "multipart body" : "form body", problem);
+    *rc =
+        send_problem(conn, r, r->kind == BODY_MULTIPART ? "multipart body" : "form body", problem);
   else if (!params)
-    *rc = send_message(conn, 400, bad);
+    *rc = send_message(conn, r, 400, bad);
   return params;
 }
 
@@ -371,17 +455,37 @@ static bool host_is_plain(const char *host) {
   return host && *host && strspn(host, allowed) == strlen(host);
 }
 
-static char *base_url(kdao__http_server *s, struct MHD_Connection *conn) {
+static char *base_url(listener *l, struct MHD_Connection *conn) {
   const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-  if (!host_is_plain(host)) return strdup(s->default_base);
-  size_t n = strlen(host) + sizeof "http://";
+  if (!host_is_plain(host)) return strdup(l->default_base);
+  size_t n = strlen(host) + sizeof "https://";
   char *url = malloc(n);
-  if (url) snprintf(url, n, "http://%s", host);
+  if (url) snprintf(url, n, "%s://%s", l->tls ? "https" : "http", host);
   return url;
 }
 
-static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *conn,
-                                   const char *url, const char *method, request *r) {
+/* GET /status's counters: both listeners' gates and the requests in progress. */
+static void server_counters(void *cls, kdao__http_counters *out) {
+  kdao__http_server *s = cls;
+  *out = (kdao__http_counters){.total_requests = atomic_load(&s->requests),
+                               .writing = atomic_load(&s->in_progress)};
+  for (int i = 0; i < LISTENERS; i++) {
+    if (!s->listeners[i].gate) continue;
+    kdao__http_gate_stats g;
+    kdao__http_gate_stats_get(s->listeners[i].gate, &g);
+    out->accepted += g.accepted;
+    out->handled += g.handled;
+    out->reading += g.waiting;
+    out->active += g.waiting + g.served;
+  }
+  /* Requests in progress on connections the server holds: the rest of those are idle. */
+  unsigned long long busy = out->reading + out->writing;
+  out->waiting = out->active > busy ? out->active - busy : 0;
+}
+
+static enum MHD_Result request_end(listener *l, struct MHD_Connection *conn, const char *url,
+                                   const char *method, request *r) {
+  kdao__http_server *s = l->server;
   enum MHD_Result rc = MHD_YES;
   json_t *body = NULL;
   /*
@@ -394,27 +498,35 @@ static enum MHD_Result request_end(kdao__http_server *s, struct MHD_Connection *
   if (path != KDAO__HTTP_TEXT_OK) {
     char msg[96];
     snprintf(msg, sizeof msg, "Invalid URI path: a segment %s", kdao__http_text_problem(path));
-    return send_message(conn, 400, msg);
+    return send_message(conn, r, 400, msg);
   }
   if (r->kind != BODY_IGNORED && !(body = request_params(conn, r, &rc))) return rc;
   json_t *query = json_object();
-  char *base = base_url(s, conn);
+  char *base = base_url(l, conn);
   if (!query || !base) {
-    rc = send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR);
+    rc = send_message(conn, r, 500, KDAO__HTTP_INTERNAL_ERROR);
     goto cleanup;
   }
   query_args q = {.query = query};
   MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
   if (q.rc != 0) {
-    rc = q.rc < 0 ? send_message(conn, 500, KDAO__HTTP_INTERNAL_ERROR)
-                  : send_problem(conn, "query string", (kdao__http_text)q.rc);
+    rc = q.rc < 0 ? send_message(conn, r, 500, KDAO__HTTP_INTERNAL_ERROR)
+                  : send_problem(conn, r, "query string", (kdao__http_text)q.rc);
     goto cleanup;
   }
-  kdao__http_request req = {
-      .method = method, .path = url, .query = query, .body = body, .base_url = base};
+  kdao__http_request req = {.method = method,
+                            .path = url,
+                            .query = query,
+                            .body = body,
+                            .base_url = base,
+                            .request_id = r->id,
+                            .counters = server_counters,
+                            .counters_cls = s};
   json_t *out = NULL;
+  pthread_mutex_lock(&s->api_lock);
   int status = kdao__http_handle(s->api, &req, &out);
-  rc = send_json(conn, status, out);
+  pthread_mutex_unlock(&s->api_lock);
+  rc = send_json(conn, r, status, out);
 cleanup:
   free(base);
   json_decref(query);
@@ -426,9 +538,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
   (void)version;
-  kdao__http_server *s = cls;
+  listener *l = cls;
+  kdao__http_server *s = l->server;
   request *r = *con_cls;
-  if (!r) return request_begin(s, conn, method, (request **)con_cls);
+  if (!r) return request_begin(s, conn, url, method, (request **)con_cls);
   if (*upload_data_size) {
     enum MHD_Result rc = request_data(s, conn, r, upload_data, *upload_data_size);
     *upload_data_size = 0;
@@ -437,16 +550,65 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (r->responded) return MHD_YES;
   r->responded = true;
   if (r->failed)
-    return send_message(conn, 400,
+    return send_message(conn, r, 400,
                         r->kind == BODY_MULTIPART ? "Cannot parse multipart body"
                                                   : "Cannot read request body");
-  return request_end(s, conn, url, method, r);
+  return request_end(l, conn, url, method, r);
+}
+
+/*
+ * Appends `s` to the line, bytes that could forge a field or a line, or upset a terminal,
+ * as \xHH. Stops at `end`.
+ */
+static char *log_text(char *p, const char *end, const char *s) {
+  for (; s && *s && p + 5 < end; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+      *p++ = (char)ch;
+    else
+      p += snprintf(p, (size_t)(end - p), "\\x%02x", ch);
+  }
+  *p = '\0';
+  return p;
+}
+
+/*
+ * The access log line: time (UTC), client address, request id, "METHOD path", status (- when
+ * none was sent), response body bytes, milliseconds from the head's arrival to completion.
+ * The path comes without its query string; no header is logged.
+ */
+static void access_log(kdao__http_server *s, struct MHD_Connection *conn, const request *r) {
+  char client[INET6_ADDRSTRLEN] = "-", when[32], method[64], path[2048], status[8] = "-";
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = info ? info->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, client, sizeof client);
+  else if (sa && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, client, sizeof client);
+  struct timespec now;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &now);
+  gmtime_r(&now.tv_sec, &tm);
+  size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + n, sizeof when - n, ".%03ldZ", now.tv_nsec / 1000000);
+  log_text(method, method + sizeof method, r->method);
+  log_text(path, path + sizeof path, r->path);
+  if (r->status) snprintf(status, sizeof status, "%d", r->status);
+  fprintf(s->access_log, "%s %s %s \"%s %s\" %s %zu %.3f\n", when, client, r->id, method, path,
+          status, r->bytes, seconds_since(&r->started) * 1000);
+  fflush(s->access_log);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-  (void)cls, (void)conn, (void)toe;
-  request_free(*con_cls);
+  (void)toe;
+  listener *l = cls;
+  request *r = *con_cls;
+  if (!r) return;
+  if (l->server->access_log) access_log(l->server, conn, r);
+  atomic_fetch_sub(&l->server->in_progress, 1);
+  request_free(r);
   *con_cls = NULL;
 }
 
@@ -464,26 +626,39 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s) {
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
   (void)socket_context;
-  kdao__http_server *s = cls;
+  listener *l = cls;
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   if (!info || !info->client_addr) return;
   if (code == MHD_CONNECTION_NOTIFY_STARTED)
-    kdao__http_gate_opened(s->gate, info->client_addr);
+    kdao__http_gate_opened(l->gate, info->client_addr);
   else
-    kdao__http_gate_closed(s->gate, info->client_addr);
+    kdao__http_gate_closed(l->gate, info->client_addr);
 }
 
 static void handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t addrlen) {
-  kdao__http_server *s = cls;
+  listener *l = cls;
   /* On failure MHD has closed the socket; the client sees the connection end. */
-  MHD_add_connection(s->daemon, fd, addr, addrlen);
+  MHD_add_connection(l->daemon, fd, addr, addrlen);
 }
 
+/*
+ * MHD's messages go to stderr, except while its daemon starts: then they explain why it
+ * could not (GnuTLS's reading of the certificate), and become part of the JSON error.
+ */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
-  fputs("kdao serve: ", stderr);
-  vfprintf(stderr, fmt, ap);
+  listener *l = cls;
+  if (!atomic_load(&l->starting)) {
+    fputs("kdao serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    return;
+  }
+  size_t n = strlen(l->start_log);
+  if (n + 3 >= sizeof l->start_log) return;
+  if (n) n += (size_t)snprintf(l->start_log + n, sizeof l->start_log - n, "; ");
+  vsnprintf(l->start_log + n, sizeof l->start_log - n, fmt, ap);
+  n += strcspn(l->start_log + n, "\n");
+  l->start_log[n] = '\0';
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -536,40 +711,51 @@ static int listen_on(const char *host, unsigned port, const struct sockaddr_stor
   return KDAO_OK;
 }
 
-int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port,
-                            const kdao__http_limits *limits, kdao__http_server **out, char *errbuf,
-                            size_t errlen) {
-  *out = NULL;
+int kdao__http_host_is_loopback(const char *host) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char errbuf[8];
+  if (resolve(host, 0, &ss, &len, errbuf, sizeof errbuf) != KDAO_OK) return -1;
+  if (ss.ss_family == AF_INET)
+    return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss.ss_family != AF_INET6) return 0;
+  const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/* Starts listener `l` on host:port: its socket, its daemon, then its gate. */
+static int listener_start(kdao__http_server *s, listener *l, const kdao__http_settings *set,
+                          bool tls, char *errbuf, size_t errlen) {
+  const kdao__http_limits *limits = &set->limits;
+  const char *host = tls ? set->tls_host : set->host;
+  unsigned port = tls ? set->tls_port : set->port;
   struct sockaddr_storage ss = {0};
   socklen_t sslen = 0;
   int fd = -1;
+  l->server = s;
+  l->tls = tls;
   int kind = resolve(host, port, &ss, &sslen, errbuf, errlen);
   if (kind == KDAO_OK)
     kind = listen_on(host, port, &ss, sslen, limits->max_header, &fd, errbuf, errlen);
   if (kind != KDAO_OK) return kind;
-  kdao__http_server *s = calloc(1, sizeof *s);
-  if (!s) {
-    close(fd);
-    snprintf(errbuf, errlen, "out of memory");
-    return KDAO_ERR_NOMEM;
-  }
-  s->api = api;
-  s->limits = *limits;
   struct sockaddr_storage bound;
   socklen_t blen = sizeof bound;
   if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
-    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+    l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
   size_t n = strlen(host) + 32;
-  s->default_base = malloc(n);
-  if (!s->default_base) {
+  l->default_base = malloc(n);
+  if (tls) {
+    l->cert = strdup(set->tls_cert);
+    l->key = strdup(set->tls_key);
+  }
+  if (!l->default_base || (tls && (!l->cert || !l->key))) {
     close(fd);
-    kdao__http_server_stop(s);
     snprintf(errbuf, errlen, "out of memory");
     return KDAO_ERR_NOMEM;
   }
-  snprintf(s->default_base, n, ss.ss_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
-           s->port);
+  snprintf(l->default_base, n, ss.ss_family == AF_INET6 ? "%s://[%s]:%u" : "%s://%s:%u",
+           tls ? "https" : "http", host, l->port);
   /*
    * MHD reads a request line and headers that passed the gate's max_header check into its
    * per-connection memory, which also holds its bookkeeping and the response headers:
@@ -577,45 +763,93 @@ int kdao__http_server_start(kdao__http_api *api, const char *host, unsigned port
    * through.
    */
   size_t memory = limits->max_header * 2 + 16 * 1024;
-  unsigned flags =
-      MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+                   MHD_USE_ITC | (tls ? MHD_USE_TLS : 0);
+  struct MHD_OptionItem tls_options[] = {{MHD_OPTION_HTTPS_MEM_KEY, 0, l->key},
+                                         {MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert},
+                                         {MHD_OPTION_END, 0, NULL}};
+  struct MHD_OptionItem no_options[] = {{MHD_OPTION_END, 0, NULL}};
   /* The logger goes first: MHD reports problems with the options that follow through it. */
-  s->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+  atomic_store(&l->starting, true);
+  l->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
       MHD_OPTION_CONNECTION_LIMIT, limits->max_connections + HANDOFF_SLACK,
       MHD_OPTION_CONNECTION_TIMEOUT, limits->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
-  if (!s->daemon) {
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+      MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_ARRAY,
+      tls ? tls_options : no_options, MHD_OPTION_END);
+  atomic_store(&l->starting, false);
+  if (!l->daemon) {
     close(fd);
-    kdao__http_server_stop(s);
-    snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u", host, port);
-    return KDAO_ERR_IO;
+    if (tls)
+      snprintf(errbuf, errlen,
+               "cannot start the HTTPS server on %s:%u (%s): check admin_ssl_cert and "
+               "admin_ssl_cert_key (PEM, the key unencrypted)",
+               host, port, l->start_log[0] ? l->start_log : "no reason given");
+    else
+      snprintf(errbuf, errlen, "cannot start the HTTP server on %s:%u%s%s%s", host, port,
+               l->start_log[0] ? " (" : "", l->start_log, l->start_log[0] ? ")" : "");
+    return tls ? KDAO_ERR_CONFIG : KDAO_ERR_IO;
   }
   kdao__http_gate_limits gl = {.max_connections = limits->max_connections,
                                .max_per_client = limits->max_per_client < limits->max_connections
                                                      ? limits->max_per_client
                                                      : limits->max_connections,
                                .max_header = limits->max_header,
-                               .header_timeout = limits->header_timeout};
+                               .header_timeout = limits->header_timeout,
+                               .tls = tls};
   /* The gate owns the socket from here, on failure too. */
-  if (kdao__http_gate_start(fd, &gl, handoff, s, &s->gate, errbuf, errlen) != 0) {
+  if (kdao__http_gate_start(fd, &gl, handoff, l, &l->gate, errbuf, errlen) != 0) return KDAO_ERR_IO;
+  return KDAO_OK;
+}
+
+int kdao__http_server_start(kdao__http_api *api, const kdao__http_settings *settings,
+                            kdao__http_server **out, char *errbuf, size_t errlen) {
+  *out = NULL;
+  kdao__http_server *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(errbuf, errlen, "out of memory");
+    return KDAO_ERR_NOMEM;
+  }
+  s->api = api;
+  s->limits = settings->limits;
+  s->auth = settings->auth;
+  s->access_log = settings->access_log;
+  pthread_mutex_init(&s->api_lock, NULL);
+  int kind = KDAO_OK;
+  if (settings->host)
+    kind = listener_start(s, &s->listeners[PLAIN], settings, false, errbuf, errlen);
+  if (kind == KDAO_OK && settings->tls_host)
+    kind = listener_start(s, &s->listeners[TLS], settings, true, errbuf, errlen);
+  if (kind != KDAO_OK) {
     kdao__http_server_stop(s);
-    return KDAO_ERR_IO;
+    return kind;
   }
   *out = s;
   return KDAO_OK;
 }
 
-unsigned kdao__http_server_port(const kdao__http_server *s) { return s->port; }
+unsigned kdao__http_server_port(const kdao__http_server *s, bool tls) {
+  const listener *l = &s->listeners[tls ? TLS : PLAIN];
+  return l->daemon ? l->port : 0;
+}
 
 void kdao__http_server_stop(kdao__http_server *s) {
   if (!s) return;
-  /* The gate first: nothing may be handed to a stopped daemon, which still reports closes. */
-  kdao__http_gate_stop(s->gate);
-  if (s->daemon) MHD_stop_daemon(s->daemon);
-  kdao__http_gate_free(s->gate);
-  free(s->default_base);
+  /* The gates first: nothing may be handed to a stopped daemon, which still reports closes. */
+  for (int i = 0; i < LISTENERS; i++) kdao__http_gate_stop(s->listeners[i].gate);
+  for (int i = 0; i < LISTENERS; i++) {
+    listener *l = &s->listeners[i];
+    if (l->daemon) MHD_stop_daemon(l->daemon);
+    kdao__http_gate_free(l->gate);
+    free(l->default_base);
+    free(l->cert);
+    if (l->key) {
+      OPENSSL_cleanse(l->key, strlen(l->key));
+      free(l->key);
+    }
+  }
+  pthread_mutex_destroy(&s->api_lock);
   free(s);
 }
 

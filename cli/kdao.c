@@ -38,8 +38,12 @@ const cli_command cli_commands[] = {
     {"config", "kdao config [--keys]", "Print the effective configuration",
      "  Secrets are masked. --keys prints the table of configuration keys (Markdown).\n",
      cli_cmd_config},
-    {"serve", "kdao serve [OPTIONS]", "Serve the admin API on admin_listen",
-     "  Kong 0.10's Admin API over this database.\n", cli_cmd_serve},
+    {"serve", "kdao serve [--listen HOST:PORT|off] [--insecure]",
+     "Serve the admin API on admin_listen",
+     "  Kong 0.10's Admin API over this database, on admin_listen (--listen overrides it)\n"
+     "  and over HTTPS on admin_listen_ssl. Off loopback a plain listener needs admin_auth,\n"
+     "  or --insecure to serve anyone who can reach it.\n",
+     cli_cmd_serve},
     {"version", "kdao version", "Print the version", "", cli_cmd_version},
     {"help", "kdao help [COMMAND]", "Print help", "", cli_cmd_help},
     {NULL, NULL, NULL, NULL, NULL},

@@ -7,11 +7,14 @@
 #include "kdao.h"
 
 /*
- * Runs `kdao serve [--listen HOST:PORT]` until SIGINT or SIGTERM. argv holds the options,
- * optionally preceded by the command name "serve". `f` is an open factory (connected, migrated) used by the
- * server's one thread only; `cfg` supplies admin_listen and the limits (admin_max_*,
- * admin_timeout). Prints one line on stderr once listening. Returns the process exit code:
- * 0 after a clean stop, 1 when it cannot listen, 2 on a usage error.
+ * Runs `kdao serve [--listen HOST:PORT|off] [--insecure]` until SIGINT or SIGTERM. argv
+ * holds the options, optionally preceded by the command name "serve". `f` is an open
+ * factory (connected, migrated); `cfg` supplies the listeners (admin_listen,
+ * admin_listen_ssl and its certificate), admin_auth, admin_access_log and the limits
+ * (admin_max_*, admin_*timeout). A plain listener off loopback without admin_auth is refused
+ * unless --insecure. Prints one line per listener on stderr once listening. Returns the
+ * process exit code: 0 after a clean stop, 1 when it cannot or will not listen, 2 on a usage
+ * error.
  */
 int kdao__cli_serve(kdao_factory *f, const kdao_config *cfg, int argc, char **argv);
 

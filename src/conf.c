@@ -41,7 +41,19 @@ static const conf_option conf_generic[] = {
     KDAO__OPT_STR("plugins_dir", NULL, "Directory of JSON plugin descriptions (`*.json`) to load."),
     KDAO__OPT_ARRAY("custom_plugins", NULL, "Additional plugins to enable, by name (Kong's key)."),
     KDAO__OPT_STR("admin_listen", "127.0.0.1:8001",
-                  "Address and port of the admin API (`kdao serve`)."),
+                  "Address and port of the admin API (`kdao serve`), or `off` for none "
+                  "(HTTPS only)."),
+    KDAO__OPT_STR("admin_listen_ssl", NULL,
+                  "Address and port of the admin API over HTTPS (Kong's key); needs "
+                  "`admin_ssl_cert` and `admin_ssl_cert_key`."),
+    KDAO__OPT_STR("admin_ssl_cert", NULL, "Certificate (PEM file) of the HTTPS admin API."),
+    KDAO__OPT_STR("admin_ssl_cert_key", NULL, "Private key (PEM file) of the HTTPS admin API."),
+    KDAO__OPT_SECRET("admin_auth",
+                     "Credentials every admin API request must carry: `token:<secret>` (an "
+                     "`Authorization: Bearer` header) or `basic:<user>:<password>`."),
+    KDAO__OPT_STR("admin_access_log", "off",
+                  "Admin API access log: `off`, `stderr` or a file to append one line per "
+                  "request to."),
     KDAO__OPT_NUM("admin_max_body", "1048576", 1, 1073741824,
                   "Largest admin API request body, in bytes."),
     KDAO__OPT_NUM("admin_max_connections", "256", 1, 65536,
@@ -592,15 +604,30 @@ int kdao__config_check_each(const kdao_config *cfg, const char *key, char *(*che
   return KDAO_OK;
 }
 
-static char *conf_check_listen(const kdao_config *cfg) {
-  const char *v = kdao_config_get(cfg, "admin_listen");
-  if (v == NULL) return NULL;
+/* `key` reads address:port; admin_listen may also be `off` (an HTTPS-only admin API). */
+static char *conf_check_listen(const kdao_config *cfg, const char *key) {
+  const char *v = kdao_config_get(cfg, key);
+  if (v == NULL || (strcmp(key, "admin_listen") == 0 && strcmp(v, "off") == 0)) return NULL;
   const char *colon = strrchr(v, ':');
   long long port;
   if (colon == NULL || colon == v || !kdao__config_parse_int(colon + 1, &port) || port < 0 ||
       port > 65535)
-    return kdao__asprintf("admin_listen must be of the form 'address:port': '%s'", v);
+    return kdao__asprintf("%s must be of the form 'address:port': '%s'", key, v);
   return NULL;
+}
+
+/*
+ * admin_auth is `token:<secret>` or `basic:<user>:<password>` (a user name cannot hold a
+ * colon in Basic credentials). The message never quotes the value: it is a secret.
+ */
+static char *conf_check_auth(const kdao_config *cfg) {
+  const char *v = kdao_config_get(cfg, "admin_auth");
+  if (v == NULL) return NULL;
+  const char *pass = strncmp(v, "basic:", 6) == 0 ? strchr(v + 6, ':') : NULL;
+  if (strncmp(v, "token:", 6) == 0 && v[6] != '\0') return NULL;
+  if (pass != NULL && pass > v + 6 && pass[1] != '\0') return NULL;
+  return kdao__asprintf("admin_auth must be 'token:<secret>' or 'basic:<user>:<password>' "
+                        "(the value is not shown)");
 }
 
 kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err) {
@@ -611,7 +638,9 @@ kdao_status kdao_config_check(const kdao_config *cfg, kdao_error **err) {
   for (const kdao__backend_ops *const *b = kdao__backends; *b != NULL && msg == NULL; b++)
     if ((*b)->config_check != NULL && (*b)->config_check(cfg, &msg) != KDAO_OK)
       return kdao__fail(err, NULL);
-  if (msg == NULL) msg = conf_check_listen(cfg);
+  if (msg == NULL) msg = conf_check_listen(cfg, "admin_listen");
+  if (msg == NULL) msg = conf_check_listen(cfg, "admin_listen_ssl");
+  if (msg == NULL) msg = conf_check_auth(cfg);
   if (msg == NULL) return KDAO_OK;
   kdao_error *e = kdao_error_new(KDAO_ERR_CONFIG, msg);
   kdao__free(msg);

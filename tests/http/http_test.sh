@@ -675,7 +675,7 @@ serve_error() {
     <<<"$BODY" >/dev/null && ok || ko "$name"
 }
 serve_error "port in use" io 1 --listen "127.0.0.1:${MAIN_BASE##*:}"
-serve_error "address not local" io 1 --listen 192.0.2.1:0
+serve_error "address not local" io 1 --listen 192.0.2.1:0 --insecure
 serve_error "host that does not resolve" config 1 --listen no-such-host.invalid:0
 serve_error "malformed listen address" usage 2 --listen 8001
 serve_error "unknown option" usage 2 --bogus

@@ -391,6 +391,33 @@ static void test_check_data_centers_and_listen(void **state) {
   expect_check_error(cfg, "admin_listen must be of the form 'address:port': '8001'");
   expect_set(cfg, "admin_listen", "0.0.0.0:8001", "0.0.0.0:8001");
   assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
+  expect_set(cfg, "admin_listen", "off", "off");
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
+  expect_set(cfg, "admin_listen_ssl", "off", "off");
+  expect_check_error(cfg, "admin_listen_ssl must be of the form 'address:port': 'off'");
+  expect_set(cfg, "admin_listen_ssl", "[::]:8444", "[::]:8444");
+  assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
+}
+
+/* admin_auth's two forms; a malformed value is refused without being quoted. */
+static void test_check_admin_auth(void **state) {
+  kdao_config *cfg = ((fixture *)*state)->cfg;
+  static const char *const good[] = {"token:s3cret", "basic:admin:pa:ss", "basic:a:b"};
+  static const char *const bad[] = {"s3cret",    "token:",       "basic:admin",
+                                    "basic::pw", "basic:admin:", "Token:x"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    expect_set(cfg, "admin_auth", good[i], good[i]);
+    assert_int_equal(kdao_config_check(cfg, NULL), KDAO_OK);
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    expect_set(cfg, "admin_auth", bad[i], bad[i]);
+    expect_check_error(cfg, "admin_auth must be 'token:<secret>' or 'basic:<user>:<password>' "
+                            "(the value is not shown)");
+  }
+  expect_set(cfg, "admin_auth", "token:s3cret", "token:s3cret");
+  json_t *dump = kdao_config_dump(cfg);
+  assert_string_equal(json_string_value(json_object_get(dump, "admin_auth")), "******");
+  json_decref(dump);
 }
 
 int main(void) {
@@ -434,6 +461,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_values_must_be_utf8, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set_unknown_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_masks_secrets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_check_admin_auth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_describe_covers_every_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_copy_is_independent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_check_dc_aware, setup, teardown),
