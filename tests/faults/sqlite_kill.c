@@ -112,7 +112,8 @@ static void writer(const char *path, int fd, unsigned seed) {
 /* One text column of the first row of `sql`, or NULL (no row); dies on an SQLite error. */
 static char *sql_text(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die("%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    die("%s: %s", sql, sqlite3_errmsg(db));
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) die("%s: %s", sql, sqlite3_errmsg(db));
   const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
@@ -227,7 +228,8 @@ int main(int argc, char **argv) {
     int status;
     if (waitpid(pid, &status, 0) != pid) die("waitpid: %s", strerror(errno));
     /* Killed before its first write: the round still checks the file, with no new ids. */
-    if (!WIFSIGNALED(status)) die("round %d: the writer ended on its own (status %d)", round, status);
+    if (!WIFSIGNALED(status))
+      die("round %d: the writer ended on its own (status %d)", round, status);
     size_t before = acked.n;
     collect(fds[0], &acked);
     close(fds[0]);
