@@ -2,7 +2,9 @@
 # PostgreSQL restarted, then down for 5 s, under admin-API load: `kdao serve` keeps running;
 # while the server is away every answer is a 503 with a JSON message (never a 500, never a
 # request hanging past curl's bound), and once it is back requests succeed again without
-# restarting kdao. Every row the API acknowledged (201) is found at the end.
+# restarting kdao. Every row the API acknowledged (201) is found at the end. Last, the
+# database made read-only (default_transaction_read_only, as on a standby): writes are 503
+# with their own message, reads still work.
 #
 #   pg_outage.sh KDAO_BINARY POSTGRES_SH
 #
@@ -176,6 +178,19 @@ for id in $(awk '$3 == "POST" && $4 == 201 { $1 = $2 = $3 = $4 = ""; print }' \
 done
 acked=$(awk '$3 == "POST" && $4 == 201' "$TMP/restart.log" "$TMP/outage.log" | wc -l)
 echo "pg_outage: $acked acknowledged creations checked" >&2
+
+# ---- a read-only database (what a standby answers): writes 503, reads still work ----
+if command -v psql >/dev/null; then
+  PGPASSWORD=$KDAO_PG_PASSWORD psql -q -h "$KDAO_PG_HOST" -p "$KDAO_PG_PORT" -U "$KDAO_PG_USER"     -d postgres -c "ALTER DATABASE $KDAO_PG_DATABASE SET default_transaction_read_only = on" ||
+    ko "could not make the database read-only"
+  pg restart || ko "postgres.sh restart failed" # the setting applies to new sessions
+  status=$(curl -s --max-time 5 -o "$TMP/body" -w '%{http_code}' -X POST "$BASE/consumers"     -d username=read-only)
+  [ "$status" = 503 ] &&
+    jq -e '.message == "The database is read-only: writes are refused"' "$TMP/body" >/dev/null ||
+    ko "insert into a read-only database: $status $(cat "$TMP/body")"
+  status=$(curl -s --max-time 5 -o "$TMP/body" -w '%{http_code}' "$BASE/consumers?size=1")
+  [ "$status" = 200 ] || ko "read from a read-only database: $status $(cat "$TMP/body")"
+fi
 
 if [ "$FAILED" != 0 ]; then
   echo "pg_outage: $FAILED failure(s); kdao serve's log:" >&2
