@@ -88,8 +88,25 @@ static void log_failure(const ctx *c, const char *detail) {
 }
 
 /*
+ * The 503 message of a db failure the backend classified (kdao.h's portable codes), or
+ * NULL. Conditions of the server's storage, not of the request: the client may retry
+ * later, and reads still work while writes are refused. Like a 500, the backend's detail
+ * (host, file) goes to stderr only.
+ */
+static const char *unavailable_message(const kdao_error *e) {
+  const char *code = kdao_error_kind(e) == KDAO_ERR_DB ? kdao_error_code(e) : NULL;
+  if (!code) return NULL;
+  if (!strcmp(code, KDAO_ERR_CODE_UNAVAILABLE)) return "The database is unavailable";
+  if (!strcmp(code, KDAO_ERR_CODE_FULL)) return "The database is full: writes are refused";
+  if (!strcmp(code, KDAO_ERR_CODE_READ_ONLY))
+    return "The database is read-only: writes are refused";
+  return NULL;
+}
+
+/*
  * Kong's on_error: db → 500 (detail logged, not shown), unique → 409 and foreign → 404
- * with the field map, anything else → 400 with the field map or the message. Takes `e`.
+ * with the field map, anything else → 400 with the field map or the message. kdao adds
+ * 503 for the db failures unavailable_message() names. Takes `e`.
  */
 static void respond_error(ctx *c, kdao_error *e) {
   const json_t *fields = kdao_error_fields(e);
@@ -104,11 +121,16 @@ static void respond_error(ctx *c, kdao_error *e) {
     respond(c, status, fields ? json_deep_copy(fields) : kdao__http_message(kdao_error_message(e)));
     break;
   }
-  default:
+  default: {
     /* A db failure, or a raised error in Kong's terms: the client learns nothing more. */
     log_failure(c, e ? kdao_error_string(e) : "out of memory");
-    respond_message(c, 500, KDAO__HTTP_INTERNAL_ERROR);
+    const char *unavailable = unavailable_message(e);
+    if (unavailable)
+      respond_message(c, 503, unavailable);
+    else
+      respond_message(c, 500, KDAO__HTTP_INTERNAL_ERROR);
     break;
+  }
   }
   kdao_error_free(e);
 }

@@ -110,8 +110,25 @@ KDAO_API const char *kdao_error_db_name(const kdao_error *err);
  */
 KDAO_API const char *kdao_error_string(const kdao_error *err);
 
-/* The backend's native code (SQLSTATE, SQLite extended code, CQL error code) or NULL. */
+/*
+ * The backend's native code (SQLSTATE, SQLite extended code, CQL error code) or NULL —
+ * except for the KDAO_ERR_DB failures below, which every backend reports with the same
+ * portable code (its native detail stays in the message), so that a caller can react
+ * without knowing the backend. None of them says whether a write that failed this way was
+ * applied when the connection dropped mid-statement.
+ */
 KDAO_API const char *kdao_error_code(const kdao_error *err);
+
+/*
+ * The backend cannot be reached: connection refused or lost, server shutting down or
+ * starting up, no live Cassandra replica. Transient: the next operation reconnects, so
+ * retrying later may succeed.
+ */
+#define KDAO_ERR_CODE_UNAVAILABLE "unavailable"
+/* The database or its disk is full: writes fail (with nothing written), reads still work. */
+#define KDAO_ERR_CODE_FULL "full"
+/* The database is read-only (file, mount or server): writes fail, reads still work. */
+#define KDAO_ERR_CODE_READ_ONLY "read_only"
 
 /*
  * CONSTRUCTOR: an error of `kind` with a plain `message` (copied). For callbacks that reject

@@ -102,9 +102,28 @@ static int oom(kdao_error **err) {
   return fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
 }
 
+/*
+ * No node answers, or none can serve the request for now (too few live replicas, overloaded,
+ * still joining): kdao.h's portable "unavailable", which callers may wait out.
+ */
+static bool cql_unavailable(const cql_error *ce) {
+  switch (ce->kind) {
+  case CQL_ERR_CONNECT:
+  case CQL_ERR_TIMEOUT:
+  case CQL_ERR_IO:
+  case CQL_ERR_NO_HOSTS: return true;
+  case CQL_ERR_SERVER:
+    return ce->code == CQL_SERVER_UNAVAILABLE || ce->code == CQL_SERVER_OVERLOADED ||
+           ce->code == CQL_SERVER_IS_BOOTSTRAPPING;
+  default: return false;
+  }
+}
+
 static kdao_error *cql_to_kdao(const cql_error *ce) {
   kdao_error *e = kdao_error_new(KDAO_ERR_DB, cql_error_message(ce));
-  if (e && ce->kind == CQL_ERR_SERVER) {
+  if (e && cql_unavailable(ce)) {
+    kdao__error_set_code(e, KDAO_ERR_CODE_UNAVAILABLE);
+  } else if (e && ce->kind == CQL_ERR_SERVER) {
     char code[16];
     snprintf(code, sizeof code, "0x%04X", (unsigned)ce->code);
     kdao__error_set_code(e, code);

@@ -135,12 +135,37 @@ static char *one_line(const char *msg) {
   return s;
 }
 
+/* A server that cannot be reached is a condition the caller may wait out: it says so. */
+static kdao_error *unavailable(kdao_error *e) {
+  kdao__error_set_code(e, KDAO_ERR_CODE_UNAVAILABLE);
+  return e;
+}
+
 static kdao_error *conn_error(pg_backend *b, const char *what) {
   char *reason = one_line(PQerrorMessage(b->conn));
   kdao_error *e =
       kdao__error_fmt(KDAO_ERR_DB, "%s %s: %s", what, b->where, reason ? reason : "out of memory");
   kdao__free(reason);
-  return e;
+  return unavailable(e);
+}
+
+static kdao_error *tx_lost(const pg_backend *b) {
+  return unavailable(
+      kdao__error_fmt(KDAO_ERR_DB, "transaction aborted: lost the connection to %s", b->where));
+}
+
+/*
+ * The portable code of a SQLSTATE for the conditions kdao.h names, else the SQLSTATE:
+ * connection exceptions (08) and the server going away or not yet up (57P01-57P03), a full
+ * disk (53100), a read-only transaction (25006: a standby, default_transaction_read_only).
+ */
+static const char *state_code(const char *state) {
+  if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+      strcmp(state, "57P03") == 0)
+    return KDAO_ERR_CODE_UNAVAILABLE;
+  if (strcmp(state, "53100") == 0) return KDAO_ERR_CODE_FULL;
+  if (strcmp(state, "25006") == 0) return KDAO_ERR_CODE_READ_ONLY;
+  return state;
 }
 
 /* Strips the double quotes PostgreSQL puts around identifiers that need them. */
@@ -193,7 +218,7 @@ static kdao_error *result_error(pg_backend *b, const PGresult *r, const json_t *
       kdao__free(text);
     }
   }
-  if (e && state) kdao__error_set_code(e, state);
+  if (e && state && !kdao_error_code(e)) kdao__error_set_code(e, state_code(state));
   return e;
 }
 
@@ -240,8 +265,7 @@ static void session_setup(pg_backend *b) {
  * only now is retried once on a fresh one: nothing ran yet.
  */
 static kdao_error *pg_ready(pg_backend *b) {
-  if (b->tx == TX_BROKEN)
-    return kdao__error_fmt(KDAO_ERR_DB, "transaction aborted: lost the connection to %s", b->where);
+  if (b->tx == TX_BROKEN) return tx_lost(b);
   kdao_error *e;
   if (PQstatus(b->conn) != CONNECTION_OK) {
     if (b->tx == TX_OPEN) {
@@ -1061,9 +1085,7 @@ static int pg_commit(kdao__backend *base, kdao_error **err) {
   enum pg_tx state = b->tx;
   tx_end(b);
   if (state == TX_PENDING) return KDAO_OK;
-  if (state == TX_BROKEN)
-    return fail(err, kdao__error_fmt(KDAO_ERR_DB, "transaction aborted: lost the connection to %s",
-                                     b->where));
+  if (state == TX_BROKEN) return fail(err, tx_lost(b));
   PGresult *r = PQexec(b->conn, "COMMIT");
   int rc = KDAO_OK;
   if (!result_ok(r))

@@ -31,6 +31,8 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "backend.h"
 #include "strbuf.h"
@@ -161,13 +163,27 @@ static void cache_clear(sq_backend *b) {
 
 static int sq_nomem(kdao_error **err) { return kdao__fail(err, NULL); }
 
+/*
+ * The extended result code as the error's code, or the portable code kdao.h names for a
+ * full database or disk and for a read-only database (every SQLITE_READONLY_* variant).
+ */
+static void sq_set_code(kdao_error *e, int code) {
+  if ((code & 0xff) == SQLITE_FULL) {
+    kdao__error_set_code(e, KDAO_ERR_CODE_FULL);
+  } else if ((code & 0xff) == SQLITE_READONLY) {
+    kdao__error_set_code(e, KDAO_ERR_CODE_READ_ONLY);
+  } else {
+    char num[16];
+    snprintf(num, sizeof num, "%d", code);
+    kdao__error_set_code(e, num);
+  }
+}
+
 /* A db error carrying SQLite's message and extended result code. */
 static int sq_db_error(sq_backend *b, const char *message, int code, kdao_error **err) {
   kdao_error *e = kdao_error_new(KDAO_ERR_DB, message ? message : sqlite3_errstr(code));
   if (e) {
-    char num[16];
-    snprintf(num, sizeof num, "%d", code);
-    kdao__error_set_code(e, num);
+    sq_set_code(e, code);
     kdao__error_set_db(e, b->base.ops->name);
   }
   return kdao__fail(err, e);
@@ -1354,6 +1370,42 @@ static void sq_close(kdao__backend *base) {
 
 extern const kdao__backend_ops kdao__sqlite_ops; /* defined at the end */
 
+/*
+ * A database on a read-only file system (a read-only container root, a volume mounted ro)
+ * cannot get the -shm file WAL mode reads through, so even reads would fail to open it.
+ * Nothing can write the file through such a mount, which is what SQLite's immutable mode
+ * assumes: opened that way reads work and writes fail with SQLITE_READONLY. Immutable mode
+ * ignores the WAL, so only a database whose WAL is absent or empty (checkpointed by the last
+ * clean close) qualifies; with a WAL and its -shm left behind SQLite reads both read-only.
+ */
+static bool sq_open_immutable(const char *path) {
+  struct statvfs vfs;
+  if (strcmp(path, ":memory:") == 0 || statvfs(path, &vfs) != 0 || !(vfs.f_flag & ST_RDONLY))
+    return false;
+  char *wal = kdao__asprintf("%s-wal", path);
+  struct stat st;
+  bool no_wal = wal && (stat(wal, &st) != 0 || st.st_size == 0);
+  kdao__free(wal);
+  return no_wal;
+}
+
+/*
+ * "file:<path>?immutable=1", the path's URI-special characters percent-encoded; an absolute
+ * path gets an empty authority ("file:///..."), so that one starting with "//" is no host.
+ */
+static char *sq_immutable_uri(const char *path) {
+  kdao__sb u = {0};
+  kdao__sb_add(&u, path[0] == '/' ? "file://" : "file:");
+  for (const char *p = path; *p; p++) {
+    if (*p == '%' || *p == '?' || *p == '#')
+      kdao__sb_addf(&u, "%%%02X", (unsigned char)*p);
+    else
+      kdao__sb_addn(&u, p, 1);
+  }
+  kdao__sb_add(&u, "?immutable=1");
+  return kdao__sb_take(&u);
+}
+
 static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out, kdao_error **err) {
   *out = NULL;
   sq_backend *b = kdao__calloc(1, sizeof *b);
@@ -1366,10 +1418,20 @@ static int sq_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
     kdao__free(b);
     return sq_nomem(err);
   }
-  int rc = sqlite3_open_v2(b->path, &b->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                               SQLITE_OPEN_EXRESCODE,
-                           NULL);
+  char *ro_uri = NULL;
+  if (sq_open_immutable(b->path) && !(ro_uri = sq_immutable_uri(b->path))) {
+    sq_close(&b->base);
+    return sq_nomem(err);
+  }
+  int rc = ro_uri ? sqlite3_open_v2(ro_uri, &b->db,
+                                    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX |
+                                        SQLITE_OPEN_EXRESCODE,
+                                    NULL)
+                  : sqlite3_open_v2(b->path, &b->db,
+                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                        SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                    NULL);
+  kdao__free(ro_uri);
   int kind;
   if (rc != SQLITE_OK && b->db) {
     char *message = kdao__asprintf("%s: %s", b->path, sqlite3_errmsg(b->db));

@@ -399,6 +399,24 @@ static void the_keyspace_is_created_with_the_configured_replication(void **state
   cql_result_free(cql(q, NULL, 0));
 }
 
+/* No node answers: a db error with the portable code a caller can wait out. */
+static void an_unreachable_cluster_is_unavailable(void **state) {
+  (void)state;
+  kdao_config *cfg = NULL;
+  kdao_factory *f = NULL;
+  kdao_error *err = NULL;
+  if (kdao_config_new(&cfg, &err) != KDAO_OK ||
+      kdao_config_set(cfg, "database", "cassandra", &err) != KDAO_OK ||
+      kdao_config_set(cfg, "cassandra_contact_points", "127.0.0.1", &err) != KDAO_OK ||
+      kdao_config_set(cfg, "cassandra_port", "1", &err) != KDAO_OK)
+    fail_msg("config: %s", kdao_error_string(err));
+  assert_int_equal(kdao_factory_open(cfg, &f, &err), KDAO_ERR_DB);
+  assert_null(f);
+  assert_string_equal(kdao_error_code(err), KDAO_ERR_CODE_UNAVAILABLE);
+  kdao_error_free(err);
+  kdao_config_free(cfg);
+}
+
 static int setup(void **state) {
   (void)state;
   kdao_config *cfg = NULL;
@@ -464,6 +482,7 @@ int main(void) {
       cmocka_unit_test_setup(rows_are_shared_with_kong, clean),
       cmocka_unit_test(a_semicolon_inside_a_literal_does_not_split),
       cmocka_unit_test(the_keyspace_is_created_with_the_configured_replication),
+      cmocka_unit_test(an_unreachable_cluster_is_unavailable),
   };
   return cmocka_run_group_tests_name("cassandra_backend", tests, setup, teardown);
 }

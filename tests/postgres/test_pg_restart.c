@@ -2,7 +2,7 @@
  * test_pg_restart.c — a factory survives its server: after a restart the next operation
  * reconnects and succeeds (reads, writes, bulk writes, transactions), writes are not
  * applied twice, and while the server is down operations return db errors naming
- * host:port instead of crashing.
+ * host:port, with the portable code "unavailable", instead of crashing.
  *
  * It restarts the server of scripts/postgres.sh between operations, so CTest runs it
  * alone (RUN_SERIAL).
@@ -81,6 +81,7 @@ static void test_operations_after_restart_reconnect(void **state) {
   if (strstr(kdao_error_message(err), where) == NULL)
     fail_msg("error does not name %s: %s", where, kdao_error_message(err));
   assert_string_equal(kdao_error_db_name(err), "postgres");
+  assert_string_equal(kdao_error_code(err), KDAO_ERR_CODE_UNAVAILABLE);
   kdao_error_free(err);
   err = NULL;
   assert_int_equal(count_named(f, "b"), 1);
