@@ -15,7 +15,8 @@ function H.kong_config(extra)
   if H.backend == "sqlite" then
     conf.sqlite_path = H.tmpdir .. "/kdao_lua_spec.db"
   elseif H.backend == "cassandra" then
-    conf.cassandra_keyspace = "kdao_lua_spec"
+    -- a keyspace of its own, named after the configured one: runs sharing a server differ
+    conf.cassandra_keyspace = (os.getenv("KDAO_CASSANDRA_KEYSPACE") or "kdao") .. "_lua_spec"
   end
   for k, v in pairs(extra or {}) do
     conf[k] = v

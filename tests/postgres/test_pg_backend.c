@@ -8,7 +8,8 @@
 
 #include <unistd.h>
 
-static const char DB[] = "kdao_test_backend";
+/* Named after the configured database: test runs sharing a server do not collide. */
+static char DB[128];
 static kdao_factory *F;
 static PGconn *RAW;
 
@@ -26,6 +27,7 @@ static const kdao_plugin_def FREEFORM = {
 
 static int setup(void **state) {
   (void)state;
+  snprintf(DB, sizeof DB, "%s_backend", pgt_env("KDAO_PG_DATABASE", "kong"));
   pgt_fresh_database(DB);
   kdao_config *cfg = pgt_config(DB);
   kdao_error *err = NULL;
