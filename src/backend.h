@@ -57,7 +57,7 @@ typedef struct kdao__migration_set {
 #define KDAO__CAP_NATIVE_FOREIGN 0x2u /* FOREIGN KEY constraints reject orphans */
 #define KDAO__CAP_TRANSACTIONS 0x4u   /* begin/commit/rollback are real */
 
-#define KDAO__BACKEND_OPS_VERSION 2
+#define KDAO__BACKEND_OPS_VERSION 3
 
 /*
  * A backend: what it is called, what it ships and what it does. Everything that differs
@@ -116,9 +116,22 @@ struct kdao__backend_ops {
    */
   int (*update)(kdao__backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
                 const json_t *nulls, int ttl, json_t **out, kdao_error **err);
-  /* Deletes by pk; *out = the deleted row, NULL if none matched. */
+  /*
+   * Deletes by pk; *out = the deleted row, NULL if none matched. Of two concurrent deletes
+   * of one row, only one may return it. Without KDAO__CAP_NATIVE_FOREIGN the delete must be
+   * ordered with find_current: once it has returned, find_current sees no row.
+   */
   int (*delete)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
                 kdao_error **err);
+  /*
+   * Required without KDAO__CAP_NATIVE_FOREIGN (NULL otherwise). Finds by pk like `find`, but
+   * linearizably: the answer reflects every insert and delete of that row that completed
+   * before the call, whatever the consistency of plain reads. dao.c checks a child's parents
+   * with it after writing the child, which is what keeps a child inserted during its
+   * parent's delete from surviving it (docs/cassandra.md, "Children and their parents").
+   */
+  int (*find_current)(kdao__backend *b, const kdao_schema *s, const json_t *pk, json_t **out,
+                      kdao_error **err);
   int (*truncate)(kdao__backend *b, const kdao_schema *s, kdao_error **err);
 
   /* Transactions (no-ops returning KDAO_OK where the backend has none). */

@@ -250,10 +250,13 @@ static kdao_error *fill_insert_values(const kdao_schema *s, json_t *row) {
 }
 
 /*
- * Foreign pre-check for backends without FOREIGN KEY constraints: each
- * referenced row must exist. All violations are reported together, as Kong did.
+ * Foreign check for backends without FOREIGN KEY constraints: each referenced row must exist.
+ * All violations are reported together, as Kong did. Before the write (`current` false) it is
+ * a plain read, and references to non-key columns are looked up by filter. After the write
+ * (`current`) each parent referenced by its key is read with find_current, ordered with the
+ * parent's delete; non-key references have no such read (no entity of Kong's has one).
  */
-static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
+static kdao_error *check_foreign(kdao_dao *dao, const json_t *row, bool current) {
   if (OPS(dao)->caps & KDAO__CAP_NATIVE_FOREIGN) return NULL;
   json_t *missing = NULL;
   for (size_t i = 0; i < dao->nforeign; i++) {
@@ -262,32 +265,19 @@ static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
     json_t *v = json_object_get(row, name);
     if (v == NULL || json_is_null(v)) continue;
     const kdao_schema *ps = fg->parent->schema;
-    if (ps->npk != 1 || ps->pk[0] != fg->parent_field) {
-      /* A reference to a non-key column: look it up by filter. */
-      json_t *flt = json_pack("{sO}", ps->fields[fg->parent_field].name, v);
-      json_t *rows = NULL;
-      kdao_error *e = CALL(fg->parent, find_all, ps, flt, &rows);
-      json_decref(flt);
-      if (e) {
-        json_decref(missing);
-        return e;
-      }
-      if (json_array_size(rows) == 0) {
-        if (!missing) missing = json_object();
-        json_object_set(missing, name, v);
-      }
-      json_decref(rows);
-      continue;
-    }
-    json_t *pk = json_pack("{sO}", ps->fields[fg->parent_field].name, v);
+    bool by_key = ps->npk == 1 && ps->pk[0] == fg->parent_field;
+    if (current && !by_key) continue;
+    json_t *key = json_pack("{sO}", ps->fields[fg->parent_field].name, v);
     json_t *found = NULL;
-    kdao_error *e = CALL(fg->parent, find, ps, pk, &found);
-    json_decref(pk);
+    kdao_error *e = current  ? CALL(fg->parent, find_current, ps, key, &found)
+                    : by_key ? CALL(fg->parent, find, ps, key, &found)
+                             : CALL(fg->parent, find_all, ps, key, &found);
+    json_decref(key);
     if (e) {
       json_decref(missing);
       return e;
     }
-    if (found == NULL) {
+    if (found == NULL || (json_is_array(found) && json_array_size(found) == 0)) {
       if (!missing) missing = json_object();
       json_object_set(missing, name, v);
     }
@@ -296,6 +286,38 @@ static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
   if (missing == NULL) return NULL;
   kdao_error *e = kdao_error_new_fields(KDAO_ERR_FOREIGN, missing);
   json_decref(missing);
+  return e;
+}
+
+/*
+ * The check before an insert and the write after it are not atomic: a parent deleted in
+ * between, its cascade having looked for children before this one was stored, would leave
+ * the new rows orphans. So once they are stored their parents are looked up again with
+ * find_current. A parent still there will find the rows itself: its delete sweeps for
+ * children once more after removing the parent (do_delete), and find_current is ordered
+ * with that removal. A parent gone: the rows are deleted again and the insert reports the
+ * foreign error it would have got a moment later. A failed undo is reported instead, since
+ * the rows may then remain.
+ */
+static kdao_error *recheck_foreign(kdao_dao *dao, const json_t *rows) {
+  kdao_error *e = NULL;
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    if ((e = check_foreign(dao, row, true)) != NULL) break;
+  }
+  if (e == NULL || e->kind != KDAO_ERR_FOREIGN) return e;
+  json_array_foreach(rows, i, row) {
+    json_t *pk = NULL, *gone = NULL;
+    kdao_error *u = extract_pk(dao->schema, row, false, &pk);
+    if (u == NULL) u = CALL(dao, delete, dao->schema, pk, &gone);
+    json_decref(pk);
+    json_decref(gone);
+    if (u) {
+      kdao_error_free(e);
+      return u;
+    }
+  }
   return e;
 }
 
@@ -308,7 +330,8 @@ static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **
   if (row == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   kdao_error *e = NULL;
   if (kdao_validate(dao->schema, row, KDAO_MODE_INSERT, dao, &e) != KDAO_OK ||
-      (e = fill_insert_values(dao->schema, row)) != NULL || (e = check_foreign(dao, row)) != NULL) {
+      (e = fill_insert_values(dao->schema, row)) != NULL ||
+      (e = check_foreign(dao, row, false)) != NULL) {
     json_decref(row);
     return e;
   }
@@ -327,7 +350,15 @@ kdao_status kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsign
   if ((e = prepare_insert(dao, entity, &prepared))) return finish(dao, err, e);
   e = CALL(dao, insert, dao->schema, prepared, ttl, &stored);
   json_decref(prepared);
-  if (e) return finish(dao, err, e);
+  if (e == NULL && dao->nforeign > 0) {
+    json_t *one = json_pack("[O]", stored);
+    e = one ? recheck_foreign(dao, one) : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+    json_decref(one);
+  }
+  if (e) {
+    json_decref(stored);
+    return finish(dao, err, e);
+  }
   if (!(flags & KDAO_DAO_QUIET)) publish(dao, KDAO_EVENT_CREATED, stored, NULL);
   if (row)
     *row = stored;
@@ -365,7 +396,11 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
   }
   e = CALL(dao, insert_many, dao->schema, prepared, &stored);
   json_decref(prepared);
-  if (e) return finish(dao, err, e);
+  if (e == NULL && dao->nforeign > 0) e = recheck_foreign(dao, stored);
+  if (e) {
+    json_decref(stored);
+    return finish(dao, err, e);
+  }
   if (!(flags & KDAO_DAO_QUIET))
     json_array_foreach(stored, i, ent) publish(dao, KDAO_EVENT_CREATED, ent, NULL);
   if (rows)
@@ -610,7 +645,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
     if (!full) merge_nested(dao, dao->schema, u->old, u->entity);
   }
   if ((e = split_values(dao->schema, u->entity, full, &u->values, &u->nulls))) return e;
-  if ((e = check_foreign(dao, u->values))) return e;
+  if ((e = check_foreign(dao, u->values, false))) return e;
   return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
 }
 
@@ -691,27 +726,51 @@ static kdao_error *collect_cascade(kdao_dao *dao, const json_t *row, doomed_list
   return NULL;
 }
 
-/* Deletes collected children deepest first, for backends without ON DELETE CASCADE. */
-static kdao_error *delete_children(doomed_list *l) {
-  for (size_t i = l->n; i-- > 0;) {
+/*
+ * Deletes the collected children from index `from` on, deepest first, for backends without
+ * ON DELETE CASCADE. A child someone else deleted meanwhile (another delete, an insert
+ * undoing itself) is dropped from the list: its event is not ours to send.
+ */
+static kdao_error *delete_children(doomed_list *l, size_t from) {
+  kdao_error *e = NULL;
+  for (size_t i = l->n; e == NULL && i-- > from;) {
     json_t *pk = NULL, *gone = NULL;
-    kdao_error *e = extract_pk(l->items[i].dao->schema, l->items[i].row, false, &pk);
+    e = extract_pk(l->items[i].dao->schema, l->items[i].row, false, &pk);
     if (!e) e = CALL(l->items[i].dao, delete, l->items[i].dao->schema, pk, &gone);
     json_decref(pk);
+    if (!e && gone == NULL) {
+      json_decref(l->items[i].row);
+      l->items[i].row = NULL;
+    }
     json_decref(gone);
-    if (e) return e;
   }
-  return NULL;
+  size_t kept = from;
+  for (size_t i = from; i < l->n; i++)
+    if (l->items[i].row) l->items[kept++] = l->items[i];
+  l->n = kept;
+  return e;
 }
 
+/*
+ * Without native cascades, children are deleted before their parent and then looked for once
+ * more: an insert that checked the parent before it went may have stored its row after the
+ * first look. Such an insert checks the parent again after writing (recheck_foreign), ordered
+ * with the parent's removal, so every child is either found by this sweep or undone by its
+ * own insert.
+ */
 static kdao_error *do_delete(kdao_dao *dao, const json_t *key, json_t **deleted,
                              doomed_list *children) {
   json_t *row = NULL;
   kdao_error *e = CALL(dao, find, dao->schema, key, &row);
   if (e || row == NULL) return e;
+  bool native = OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE;
   if ((e = collect_cascade(dao, row, children, 0)) == NULL &&
-      ((OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE) || (e = delete_children(children)) == NULL))
+      (native || (e = delete_children(children, 0)) == NULL))
     e = CALL(dao, delete, dao->schema, key, deleted);
+  if (e == NULL && *deleted && !native) {
+    size_t swept = children->n;
+    if ((e = collect_cascade(dao, row, children, 0)) == NULL) e = delete_children(children, swept);
+  }
   json_decref(row);
   return e;
 }

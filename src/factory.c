@@ -25,7 +25,8 @@ static bool ops_complete(const kdao__backend_ops *o) {
          kdao__backend_migrations(o, "core") && o->open && o->close && o->infos && o->insert &&
          o->insert_many && o->find && o->find_all && o->find_page && o->count && o->update &&
          o->delete &&o->truncate && o->begin && o->commit && o->rollback && o->migrations_current &&
-         o->migration_apply && o->schema_ddl && o->drop_schema && o->purge_expired;
+         o->migration_apply && o->schema_ddl && o->drop_schema && o->purge_expired &&
+         ((o->caps & KDAO__CAP_NATIVE_FOREIGN) || o->find_current);
 }
 
 /* ---- DAO set (sorted by name for bsearch) ---- */

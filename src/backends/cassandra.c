@@ -1022,18 +1022,30 @@ static int cs_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   return rc != KDAO_OK ? rc : insert_one(CS(base), t, row, ttl, out, err);
 }
 
-/* Removes a stored row and its reservations. */
-static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, kdao_error **err) {
+/*
+ * Removes a stored row and its reservations. `DELETE ... IF EXISTS`, a lightweight
+ * transaction like the insert: it is ordered with SERIAL reads of the row (cs_find_current,
+ * which a child inserted during its parent's delete relies on), and of two concurrent
+ * deletes only one applies (*removed), so only one releases the reservations and reports the
+ * row. A retry after a lost answer finds the row gone and reports it as someone else's
+ * delete; the reservations it leaves are taken over as stale ones.
+ */
+static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, bool *removed,
+                      kdao_error **err) {
   kdao__sb q = {0};
   cs_params p = {0};
   kdao__sb_addf(&q, "DELETE FROM \"%s\"", t->s->table);
   int rc = where_ckey(&q, &p, t, row, err);
+  kdao__sb_addf(&q, " IF EXISTS");
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_WRITE, 0, NULL, 0, NULL, err);
+  cql_result *r = NULL;
+  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
+  *removed = rc == KDAO_OK && cql_result_applied(r) == 1;
+  cql_result_free(r);
   kdao__free(cql);
   params_clear(&p);
-  if (rc != KDAO_OK) return rc;
+  if (rc != KDAO_OK || !*removed) return rc;
   char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
   release_row(b, t, row, owner, NULL);
@@ -1065,7 +1077,8 @@ static int cs_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   if (rc != KDAO_OK) {
     json_array_foreach(stored, i, row) {
       kdao_error *e = NULL;
-      remove_row(b, t, row, &e);
+      bool removed;
+      remove_row(b, t, row, &removed, &e);
       kdao_error_free(e);
     }
     json_decref(stored);
@@ -1084,12 +1097,30 @@ static int cs_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int rc = table_get(b, s, &t, err);
   if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, NULL, err);
   if (rc != KDAO_OK || old == NULL) return rc;
-  if ((rc = remove_row(b, t, old, err)) != KDAO_OK) {
+  bool removed = false;
+  rc = remove_row(b, t, old, &removed, err);
+  if (rc != KDAO_OK || !removed) {
     json_decref(old);
     return rc;
   }
   *out = old;
   return KDAO_OK;
+}
+
+/*
+ * A SERIAL read: Paxos orders it with every insert (IF NOT EXISTS) and delete (IF EXISTS)
+ * of the row, at any cassandra_consistency. Rows are addressed by their partition here (the
+ * parents dao.c checks are keyed by id); a key the server cannot read serially is read at
+ * the configured consistency instead.
+ */
+static int cs_find_current(kdao__backend *base, const kdao_schema *s, const json_t *pk,
+                           json_t **out, kdao_error **err) {
+  cs_backend *b = CS(base);
+  *out = NULL;
+  cs_table *t;
+  int rc = table_get(b, s, &t, err);
+  if (rc != KDAO_OK) return rc;
+  return find_row(b, t, t->ckey_is_pk ? RUN_SERIAL_READ : RUN_READ, pk, out, NULL, err);
 }
 
 /* `UPDATE t [USING TTL ?] SET ... WHERE <table key> IF EXISTS` for the changed columns. */
@@ -1744,6 +1775,7 @@ const kdao__backend_ops kdao__cassandra_ops = {
     .count = cs_count,
     .update = cs_update,
     .delete = cs_delete,
+    .find_current = cs_find_current,
     .truncate = cs_truncate,
     .begin = cs_begin,
     .commit = cs_commit,
