@@ -85,6 +85,7 @@ typedef enum cql_server_code {
   X(PROTOCOL, "Protocol violation") /* a well-formed but unexpected response */                \
   X(AUTH, "Authentication error")   /* server wants credentials we lack, or an unknown SASL */ \
   X(NO_HOSTS, "No host available")  /* every node of the cluster is down */                    \
+  X(UNAVAILABLE, "Unavailable")     /* fewer nodes alive than the consistency level needs */   \
   X(NOMEM, "Out of memory")                                                                    \
   X(MISUSE, "Misuse") /* bad argument: NULL handle, value not convertible to column type */
 
