@@ -36,14 +36,14 @@
 #define SLACK_MS 1500
 
 static int failures;
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond)) {                                              \
+#define CHECK(cond, ...)                                                \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
       fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                             \
-      fputc('\n', stderr);                                      \
-      failures++;                                               \
-    }                                                           \
+      fprintf(stderr, __VA_ARGS__);                                     \
+      fputc('\n', stderr);                                              \
+      failures++;                                                       \
+    }                                                                   \
   } while (0)
 
 typedef enum behaviour {
@@ -60,9 +60,9 @@ typedef enum behaviour {
 } behaviour;
 
 static const char *const behaviour_names[] = {
-    "healthy",          "close at accept",  "stall at STARTUP", "garbage at STARTUP",
-    "stall at local",   "garbage at local", "close at peers",   "stall at USE",
-    "garbage at USE",   "stall on queries",
+    "healthy",        "close at accept",  "stall at STARTUP", "garbage at STARTUP",
+    "stall at local", "garbage at local", "close at peers",   "stall at USE",
+    "garbage at USE", "stall on queries",
 };
 
 #define MAX_CLIENTS 32
@@ -73,7 +73,7 @@ typedef struct fake {
   int listen_fd;
   pthread_t thread;
   atomic_bool stop;
-  atomic_bool kill; /* close every connection and the listener, as a killed process would */
+  atomic_bool kill;     /* close every connection and the listener, as a killed process would */
   const char *peers[4]; /* addresses system.peers reports */
   int replication;      /* replication_factor reported for any keyspace; 0: no row */
   int clients[MAX_CLIENTS];
@@ -122,8 +122,8 @@ static void send_frame(int fd, int16_t stream, uint8_t opcode, const out *body) 
 }
 
 /* RESULT Rows of text columns; `cells` holds rows * ncols strings. */
-static void send_rows(int fd, int16_t stream, const char *table, const char *const *cols,
-                      int ncols, const char *const *cells, int rows) {
+static void send_rows(int fd, int16_t stream, const char *table, const char *const *cols, int ncols,
+                      const char *const *cells, int rows) {
   out o = {.n = 0};
   put_i32(&o, 2);
   put_i32(&o, 1); /* global table spec */
@@ -397,8 +397,7 @@ static void skips_broken_contact_point(behaviour b) {
   cql_cluster *cl = open_cluster(points, 2, ks, &err);
   int64_t took = now_ms() - t0;
   CHECK(cl != NULL, "%s: open failed: %s", behaviour_names[b], cql_error_message(&err));
-  CHECK(took < TIMEOUT_MS + SLACK_MS, "%s: open took %lld ms", behaviour_names[b],
-        (long long)took);
+  CHECK(took < TIMEOUT_MS + SLACK_MS, "%s: open took %lld ms", behaviour_names[b], (long long)took);
   if (cl) {
     CHECK(!cql_cluster_node_is_up(cl, 0), "%s: the broken contact point is not marked down",
           behaviour_names[b]);
@@ -409,8 +408,7 @@ static void skips_broken_contact_point(behaviour b) {
       cql_error_clear(&qe);
     }
   }
-  printf("contact point that does '%s' skipped in %lld ms\n", behaviour_names[b],
-         (long long)took);
+  printf("contact point that does '%s' skipped in %lld ms\n", behaviour_names[b], (long long)took);
   cql_error_clear(&err);
   cql_cluster_close(cl);
   fakes_stop_all();
