@@ -2,6 +2,7 @@
 # Start and stop a throw-away Apache Cassandra 5.0 cluster for kdao's tests.
 #
 #   scripts/cassandra.sh start [N]   start N nodes (default 1) on 127.0.0.1..127.0.0.N:9042
+#                                    (KDAO_CASSANDRA_BASE_ADDR moves them)
 #   scripts/cassandra.sh stop        stop every node this script started
 #   scripts/cassandra.sh env         print the shell exports the tests read
 #   scripts/cassandra.sh status      show which nodes run
@@ -14,6 +15,10 @@
 #   KDAO_CACHE                  cache root (default ~/.cache/kdao)
 #   KDAO_CASSANDRA_VERSION      cassandra-all version (default 5.0.4)
 #   KDAO_CASSANDRA_DIR          run directory: data, logs, pid files (default /tmp/kdao-cassandra)
+#   KDAO_CASSANDRA_BASE_ADDR    node n listens on this IPv4 address + n (default 127.0.0.0, so
+#                               127.0.0.1..N; 127.0.0.10 gives 127.0.0.11..), its JMX port on
+#                               7198 + the address's last number: clusters on other addresses
+#                               run beside the default one
 #   KDAO_CASSANDRA_AUTH         "password" to enable PasswordAuthenticator (user cassandra/cassandra)
 #   KDAO_CASSANDRA_HEAP         max heap per node (default 1g; 768m is used when N > 1)
 #   KDAO_CASSANDRA_START_TIMEOUT seconds to wait for each node's CQL port (default 180)
@@ -25,6 +30,11 @@ CACHE="${KDAO_CACHE:-$HOME/.cache/kdao}/cassandra"
 RUN="${KDAO_CASSANDRA_DIR:-/tmp/kdao-cassandra}"
 LIB="$CACHE/lib-$VERSION"
 PORT=9042
+BASE_ADDR="${KDAO_CASSANDRA_BASE_ADDR:-127.0.0.0}"
+[[ "$BASE_ADDR" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.([0-9]+)$ ]] || { echo "cassandra.sh: bad KDAO_CASSANDRA_BASE_ADDR" >&2; exit 1; }
+ADDR_PREFIX="${BASH_REMATCH[1]}"
+ADDR_BASE="${BASH_REMATCH[2]}"
+node_addr() { echo "$ADDR_PREFIX.$((ADDR_BASE + $1))"; }
 TIMEOUT="${KDAO_CASSANDRA_START_TIMEOUT:-180}"
 
 die() { echo "cassandra.sh: $*" >&2; exit 1; }
@@ -75,7 +85,8 @@ node_token() { # $1 = index from 0, $2 = node count
 }
 
 write_yaml() { # $1 = node number, $2 = node count
-    local n=$1 dir="$RUN/node$1" addr="127.0.0.$1" auth=AllowAllAuthenticator authz=AllowAllAuthorizer
+    local n=$1 dir="$RUN/node$1" addr auth=AllowAllAuthenticator authz=AllowAllAuthorizer
+    addr=$(node_addr "$n")
     if [ "${KDAO_CASSANDRA_AUTH:-}" = password ]; then
         auth=PasswordAuthenticator; authz=CassandraAuthorizer
     fi
@@ -97,7 +108,7 @@ commitlog_segment_size: 8MiB
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:7000"
+      - seeds: "$(node_addr 1):7000"
 listen_address: $addr
 rpc_address: $addr
 storage_port: 7000
@@ -146,7 +157,8 @@ port_open() { # $1 = address
 }
 
 start_node() { # $1 = node number, $2 = node count
-    local n=$1 dir="$RUN/node$1" addr="127.0.0.$1" java heap
+    local n=$1 dir="$RUN/node$1" addr java heap
+    addr=$(node_addr "$n")
     java=$(find_java)
     heap="${KDAO_CASSANDRA_HEAP:-1g}"
     [ "$2" -gt 1 ] && heap="${KDAO_CASSANDRA_HEAP:-768m}"
@@ -202,14 +214,15 @@ start_node() { # $1 = node number, $2 = node count
         -Dcassandra.skip_wait_for_gossip_to_settle=0 \
         -Dcassandra.ring_delay_ms=1000 \
         -Dcassandra.superuser_setup_delay_ms=0 \
-        -Dcassandra.jmx.local.port=$((7198 + n)) \
+        -Dcassandra.jmx.local.port=$((7198 + ADDR_BASE + n)) \
         -cp "$LIB/*" org.apache.cassandra.service.CassandraDaemon \
         > "$dir/logs/stdout.log" 2>&1 < /dev/null &
     echo $! > "$dir/pid"
 }
 
 wait_node() { # $1 = node number
-    local n=$1 dir="$RUN/node$1" addr="127.0.0.$1" waited=0 pid
+    local n=$1 dir="$RUN/node$1" addr waited=0 pid
+    addr=$(node_addr "$n")
     pid=$(cat "$dir/pid")
     until port_open "$addr"; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -270,10 +283,11 @@ cmd_stop() {
 }
 
 cmd_env() {
-    local count=1 hosts="127.0.0.1" n
+    local count=1 hosts n
+    hosts=$(node_addr 1)
     [ -f "$RUN/count" ] && count=$(cat "$RUN/count")
-    for n in $(seq 2 "$count"); do hosts="$hosts,127.0.0.$n"; done
-    echo "export KDAO_CASSANDRA_HOST=127.0.0.1"
+    for n in $(seq 2 "$count"); do hosts="$hosts,$(node_addr "$n")"; done
+    echo "export KDAO_CASSANDRA_HOST=$(node_addr 1)"
     echo "export KDAO_CASSANDRA_PORT=$PORT"
     echo "export KDAO_CASSANDRA_HOSTS=$hosts"
     if [ "${KDAO_CASSANDRA_AUTH:-}" = password ]; then

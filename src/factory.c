@@ -659,6 +659,9 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
   json_t *current = NULL;
   kdao_error *e = NULL;
   if (f->ops->migrations_current(f->backend, &current, &e) != KDAO_OK) {
+    /* The pending check runs before other work (the CLI checks before every command), where
+     * a prefix about migrations would hide what failed: reading the database. */
+    if (!apply) return fail_db(f, err, e);
     kdao_error *w =
         kdao__error_fmt(KDAO_ERR_DB, "could not get current migrations: %s", kdao_error_message(e));
     kdao_error_free(e);

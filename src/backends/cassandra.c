@@ -71,6 +71,7 @@ typedef struct cs_backend {
   cql_cluster *cl;
   char *keyspace;
   cql_consistency consistency, serial;
+  int timeout_ms;    /* cassandra_timeout: bounds each statement, retries included */
   bool unique_ready; /* kdao_unique is known to exist */
   cs_table **tables;
   size_t ntables;
@@ -169,13 +170,16 @@ static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind,
   if (kind == RUN_SERIAL_READ) o.consistency = b->serial;
   cql_error ce = {0};
   /* A server-side timeout leaves the outcome unknown; re-sending is safe (see above), so it
-     is retried twice, as Kong's driver did. */
+     is retried twice, as Kong's driver did, within the one timeout. */
+  long long end = kdao__now_ms() + b->timeout_ms;
   for (int attempt = 0;; attempt++) {
+    long long left = end - kdao__now_ms();
+    o.timeout_ms = left > 0 && left < b->timeout_ms ? (int)left : b->timeout_ms;
     if (cql_cluster_execute(b->cl, cql, p ? p->v : NULL, p ? p->n : 0, &o, out, &ce) == 0)
       return KDAO_OK;
     bool timeout = ce.kind == CQL_ERR_SERVER &&
                    (ce.code == CQL_SERVER_READ_TIMEOUT || ce.code == CQL_SERVER_WRITE_TIMEOUT);
-    if (!timeout || attempt == 2) return cql_fail(err, &ce);
+    if (!timeout || attempt == 2 || kdao__now_ms() >= end) return cql_fail(err, &ce);
     cql_error_clear(&ce);
   }
 }
@@ -1629,6 +1633,7 @@ static int cs_open(kdao_factory *f, const kdao_config *cfg, kdao__backend **out,
   bool auth = user && *user && password && *password;
   const char *policy = kdao__config_str(cfg, "cassandra_lb_policy");
   int timeout = (int)kdao__config_int(cfg, "cassandra_timeout");
+  b->timeout_ms = timeout;
   cql_cluster_options o = {
       .contact_points = (const char *const *)cps,
       .n_contact_points = ncp,
@@ -1680,7 +1685,8 @@ static const kdao__conf_option cs_options[] = {
     KDAO__OPT_NUM("cassandra_port", "9042", 1, 65535, "Cassandra native protocol port."),
     KDAO__OPT_STR("cassandra_keyspace", "kong", "Cassandra keyspace."),
     KDAO__OPT_NUM("cassandra_timeout", "5000", 1, 86400000,
-                  "Cassandra connect and read timeout, in milliseconds."),
+                  "Cassandra timeout, in milliseconds: bounds each statement as a whole "
+                  "(connecting, waiting, re-sending to other nodes)."),
     KDAO__OPT_BOOL("cassandra_ssl", "off", "Connect to Cassandra over TLS."),
     KDAO__OPT_BOOL("cassandra_ssl_verify", "off",
                    "Verify Cassandra certificates against `lua_ssl_trusted_certificate`."),

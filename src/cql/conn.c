@@ -31,7 +31,11 @@
 typedef struct stream_slot {
   bool busy; /* a request was sent on this stream and not yet waited for */
   bool done; /* its response (or decode failure) is parked here */
-  int timeout_ms;
+  /* Its caller gave up waiting: the id stays taken until the late answer arrives, so that
+   * answer cannot be mistaken for a later request's. */
+  bool abandoned;
+  int timeout_ms;            /* as asked, for messages */
+  int64_t sent_at, deadline; /* monotonic ms */
   cql_response resp;
   cql_error err; /* server error or decode failure for this stream */
   bool failed;
@@ -53,6 +57,8 @@ struct cql_conn {
   char host[320]; /* "address:port" */
   char *keyspace;
   int request_timeout_ms;
+  int64_t call_deadline; /* > 0: no wait goes past it (cql__conn_set_deadline) */
+  int nabandoned;
   bool broken;
   cql_buf in; /* received bytes; in_pos is the first unparsed one */
   size_t in_pos;
@@ -354,6 +360,8 @@ static int queue_event(cql_conn *c, cql_event *ev) {
   return 0;
 }
 
+static void release_stream(cql_conn *c, int s);
+
 /* Hands one complete frame to its stream slot or the event queue. Frames for streams nobody
  * waits for (e.g. after a caller gave up) are dropped. */
 static void dispatch(cql_conn *c, const cql_frame *f) {
@@ -371,6 +379,10 @@ static void dispatch(cql_conn *c, const cql_frame *f) {
   }
   if (f->stream >= CQL_MAX_STREAMS || !c->slots[f->stream].busy || c->slots[f->stream].done) return;
   stream_slot *s = &c->slots[f->stream];
+  if (s->abandoned) {
+    release_stream(c, f->stream);
+    return;
+  }
   s->done = true;
   cql_error derr = {0};
   if (cql__response_decode(f, &s->resp, &s->err, &derr) < 0) {
@@ -415,9 +427,16 @@ static int alloc_stream(cql_conn *c, cql_error *err) {
 }
 
 static void release_stream(cql_conn *c, int s) {
+  if (c->slots[s].abandoned) c->nabandoned--;
   cql__response_clear(&c->slots[s].resp);
   cql_error_clear(&c->slots[s].err);
   memset(&c->slots[s], 0, sizeof c->slots[s]);
+}
+
+/* The earlier of now + ms and the call's deadline. */
+static int64_t deadline_in(const cql_conn *c, int ms) {
+  int64_t d = cql__now_ms() + ms;
+  return c->call_deadline > 0 && c->call_deadline < d ? c->call_deadline : d;
 }
 
 /* Builds one request in `b` around the body written by `enc` and sends it. Returns the stream
@@ -442,12 +461,31 @@ static int send_request(cql_conn *c, uint8_t opcode, body_fn enc, const void *ar
     return cql__fail(err, CQL_ERR_NOMEM, "out of memory (or request too large)");
   }
   int ms = timeout_ms > 0 ? timeout_ms : c->request_timeout_ms;
-  int rc = write_all(c, b.data, b.len, cql__now_ms() + ms, ms, err);
+  int64_t sent_at = cql__now_ms(), deadline = deadline_in(c, ms);
+  int rc = write_all(c, b.data, b.len, deadline, ms, err);
   cql__buf_free(&b);
   if (rc < 0) return -1;
   c->slots[s].busy = true;
   c->slots[s].timeout_ms = ms;
+  c->slots[s].deadline = deadline;
+  c->slots[s].sent_at = sent_at;
   return s;
+}
+
+/*
+ * The answer on stream `s` did not come in time. The connection stays usable: a node that is
+ * alive but slow (its coordinator waiting for a dead replica) is no reason to reconnect. The
+ * stream stays taken until its late answer arrives; a node that stops answering altogether
+ * would fill every stream that way, so past half of them the connection is broken instead.
+ */
+static int give_up(cql_conn *c, int s, cql_error *err) {
+  stream_slot *slot = &c->slots[s];
+  cql__fail(err, CQL_ERR_TIMEOUT, "timeout waiting for %s after %d ms", c->host,
+            (int)(slot->deadline - slot->sent_at));
+  cql__error_set_host(err, c->host);
+  slot->abandoned = true;
+  if (++c->nabandoned > CQL_MAX_STREAMS / 2) c->broken = true;
+  return -1;
 }
 
 /* Waits for the response on stream `s` and moves it into *resp. A server ERROR (or an
@@ -456,7 +494,8 @@ static int wait_response(cql_conn *c, int s, cql_response *resp, cql_error *err)
   if (s < 0 || s >= CQL_MAX_STREAMS || !c->slots[s].busy)
     return cql__fail(err, CQL_ERR_MISUSE, "no request in flight on stream %d", s);
   stream_slot *slot = &c->slots[s];
-  int64_t deadline = cql__now_ms() + slot->timeout_ms;
+  if (slot->abandoned) return cql__fail(err, CQL_ERR_MISUSE, "stream %d was given up", s);
+  int64_t deadline = slot->deadline;
   while (!slot->done) {
     size_t need = 0;
     if (c->broken) {
@@ -466,11 +505,7 @@ static int wait_response(cql_conn *c, int s, cql_response *resp, cql_error *err)
     }
     if (drain_frames(c, &need, err) < 0 || slot->done) break;
     int r = read_some(c, need, deadline, err);
-    if (r == 0) {
-      int ms = slot->timeout_ms;
-      release_stream(c, s);
-      return timeout_fail(c, err, "waiting for", ms);
-    }
+    if (r == 0) return give_up(c, s, err);
     if (r < 0) break;
   }
   if (!slot->done) {
@@ -587,8 +622,11 @@ cql_conn *cql_conn_open(const cql_conn_options *o, cql_error *err) {
   int64_t deadline = cql__now_ms() + ctimeout;
   if (tcp_connect(c, o->host, port, deadline, ctimeout, err) < 0) goto fail;
   if (o->tls && tls_setup(c, o, deadline, err) < 0) goto fail;
+  /* One bound for the whole start-up: a node that accepts and then stalls costs no more. */
+  c->call_deadline = deadline;
   if (startup(c, o, ctimeout, err) < 0) goto fail;
   if (o->keyspace && use_keyspace(c, o->keyspace, err) < 0) goto fail;
+  c->call_deadline = 0;
   return c;
 fail:
   cql__error_set_host(err, c->host);
@@ -610,6 +648,19 @@ void cql_conn_close(cql_conn *c) {
 const char *cql_conn_host(const cql_conn *c) { return c ? c->host : NULL; }
 
 int cql_conn_is_broken(const cql_conn *c) { return !c || c->broken; }
+
+void cql__conn_set_deadline(cql_conn *c, int64_t deadline) { c->call_deadline = deadline; }
+
+int cql__conn_poll(cql_conn *c, cql_error *err) {
+  if (c->broken) return cql__fail(err, CQL_ERR_IO, "connection to %s is broken", c->host);
+  for (;;) {
+    size_t need = 0;
+    if (drain_frames(c, &need, err) < 0) return -1;
+    int r = read_some(c, need, 0, err);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+  }
+}
 
 const char *cql_conn_keyspace(const cql_conn *c) { return c ? c->keyspace : NULL; }
 

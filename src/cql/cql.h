@@ -85,6 +85,7 @@ typedef enum cql_server_code {
   X(PROTOCOL, "Protocol violation") /* a well-formed but unexpected response */                \
   X(AUTH, "Authentication error")   /* server wants credentials we lack, or an unknown SASL */ \
   X(NO_HOSTS, "No host available")  /* every node of the cluster is down */                    \
+  X(UNAVAILABLE, "Unavailable")     /* fewer nodes alive than the consistency level needs */   \
   X(NOMEM, "Out of memory")                                                                    \
   X(MISUSE, "Misuse") /* bad argument: NULL handle, value not convertible to column type */
 
@@ -492,9 +493,11 @@ typedef struct cql_conn_options {
 } cql_conn_options;
 
 /* A connection to one node. Opaque. Life-cycle: cql_conn_open → requests → cql_conn_close.
- * After a CQL_ERR_IO, _TIMEOUT, _TLS or _MALFORMED failure the connection is broken
- * (cql_conn_is_broken) and every later request fails at once; server errors
- * (CQL_ERR_SERVER) leave it usable. */
+ * After a CQL_ERR_IO, _TLS or _MALFORMED failure (or a timeout while writing) the connection
+ * is broken (cql_conn_is_broken) and every later request fails at once; server errors
+ * (CQL_ERR_SERVER) leave it usable, and so does a timeout waiting for an answer: that stream
+ * stays taken until the late answer arrives and is dropped (past 64 of them the connection
+ * is broken). */
 typedef struct cql_conn cql_conn;
 
 /* CONSTRUCTOR. Connects, negotiates protocol v4 (STARTUP), authenticates when the server asks
@@ -588,17 +591,25 @@ typedef struct cql_cluster_options {
  * requests → cql_cluster_close. */
 typedef struct cql_cluster cql_cluster;
 
-/* CONSTRUCTOR. Connects to the first contact point that answers, reads system.local (and,
- * when discover_peers, system.peers) to learn the nodes and their data centres. NULL with
- * CQL_ERR_NO_HOSTS (the message lists each contact point's failure) when none answers. */
+/* CONSTRUCTOR. Tries the contact points in order, each within connect_timeout_ms: connects,
+ * reads system.local (and, when discover_peers, system.peers) to learn the nodes and their
+ * data centres; one that fails at any of these steps is marked down and the next is tried.
+ * NULL with CQL_ERR_NO_HOSTS (the message lists each contact point's failure) when none
+ * answers. With a keyspace, its replication factor is read too (see cql_cluster_query). */
 cql_cluster *cql_cluster_open(const cql_cluster_options *opts, cql_error *err);
 
 /* DESTRUCTOR. Closes every connection and frees cached prepared statements. NULL-safe. */
 void cql_cluster_close(cql_cluster *cl);
 
-/* Runs `query` unprepared on the next node of the load-balancing plan. A node that cannot be
- * reached is marked down and the next one is tried; a failure mid-request (I/O, timeout) is
- * retried on the next node only when opts->idempotent. A SCHEMA_CHANGE result waits for
+/* Runs `query` unprepared on the next node of the load-balancing plan, within one deadline:
+ * request_timeout_ms (or opts->timeout_ms) bounds the whole call, connecting and re-sending
+ * included (CQL_ERR_TIMEOUT when it passes). Open connections closed by their peer mark
+ * their node down before anything is sent. A node that cannot be reached is marked down and
+ * the next one is tried; a failure mid-request (I/O, timeout) is retried on the next node
+ * only when opts->idempotent, and then an attempt gets half the time left while another node
+ * remains. When the keyspace's replication factor is known and the consistency (or serial
+ * consistency) needs more replicas than nodes are alive, fails at once with
+ * CQL_ERR_UNAVAILABLE (err->required, err->alive set). A SCHEMA_CHANGE result waits for
  * schema agreement before returning (a timeout there is not a failure: see
  * cql_cluster_wait_schema_agreement). `*out`: new result, or NULL to discard. */
 int cql_cluster_query(cql_cluster *cl, const char *query, const cql_value *values, size_t n_values,

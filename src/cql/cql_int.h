@@ -255,6 +255,15 @@ int cql__conn_batch_prepared(cql_conn *c, cql_batch_type type, const cql_batch_s
                              const cql_prepared *const *prepared, size_t n,
                              const cql_query_opts *opts, cql_result **out, cql_error *err);
 
+/* Every wait of `c` (sending, answers, start-up) ends by `deadline` (monotonic ms) at the
+ * latest, whatever the request's own timeout; 0 lifts the bound. */
+void cql__conn_set_deadline(cql_conn *c, int64_t deadline);
+
+/* Reads whatever `c` has received without waiting (answers, events, end of stream): 0 when
+ * the connection is still usable, -1 when it is broken (the peer closed or reset it), with
+ * err. Lets the cluster notice a dead node on connections that sit idle. */
+int cql__conn_poll(cql_conn *c, cql_error *err);
+
 /* Monotonic milliseconds. */
 int64_t cql__now_ms(void);
 
