@@ -9,8 +9,9 @@
  * expiry visibility is the backend's (it knows its storage).
  *
  * What a backend does: store and read rows of a compiled schema, map its native constraint
- * failures to Kong's unique/foreign errors naming the field, page by keyset, hide expired
- * rows, run migration texts and record them.
+ * failures to Kong's unique/foreign errors naming the field, page (handing dao.c positions it
+ * seals into page tokens), keep kdao's secrets, hide expired rows, run migration texts and
+ * record them.
  *
  * Row shape at this boundary: a JSON object keyed by field name, values already validated
  * and typed by the schema: id → string, string → string, number → integer or real,
