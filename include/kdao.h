@@ -654,9 +654,12 @@ KDAO_API kdao_status kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json
 /*
  * One page of rows matching `filter` (may be NULL), in primary-key order. `offset` is NULL
  * for the first page or a token from a previous call; `size` 0 means 100. *next receives
- * the token of the following page, or NULL on the last page (free with kdao_free). Tokens
- * are opaque, keyset-based (the cost of a page does not grow with its position) and stay
- * valid while rows are inserted or deleted. A malformed token is KDAO_ERR_SCHEMA.
+ * the token of the following page, or NULL on the last page, also when it is exactly full
+ * (free with kdao_free). Tokens are opaque, keyset-based (the cost of a page does not grow
+ * with its position) and stay valid while rows are inserted or deleted. They carry a MAC under
+ * a key stored in the database (read at the first page that needs it), so a token is
+ * accepted only by the entity and filter it was made for, from any factory on the same
+ * database; anything else is KDAO_ERR_SCHEMA {offset = "invalid offset"} on every backend.
  */
 KDAO_API kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset,
                                         size_t size, json_t **rows, char **next, kdao_error **err);

@@ -9,8 +9,9 @@
  * expiry visibility is the backend's (it knows its storage).
  *
  * What a backend does: store and read rows of a compiled schema, map its native constraint
- * failures to Kong's unique/foreign errors naming the field, page by keyset, hide expired
- * rows, run migration texts and record them.
+ * failures to Kong's unique/foreign errors naming the field, page (handing dao.c positions it
+ * seals into page tokens), keep kdao's secrets, hide expired rows, run migration texts and
+ * record them.
  *
  * Row shape at this boundary: a JSON object keyed by field name, values already validated
  * and typed by the schema: id → string, string → string, number → integer or real,
@@ -101,12 +102,16 @@ struct kdao__backend_ops {
   int (*find_all)(kdao__backend *b, const kdao_schema *s, const json_t *filter, json_t **out,
                   kdao_error **err);
   /*
-   * One page of at most `size` rows after the keyset position encoded in `offset` (NULL:
-   * start). *next = kdao__malloc()ed opaque token of the next page, NULL on the last page. The
-   * token format is the backend's; a malformed one → KDAO_ERR_SCHEMA "invalid offset".
+   * One page of at most `size` rows after position `after` (`after_len` bytes; NULL: the
+   * start). *next = kdao__malloc()ed position of the next page (*next_len bytes), NULL when no
+   * row follows — also when the page is exactly full. A position is the backend's own (a
+   * keyset position, a paging state); dao.c wraps it in the authenticated page token, so a
+   * backend sees only positions it made. One it cannot use all the same (made before its
+   * table changed) → kdao__invalid_offset().
    */
-  int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter, const char *offset,
-                   size_t size, json_t **out, char **next, kdao_error **err);
+  int (*find_page)(kdao__backend *b, const kdao_schema *s, const json_t *filter,
+                   const unsigned char *after, size_t after_len, size_t size, json_t **out,
+                   unsigned char **next, size_t *next_len, kdao_error **err);
   int (*count)(kdao__backend *b, const kdao_schema *s, const json_t *filter, long long *out,
                kdao_error **err);
   /*
@@ -151,6 +156,13 @@ struct kdao__backend_ops {
   char *(*schema_ddl)(kdao__backend *b, const kdao_schema *s);
   /* Drops the named tables (missing ones ignored), helper tables and schema_migrations. */
   int (*drop_schema)(kdao__backend *b, const char *const *tables, size_t n, kdao_error **err);
+  /*
+   * The value stored under `name` in kdao's own table `kdao_secrets` (created when missing),
+   * storing `candidate` first when there is none, race-free: every process sharing the
+   * database gets the value the first writer stored. *out = kdao__malloc()ed text.
+   */
+  int (*secret)(kdao__backend *b, const char *name, const char *candidate, char **out,
+                kdao_error **err);
   /* Deletes the expired rows of the factory's `n` entities `schemas`; *purged = how many. */
   int (*purge_expired)(kdao__backend *b, const kdao_schema *const *schemas, size_t n,
                        long long *purged, kdao_error **err);
@@ -172,12 +184,32 @@ const kdao_migration_def *kdao__backend_migrations(const kdao__backend_ops *b,
 /* ---- helpers backends share (backend_util.c) ---- */
 
 /*
- * Keyset tokens: the primary-key values of the last row of a page, as a JSON array, in
- * base64url. Encode returns a kdao__malloc()ed string; decode returns a new reference or NULL
- * when the token is malformed or does not hold `npk` values.
+ * Keyset positions: the primary-key values of the last row of a page, as compact JSON array
+ * text. Encode returns a kdao__malloc()ed string; decode returns a new reference or NULL when
+ * the bytes are not a JSON array of `npk` scalar values.
  */
 char *kdao__keyset_encode(const kdao_schema *s, const json_t *row);
-json_t *kdao__keyset_decode(const char *token, size_t npk);
+json_t *kdao__keyset_decode(const unsigned char *pos, size_t len, size_t npk);
+
+/* The one error of an unusable page token on every backend: schema {offset = "invalid offset"}. */
+kdao_error *kdao__invalid_offset(void);
+
+/*
+ * Page tokens (the `offset` callers pass back): base64url of a version byte, the backend's
+ * position and a 16-byte HMAC-SHA256 under the database's page key over the table, the
+ * canonical filter JSON (NULL: none) and the position. Seal returns a kdao__malloc()ed token
+ * or NULL (out of memory). Open returns 0 with *pos (kdao__malloc()ed, NUL after its *pos_len
+ * bytes) when the token was sealed by `key` for this table and filter, 1 when it was not,
+ * -1 when out of memory.
+ */
+#define KDAO__PAGE_KEY_LEN 32
+char *kdao__page_token_seal(const unsigned char key[KDAO__PAGE_KEY_LEN], const char *table,
+                            const char *filter, const unsigned char *pos, size_t pos_len);
+int kdao__page_token_open(const unsigned char key[KDAO__PAGE_KEY_LEN], const char *table,
+                          const char *filter, const char *token, unsigned char **pos,
+                          size_t *pos_len);
+/* A new random page key, base64url (kdao__malloc()ed), or NULL when no randomness is to be had. */
+char *kdao__page_key_new(void);
 
 /*
  * A JSON-encoded array or table column as the schema types it: Kong's cjson wrote an empty

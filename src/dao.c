@@ -445,6 +445,78 @@ kdao_status kdao_dao_find_all(kdao_dao *dao, const json_t *filter, json_t **rows
   return KDAO_OK;
 }
 
+/* ---- page tokens ---- */
+
+#define PAGE_KEY_SECRET "page_token_key"
+
+/*
+ * The database's page key: read (or stored, by whichever process pages first) once per
+ * factory, so every process and node sharing the database accepts the others' tokens.
+ */
+static kdao_error *page_key(kdao_dao *dao, const unsigned char **key) {
+  kdao_factory *f = dao->factory;
+  if (!f->page_key_ready) {
+    char *candidate = kdao__page_key_new(), *stored = NULL;
+    if (candidate == NULL) return kdao_error_new(KDAO_ERR_DB, "no randomness for the page key");
+    kdao_error *e = CALL(dao, secret, PAGE_KEY_SECRET, candidate, &stored);
+    kdao__free(candidate);
+    if (e) return e;
+    size_t len = 0;
+    unsigned char *raw = kdao__b64_decode(stored, &len);
+    kdao__free(stored);
+    if (raw == NULL || len != KDAO__PAGE_KEY_LEN) {
+      kdao__free(raw);
+      return kdao_error_new(KDAO_ERR_DB, "kdao_secrets: " PAGE_KEY_SECRET " is not a 32-byte key");
+    }
+    memcpy(f->page_key, raw, KDAO__PAGE_KEY_LEN);
+    kdao__free(raw);
+    f->page_key_ready = true;
+  }
+  *key = f->page_key;
+  return NULL;
+}
+
+/*
+ * What a token is bound to besides its table: the typed filter, keys sorted, so that
+ * {"strip_uri": "true"} and {"strip_uri": true} page alike and any other filter does not.
+ */
+static kdao_error *filter_text(const json_t *typed, char **out) {
+  *out = NULL;
+  if (typed == NULL) return NULL;
+  *out = json_dumps(typed, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  return *out ? NULL : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+}
+
+/* One page: the token opened into the backend's position, and the next position sealed. */
+static kdao_error *find_page(kdao_dao *dao, const json_t *typed, const char *offset, size_t size,
+                             json_t **rows, char **next) {
+  const unsigned char *key = NULL;
+  char *flt = NULL;
+  unsigned char *after = NULL, *nx = NULL;
+  size_t after_len = 0, nx_len = 0;
+  kdao_error *e = filter_text(typed, &flt);
+  if (e == NULL && offset) {
+    if ((e = page_key(dao, &key)) == NULL) {
+      int rc = kdao__page_token_open(key, dao->schema->table, flt, offset, &after, &after_len);
+      if (rc != 0)
+        e = rc < 0 ? kdao_error_new(KDAO_ERR_NOMEM, "out of memory") : kdao__invalid_offset();
+    }
+  }
+  if (e == NULL)
+    e = CALL(dao, find_page, dao->schema, typed, after, after_len, size, rows, &nx, &nx_len);
+  if (e == NULL && nx && (e = page_key(dao, &key)) == NULL &&
+      (*next = kdao__page_token_seal(key, dao->schema->table, flt, nx, nx_len)) == NULL)
+    e = kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  if (e) {
+    json_decref(*rows);
+    *rows = NULL;
+  }
+  kdao__free(nx);
+  kdao__free(after);
+  kdao__free(flt);
+  return e;
+}
+
 kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *offset, size_t size,
                                json_t **rows, char **next, kdao_error **err) {
   if (rows) *rows = NULL;
@@ -453,7 +525,7 @@ kdao_status kdao_dao_find_page(kdao_dao *dao, const json_t *filter, const char *
   char *nx = NULL;
   kdao_error *e = filter_arg(dao, "find_page", filter, &typed);
   if (e) return dao ? finish(dao, err, e) : kdao__fail(err, e);
-  e = CALL(dao, find_page, dao->schema, typed, offset, size ? size : 100, &found, &nx);
+  e = find_page(dao, typed, offset, size ? size : 100, &found, &nx);
   json_decref(typed);
   if (e) return finish(dao, err, e);
   if (rows)

@@ -25,7 +25,7 @@ static bool ops_complete(const kdao__backend_ops *o) {
          kdao__backend_migrations(o, "core") && o->open && o->close && o->infos && o->insert &&
          o->insert_many && o->find && o->find_all && o->find_page && o->count && o->update &&
          o->delete &&o->truncate && o->begin && o->commit && o->rollback && o->migrations_current &&
-         o->migration_apply && o->schema_ddl && o->drop_schema && o->purge_expired &&
+         o->migration_apply && o->schema_ddl && o->drop_schema && o->purge_expired && o->secret &&
          ((o->caps & KDAO__CAP_NATIVE_FOREIGN) || o->find_current);
 }
 
@@ -733,6 +733,8 @@ kdao_status kdao_factory_drop_schema(kdao_factory *f, kdao_error **err) {
   kdao_error *e = NULL;
   rc = f->ops->drop_schema(f->backend, tables, f->ndaos, &e);
   kdao__free(tables);
+  /* kdao_secrets went too: the next page stores (or finds another process's) new key */
+  f->page_key_ready = false;
   return rc == KDAO_OK ? KDAO_OK : fail_db(f, err, e);
 }
 

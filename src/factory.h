@@ -58,6 +58,9 @@ struct kdao_factory {
   void *on_event_ud;
   bool connected;
   kdao_error *op_err; /* dao.c's CALL(): the error of the backend op just called */
+  /* The database's page token key, read at the first page that needs it (dao.c). */
+  unsigned char page_key[KDAO__PAGE_KEY_LEN];
+  bool page_key_ready;
 };
 
 /* Built-in entity definitions (src/schemas/). */

@@ -610,48 +610,86 @@ static int cs_count(kdao__backend *base, const kdao_schema *s, const json_t *fil
   return rc;
 }
 
-/* Page tokens carry a version byte before the server's paging state. */
-#define TOKEN_V1 0x01
+/* A copy of the server's paging state of `r` into *state (NULL when it has no more pages). */
+static int keep_state(const cql_result *r, uint8_t **state, size_t *state_len, kdao_error **err) {
+  kdao__free(*state);
+  *state = NULL;
+  *state_len = 0;
+  size_t len = 0;
+  const uint8_t *ps = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &len) : NULL;
+  if (ps == NULL) return KDAO_OK;
+  if ((*state = kdao__malloc(len ? len : 1)) == NULL) return oom(err);
+  memcpy(*state, ps, len);
+  *state_len = len;
+  return KDAO_OK;
+}
 
+/*
+ * Does a row follow `state`? The server hands out a paging state whenever a page fills up,
+ * without knowing whether anything is left; one row past it tells. Pages the server returns
+ * empty while it still has more (ALLOW FILTERING) are stepped over.
+ */
+static int row_follows(cs_backend *b, const cs_table *t, const json_t *filter, const uint8_t *state,
+                       size_t state_len, bool *follows, kdao_error **err) {
+  *follows = false;
+  uint8_t *cur = NULL;
+  size_t cur_len = 0;
+  int rc = KDAO_OK;
+  for (const uint8_t *at = state; rc == KDAO_OK && at && !*follows; at = cur) {
+    cql_result *r = NULL;
+    rc = select_page(b, t, RUN_READ, t->cols, filter, 1, at, at == state ? state_len : cur_len, &r,
+                     err);
+    if (rc != KDAO_OK) break;
+    *follows = cql_result_row_count(r) > 0;
+    rc = keep_state(r, &cur, &cur_len, err);
+    cql_result_free(r);
+  }
+  kdao__free(cur);
+  return rc;
+}
+
+/*
+ * A page is the server's paging_state: requests continue from it until `size` rows are in
+ * (with ALLOW FILTERING the server may stop short, even at none, while it has more), then a
+ * full page with a state is followed by a one-row probe, so the last page never hands out a
+ * state that leads to nothing. The probe is the cost of that: one more single-row request
+ * per page that has a successor, and for an exactly full last page.
+ */
 static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                        const char *offset, size_t size, json_t **out, char **next,
-                        kdao_error **err) {
+                        const unsigned char *after, size_t after_len, size_t size, json_t **out,
+                        unsigned char **next, size_t *next_len, kdao_error **err) {
   cs_backend *b = CS(base);
   *out = NULL;
   *next = NULL;
+  *next_len = 0;
   cs_table *t;
   int rc = table_get(b, s, &t, err);
   if (rc != KDAO_OK) return rc;
-  uint8_t *state = NULL;
-  size_t state_len = 0;
-  if (offset) {
-    unsigned char *raw = kdao__b64_decode(offset, &state_len);
-    if (raw == NULL || state_len < 2 || raw[0] != TOKEN_V1) {
-      kdao__free(raw);
-      return fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
-    }
-    state = raw;
-  }
   if (size > INT32_MAX) size = INT32_MAX;
   collect_ctx c = {.s = s, .rows = json_array()};
-  if (c.rows == NULL) {
-    kdao__free(state);
-    return oom(err);
+  if (c.rows == NULL) return oom(err);
+  uint8_t *state = NULL;
+  size_t state_len = 0;
+  if (after) {
+    if ((state = kdao__malloc(after_len ? after_len : 1)) == NULL) {
+      json_decref(c.rows);
+      return oom(err);
+    }
+    memcpy(state, after, after_len);
+    state_len = after_len;
   }
-  const uint8_t *cur = state ? state + 1 : NULL;
-  size_t cur_len = state ? state_len - 1 : 0;
-  uint8_t *more = NULL;
-  size_t more_len = 0;
-  for (;;) {
+  bool first = true;
+  do {
+    size_t have = json_array_size(c.rows);
     cql_result *r = NULL;
     kdao_error *e = NULL;
-    rc = select_page(b, t, RUN_READ, t->cols, filter, (int32_t)size, cur, cur_len, &r, &e);
+    rc = select_page(b, t, RUN_READ, t->cols, filter, (int32_t)(size - have), state, state_len, &r,
+                     &e);
     if (rc != KDAO_OK) {
-      /* the server's verdict on a paging state that was not one of its own */
-      if (offset && json_array_size(c.rows) == 0 && cur == state + 1 &&
-          strstr(kdao_error_message(e), "paging state")) {
+      /* the server's verdict on a paging state it no longer takes (its table was recreated) */
+      if (first && after && strstr(kdao_error_message(e), "paging state")) {
         kdao_error_free(e);
-        rc = fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
+        rc = fail(err, kdao__invalid_offset());
       } else {
         rc = fail(err, e);
       }
@@ -660,37 +698,80 @@ static int cs_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
     size_t n = cql_result_row_count(r);
     for (size_t i = 0; rc == KDAO_OK && i < n; i++)
       if (collect_row(r, i, &c) != 0) rc = oom(err);
-    kdao__free(more);
-    more = NULL;
-    const uint8_t *ps = cql_result_has_more_pages(r) ? cql_result_paging_state(r, &more_len) : NULL;
-    if (rc == KDAO_OK && ps) {
-      if ((more = kdao__malloc(more_len + 1)) == NULL)
-        rc = oom(err);
-      else {
-        more[0] = TOKEN_V1;
-        memcpy(more + 1, ps, more_len);
-        more_len++;
-      }
-    }
+    if (rc == KDAO_OK) rc = keep_state(r, &state, &state_len, err);
     cql_result_free(r);
-    /* an empty page with more to come: go on, never hand out an empty page and a token */
-    if (rc != KDAO_OK || more == NULL || n > 0) break;
-    kdao__free(state);
-    state = more;
-    state_len = more_len;
-    more = NULL;
-    cur = state + 1;
-    cur_len = state_len - 1;
+    first = false;
+  } while (rc == KDAO_OK && state && json_array_size(c.rows) < size);
+  bool follows = false;
+  if (rc == KDAO_OK && state) rc = row_follows(b, t, filter, state, state_len, &follows, err);
+  if (rc == KDAO_OK && follows) {
+    *next = state;
+    *next_len = state_len;
+    state = NULL;
   }
   kdao__free(state);
-  if (rc == KDAO_OK && more && (*next = kdao__b64_encode(more, more_len)) == NULL) rc = oom(err);
-  kdao__free(more);
   if (rc != KDAO_OK) {
     json_decref(c.rows);
     return rc;
   }
   *out = c.rows;
   return KDAO_OK;
+}
+
+/* ---- kdao's own secrets ---- */
+
+static const char secrets_ddl[] =
+    "CREATE TABLE IF NOT EXISTS kdao_secrets (name text PRIMARY KEY, value text)";
+
+/*
+ * A plain read first (the steady state: one request per factory). When it finds nothing,
+ * the table is made sure of and the candidate offered with INSERT ... IF NOT EXISTS: a
+ * lightweight transaction, so of concurrent writers on any nodes exactly one applies and the
+ * others are handed its value.
+ */
+static int cs_secret(kdao__backend *base, const char *name, const char *candidate, char **out,
+                     kdao_error **err) {
+  cs_backend *b = CS(base);
+  *out = NULL;
+  cs_params p = {0};
+  param_text(&p, name, err);
+  cql_result *r = NULL;
+  kdao_error *e = NULL;
+  const char *v;
+  size_t len;
+  if (run(b, "SELECT value FROM kdao_secrets WHERE name = ?", &p, RUN_READ, 0, NULL, 0, &r, &e) ==
+      KDAO_OK) {
+    if (cql_result_row_count(r) == 1 && cql_result_get_text(r, 0, 0, &v, &len) == 0 &&
+        (*out = kdao__strndup(v, len)) == NULL) {
+      cql_result_free(r);
+      params_clear(&p);
+      return oom(err);
+    }
+    cql_result_free(r);
+    r = NULL;
+  } else {
+    kdao_error_free(e); /* most likely the table is missing: the DDL below says otherwise */
+  }
+  params_clear(&p);
+  if (*out) return KDAO_OK;
+  int rc = run_text(b, secrets_ddl, err);
+  if (rc != KDAO_OK) return rc;
+  param_text(&p, name, err);
+  param_text(&p, candidate, err);
+  rc = run(b, "INSERT INTO kdao_secrets (name, value) VALUES (?, ?) IF NOT EXISTS", &p, RUN_LWT, 0,
+           NULL, 0, &r, err);
+  params_clear(&p);
+  if (rc != KDAO_OK) return rc;
+  int col = cql_result_column_index(r, "value");
+  if (cql_result_applied(r) == 1)
+    *out = kdao__strdup(candidate);
+  else if (col >= 0 && cql_result_get_text(r, 0, (size_t)col, &v, &len) == 0)
+    *out = kdao__strndup(v, len);
+  else
+    rc = fail(err, kdao_error_new(KDAO_ERR_DB, "kdao_secrets: value not stored"));
+  cql_result_free(r);
+  if (rc == KDAO_OK && *out == NULL) rc = oom(err);
+  return rc;
 }
 
 /* ---- unique reservations ---- */
@@ -1516,8 +1597,9 @@ static int cs_drop_schema(kdao__backend *base, const char *const *tables, size_t
   b->unique_ready = false;
   int rc = KDAO_OK;
   /* nodes: created by the core migrations for Kong's sake, though no kdao entity uses it */
-  const char *extra[] = {"nodes", "kdao_unique", "schema_migrations"};
-  for (size_t i = 0; rc == KDAO_OK && i < n + 3; i++) {
+  const char *extra[] = {"nodes", "kdao_unique", "kdao_secrets", "schema_migrations"};
+  size_t nextra = sizeof extra / sizeof *extra;
+  for (size_t i = 0; rc == KDAO_OK && i < n + nextra; i++) {
     char *cql = kdao__asprintf("DROP TABLE IF EXISTS \"%s\"", i < n ? tables[i] : extra[i - n]);
     if (cql == NULL) return oom(err);
     rc = run_text(b, cql, err);
@@ -1791,4 +1873,5 @@ const kdao__backend_ops kdao__cassandra_ops = {
     .schema_ddl = cs_schema_ddl,
     .drop_schema = cs_drop_schema,
     .purge_expired = cs_purge_expired,
+    .secret = cs_secret,
 };

@@ -808,24 +808,30 @@ static int pg_find_all(kdao__backend *base, const kdao_schema *s, const json_t *
 }
 
 static int pg_find_page(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                        const char *offset, size_t size, json_t **out, char **next,
-                        kdao_error **err) {
+                        const unsigned char *after, size_t after_len, size_t size, json_t **out,
+                        unsigned char **next, size_t *next_len, kdao_error **err) {
   *out = NULL;
   *next = NULL;
-  json_t *after = NULL;
-  if (offset && (after = kdao__keyset_decode(offset, s->npk)) == NULL)
-    return fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
+  *next_len = 0;
+  json_t *keys = NULL;
+  if (after && (keys = kdao__keyset_decode(after, after_len, s->npk)) == NULL)
+    return fail(err, kdao__invalid_offset());
   PGresult *r = NULL;
-  int rc = pg_select(PG(base), s, OP_PAGE, filter, after, size + 1, &r, err);
-  json_decref(after);
+  int rc = pg_select(PG(base), s, OP_PAGE, filter, keys, size + 1, &r, err);
+  json_decref(keys);
   if (rc != KDAO_OK) return rc;
   int n = PQntuples(r);
   bool more = (size_t)n > size;
   rc = rows_decode(s, r, more ? (int)size : n, out, err);
   PQclear(r);
   if (rc == KDAO_OK && more) {
-    *next = kdao__keyset_encode(s, json_array_get(*out, size - 1));
-    if (*next == NULL) rc = oom(err);
+    char *pos = kdao__keyset_encode(s, json_array_get(*out, size - 1));
+    if (pos == NULL) {
+      rc = oom(err);
+    } else {
+      *next = (unsigned char *)pos;
+      *next_len = strlen(pos);
+    }
   }
   if (rc != KDAO_OK) {
     json_decref(*out);
@@ -1179,7 +1185,7 @@ static int pg_drop_schema(kdao__backend *base, const char *const *tables, size_t
   kdao__sb_add(&q, "DROP TABLE IF EXISTS ");
   for (size_t i = 0; i < n; i++) kdao__sb_addf(&q, "\"%s\", ", tables[i]);
   /* nodes: created by the core migrations for Kong's sake, though no kdao entity uses it */
-  kdao__sb_add(&q, "ttls, nodes, schema_migrations CASCADE;"
+  kdao__sb_add(&q, "ttls, nodes, kdao_secrets, schema_migrations CASCADE;"
                    "DROP FUNCTION IF EXISTS upsert_ttl(text, uuid, text, text, timestamp)");
   char *sql = kdao__sb_take(&q);
   if (sql == NULL) return oom(err);
@@ -1228,6 +1234,66 @@ static int pg_purge_expired(kdao__backend *base, const kdao_schema *const *schem
     PQclear(r);
   }
   return KDAO_OK;
+}
+
+/* ---- kdao's own secrets ---- */
+
+/* The stored value of `name` into *out (NULL when none); *missing when the table is. */
+static int secret_read(pg_backend *b, const char *name, char **out, bool *missing,
+                       kdao_error **err) {
+  *out = NULL;
+  *missing = false;
+  pg_params p = {.n = 1, .v = {name}};
+  PGresult *r = NULL;
+  kdao_error *e = NULL;
+  if (pg_exec(b, NULL, "SELECT value FROM kdao_secrets WHERE name = $1", &p, true, NULL, &r, &e) !=
+      KDAO_OK) {
+    if (strcmp(kdao_error_code(e) ? kdao_error_code(e) : "", "42P01") != 0) return fail(err, e);
+    kdao_error_free(e); /* undefined_table: nobody paged on this database yet */
+    *missing = true;
+    return KDAO_OK;
+  }
+  int rc = KDAO_OK;
+  if (PQntuples(r) == 1 && (*out = kdao__strdup(PQgetvalue(r, 0, 0))) == NULL) rc = oom(err);
+  PQclear(r);
+  return rc;
+}
+
+/*
+ * The table may be created by several processes at once: CREATE TABLE IF NOT EXISTS then
+ * fails in the loser with a duplicate (42P07, or 23505 on the catalog's type index), which
+ * means the table is there. The first INSERT wins; the others read its value.
+ */
+static int pg_secret(kdao__backend *base, const char *name, const char *candidate, char **out,
+                     kdao_error **err) {
+  pg_backend *b = PG(base);
+  bool missing = false;
+  int rc = secret_read(b, name, out, &missing, err);
+  if (rc != KDAO_OK || *out) return rc;
+  pg_params none = {0};
+  PGresult *r = NULL;
+  kdao_error *e = NULL;
+  if (missing &&
+      pg_exec(
+          b, NULL,
+          "CREATE TABLE IF NOT EXISTS kdao_secrets (name text PRIMARY KEY, value text NOT NULL)",
+          &none, true, NULL, &r, &e) != KDAO_OK) {
+    const char *code = kdao_error_code(e) ? kdao_error_code(e) : "";
+    if (strcmp(code, "42P07") != 0 && strcmp(code, "23505") != 0) return fail(err, e);
+    kdao_error_free(e);
+  }
+  PQclear(r);
+  r = NULL;
+  pg_params p = {.n = 2, .v = {name, candidate}};
+  rc = pg_exec(b, NULL,
+               "INSERT INTO kdao_secrets (name, value) VALUES ($1, $2)"
+               " ON CONFLICT (name) DO NOTHING",
+               &p, true, NULL, &r, err);
+  PQclear(r);
+  if (rc == KDAO_OK) rc = secret_read(b, name, out, &missing, err);
+  if (rc == KDAO_OK && *out == NULL)
+    rc = fail(err, kdao_error_new(KDAO_ERR_DB, "kdao_secrets: value not stored"));
+  return rc;
 }
 
 /* ---- open / close ---- */
@@ -1348,4 +1414,5 @@ const kdao__backend_ops kdao__postgres_ops = {
     .schema_ddl = pg_schema_ddl,
     .drop_schema = pg_drop_schema,
     .purge_expired = pg_purge_expired,
+    .secret = pg_secret,
 };

@@ -1016,19 +1016,15 @@ static int sq_find_all(kdao__backend *base, const kdao_schema *s, const json_t *
   return kind;
 }
 
-static int invalid_offset(kdao_error **err) {
-  json_t *fields = json_pack("{s:s}", "offset", "invalid offset");
-  return kdao__fail(err, fields ? kdao__error_schema_new(fields) : NULL);
-}
-
 /*
- * Binds the key values of a page token. The values are bound without a copy, so *keys
+ * Binds the key values of a page position. The values are bound without a copy, so *keys
  * must outlive the statement's steps: the caller releases it after the reset.
  */
-static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const char *offset,
-                       int *param, json_t **keys, kdao_error **err) {
-  *keys = kdao__keyset_decode(offset, s->npk);
-  if (!*keys) return invalid_offset(err);
+static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s,
+                       const unsigned char *after, size_t after_len, int *param, json_t **keys,
+                       kdao_error **err) {
+  *keys = kdao__keyset_decode(after, after_len, s->npk);
+  if (!*keys) return kdao__fail(err, kdao__invalid_offset());
   for (size_t i = 0; i < s->npk; i++)
     if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
       return sq_fail(b, err);
@@ -1040,17 +1036,18 @@ static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, co
  * size+1 so the extra row says whether a next page exists without a COUNT.
  */
 static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                        const char *offset, size_t size, json_t **out, char **next,
-                        kdao_error **err) {
+                        const unsigned char *after, size_t after_len, size_t size, json_t **out,
+                        unsigned char **next, size_t *next_len, kdao_error **err) {
   sq_backend *b = (sq_backend *)base;
   *out = NULL;
   *next = NULL;
+  *next_len = 0;
   if (size == 0) size = 100;
   sqlite3_stmt *st = NULL;
   int param;
   json_t *rows = NULL, *keys = NULL;
-  int kind = read_prepare(b, s, offset ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param, err);
-  if (!kind && offset) kind = bind_keyset(b, st, s, offset, &param, &keys, err);
+  int kind = read_prepare(b, s, after ? SQ_PAGE_NEXT : SQ_PAGE_FIRST, filter, &st, &param, err);
+  if (!kind && after) kind = bind_keyset(b, st, s, after, after_len, &param, &keys, err);
   if (!kind && sqlite3_bind_int64(st, param, (sqlite3_int64)size + 1) != SQLITE_OK)
     kind = sq_fail(b, err);
   if (!kind && !(rows = json_array())) kind = sq_nomem(err);
@@ -1058,8 +1055,13 @@ static int sq_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   if (!kind) kind = step_rows(b, st, s, size, rows, &more, err);
   sq_done(st);
   json_decref(keys);
-  if (!kind && more && !(*next = kdao__keyset_encode(s, json_array_get(rows, size - 1))))
+  char *pos = NULL;
+  if (!kind && more && !(pos = kdao__keyset_encode(s, json_array_get(rows, size - 1))))
     kind = sq_nomem(err);
+  if (pos) {
+    *next = (unsigned char *)pos;
+    *next_len = strlen(pos);
+  }
   if (kind)
     json_decref(rows);
   else
@@ -1301,6 +1303,58 @@ static int sq_migration_apply(kdao__backend *base, const char *identifier, const
   return kind;
 }
 
+/* ---- kdao's own secrets ---- */
+
+#define SQ_SECRETS "kdao_secrets"
+
+/* The stored value of `name` into *out (NULL when none, or when the table is missing). */
+static int secret_read(sq_backend *b, const char *name, char **out, kdao_error **err) {
+  *out = NULL;
+  if (!table_exists(b, SQ_SECRETS)) return KDAO_OK;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(b->db, "SELECT \"value\" FROM \"" SQ_SECRETS "\" WHERE \"name\" = ?1", -1,
+                         &st, NULL) != SQLITE_OK)
+    return sq_fail(b, err);
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int kind = KDAO_OK, rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    if (v && !(*out = kdao__strdup(v))) kind = sq_nomem(err);
+  } else if (rc != SQLITE_DONE) {
+    kind = sq_fail(b, err);
+  }
+  sqlite3_finalize(st);
+  return kind;
+}
+
+/* Writers are serialised by the database lock: INSERT OR IGNORE keeps the first value. */
+static int sq_secret(kdao__backend *base, const char *name, const char *candidate, char **out,
+                     kdao_error **err) {
+  sq_backend *b = (sq_backend *)base;
+  int kind = secret_read(b, name, out, err);
+  if (kind || *out) return kind;
+  kind = exec_sql(b,
+                  "CREATE TABLE IF NOT EXISTS \"" SQ_SECRETS "\" (\"name\" TEXT PRIMARY KEY,"
+                  " \"value\" TEXT NOT NULL)",
+                  err);
+  sqlite3_stmt *st = NULL;
+  if (!kind && sqlite3_prepare_v2(b->db,
+                                  "INSERT OR IGNORE INTO \"" SQ_SECRETS "\" (\"name\", \"value\")"
+                                  " VALUES (?1, ?2)",
+                                  -1, &st, NULL) != SQLITE_OK)
+    kind = sq_fail(b, err);
+  if (!kind) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, candidate, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) kind = sq_fail(b, err);
+  }
+  sqlite3_finalize(st);
+  if (!kind) kind = secret_read(b, name, out, err);
+  if (!kind && !*out)
+    kind = kdao__fail(err, kdao_error_new(KDAO_ERR_DB, SQ_SECRETS ": value not stored"));
+  return kind;
+}
+
 /* CREATE TABLE for any schema (sql.h): plugins without migrations. */
 static char *sq_schema_ddl(kdao__backend *base, const kdao_schema *s) {
   if (!s || !s->table || s->npk == 0) return NULL;
@@ -1330,6 +1384,7 @@ static int sq_drop_schema(kdao__backend *base, const char *const *tables, size_t
   if (!(kind = tx_begin(b, err))) {
     for (size_t i = 0; i < n && !kind; i++) kind = drop_table(b, tables[i], err);
     if (!kind && !(kind = drop_table(b, SQ_TTLS, err)) &&
+        !(kind = drop_table(b, SQ_SECRETS, err)) &&
         !(kind = drop_table(b, "schema_migrations", err)))
       kind = tx_commit(b, err);
     if (kind) tx_rollback(b);
@@ -1491,4 +1546,5 @@ const kdao__backend_ops kdao__sqlite_ops = {
     .schema_ddl = sq_schema_ddl,
     .drop_schema = sq_drop_schema,
     .purge_expired = sq_purge_expired,
+    .secret = sq_secret,
 };

@@ -234,7 +234,7 @@ static void a_forged_page_token_is_an_invalid_offset(void **state) {
     rows = NULL;
     int rc = kdao_dao_find_page(dao("apis"), NULL, forged[i], 2, &rows, &next, &err);
     if (rc != KDAO_ERR_SCHEMA) fail_msg("token %s: %s", forged[i], kdao_error_string(err));
-    assert_string_equal(kdao_error_message(err), "invalid offset");
+    assert_string_equal(kdao_error_message(err), "offset=invalid offset");
     assert_null(rows);
     kdao_error_free(err);
   }

@@ -9,6 +9,10 @@
  * plugins); kdao's tables must be a subset of them. The names kdao records in
  * schema_migrations must be the reference's for the same identifiers.
  *
+ * Tables whose name starts with `kdao_` are kdao's own (kdao_unique: reservations,
+ * kdao_secrets: the page token key), created when first needed rather than by a migration,
+ * and are left out of the comparison; the test pages once so that one of them is there.
+ *
  * Exit 77 (skip) without KDAO_CASSANDRA_CONTACT_POINTS, unless KDAO_REQUIRE_ALL=1.
  */
 #include <stdio.h>
@@ -41,7 +45,9 @@ static cql_result *query(const char *cql, const char *arg) {
   return r;
 }
 
-/* What Cassandra says of a keyspace, as the reference's lines (kdao's own table left out). */
+static bool kdao_own(const char *table) { return strncmp(table, "kdao_", 5) == 0; }
+
+/* What Cassandra says of a keyspace, as the reference's lines (kdao's own tables left out). */
 static ref_lines describe(const char *ks) {
   ref_lines lines = {0};
   cql_result *r = query("SELECT table_name, column_name, kind, position, type, clustering_order"
@@ -50,7 +56,7 @@ static ref_lines describe(const char *ks) {
   for (size_t i = 0; i < cql_result_row_count(r); i++) {
     json_t *row = cql_result_row_json(r, i);
     const char *t = json_string_value(json_object_get(row, "table_name"));
-    if (strcmp(t, "kdao_unique") != 0) {
+    if (!kdao_own(t)) {
       char *s = NULL;
       if (asprintf(&s, "%s|column %s|%s %lld %s %s", t,
                    json_string_value(json_object_get(row, "column_name")),
@@ -71,7 +77,8 @@ static ref_lines describe(const char *ks) {
     json_t *row = cql_result_row_json(r, i);
     char *opts = json_dumps(json_object_get(row, "options"), JSON_SORT_KEYS | JSON_COMPACT);
     char *s = NULL;
-    if (asprintf(&s, "%s|index %s|%s %s", json_string_value(json_object_get(row, "table_name")),
+    if (!kdao_own(json_string_value(json_object_get(row, "table_name"))) &&
+        asprintf(&s, "%s|index %s|%s %s", json_string_value(json_object_get(row, "table_name")),
                  json_string_value(json_object_get(row, "index_name")),
                  json_string_value(json_object_get(row, "kind")), opts) > 0)
       ref_lines_add(&lines, s);
@@ -87,7 +94,7 @@ static ref_lines describe(const char *ks) {
     json_t *row = cql_result_row_json(r, i);
     const char *t = json_string_value(json_object_get(row, "table_name"));
     char *s = NULL;
-    if (strcmp(t, "kdao_unique") != 0 &&
+    if (!kdao_own(t) &&
         asprintf(&s, "%s|default_time_to_live|%lld", t,
                  (long long)json_integer_value(json_object_get(row, "default_time_to_live"))) > 0)
       ref_lines_add(&lines, s);
@@ -97,6 +104,25 @@ static ref_lines describe(const char *ks) {
   cql_result_free(r);
   ref_lines_sort(&lines);
   return lines;
+}
+
+/* Pages through two consumers: kdao then creates its page key table. */
+static void page_once(kdao_factory *f) {
+  kdao_dao *d = kdao_factory_dao(f, "consumers");
+  kdao_error *err = NULL;
+  for (int i = 0; i < 2; i++) {
+    json_t *c = json_pack("{ss}", "username", i ? "page-2" : "page-1");
+    if (kdao_dao_insert(d, c, 0, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
+      die("insert", kdao_error_string(err));
+    json_decref(c);
+  }
+  json_t *rows = NULL;
+  char *next = NULL;
+  if (kdao_dao_find_page(d, NULL, NULL, 1, &rows, &next, &err) != KDAO_OK)
+    die("page", kdao_error_string(err));
+  if (next == NULL) die("page", "no next page of two consumers by one");
+  json_decref(rows);
+  kdao_free(next);
 }
 
 int main(void) {
@@ -125,6 +151,7 @@ int main(void) {
       kdao_factory_migrate(f, NULL, NULL, NULL, &err) != KDAO_OK)
     die("kdao migrations", kdao_error_string(err));
   kdao_config_free(cfg);
+  page_once(f);
   json_t *recorded = NULL;
   if (kdao_factory_migrations(f, &recorded, &err) != KDAO_OK)
     die("migrations", kdao_error_string(err));
@@ -140,6 +167,11 @@ int main(void) {
                            .port = (uint16_t)(port ? atoi(port) : 9042)};
   cql_error ce = {0};
   if ((CL = cql_cluster_open(&o, &ce)) == NULL) die("connect", cql_error_message(&ce));
+  cql_result *own = query("SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?"
+                          " AND table_name = 'kdao_secrets'",
+                          kdao_ks);
+  if (cql_result_row_count(own) != 1) die("kdao_secrets", "not created by the first page");
+  cql_result_free(own);
   ref_lines ours = describe(kdao_ks);
   if (ref_subject_count(&ours) < 10) /* the core tables at least: the queries saw something */
     die("describe", "fewer than 10 tables in kdao's keyspace");

@@ -5,12 +5,13 @@
  *
  * Input: byte 0 picks the entity (consumers, apis: one-field uuid keys; plugins: the
  * two-field key id + name, with or without a filter) and whether the rest is the token as
- * sent or JSON to be wrapped as a token (base64url), which lets the fuzzer reach the key
- * values themselves; byte 1 the page size. A token may only ever be accepted (KDAO_OK) or
- * refused (KDAO_ERR_SCHEMA); an accepted one gives at most `size` rows, and every following
- * page it leads to must be accepted too.
+ * sent or a keyset position (JSON) sealed into a token with the database's page key, as
+ * kdao__page_token_seal does for a page, which lets the fuzzer past the MAC to the key values
+ * themselves; byte 1 the page size. A token may only ever be accepted (KDAO_OK) or refused
+ * (KDAO_ERR_SCHEMA); an accepted one gives at most `size` rows, and every following page it
+ * leads to must be accepted too.
  */
-#include "backend.h"
+#include "factory.h"
 #include "fuzz_util.h"
 
 static kdao_factory *factory;
@@ -39,7 +40,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
              i, plugins[i], i == 1 ? ", \"config\": {\"whitelist\": [\"g\"]}" : "");
     fuzz_insert(factory, "plugins", p);
   }
+  /* a page with a successor: the factory reads (here: creates) its page key */
+  json_t *rows = NULL;
+  char *next = NULL;
+  if (kdao_dao_find_page(kdao_factory_dao(factory, "consumers"), NULL, NULL, 1, &rows, &next,
+                         NULL) != KDAO_OK ||
+      !factory->page_key_ready)
+    abort();
+  json_decref(rows);
+  free(next);
   return 0;
+}
+
+/* `pos` sealed as kdao_dao_find_page seals the position of a page of `dao` under `filter`. */
+static char *seal(kdao_dao *dao, const json_t *filter, const char *pos) {
+  char *flt = filter ? json_dumps(filter, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  char *token = kdao__page_token_seal(factory->page_key, kdao_dao_table(dao), flt,
+                                      (const unsigned char *)pos, strlen(pos));
+  free(flt);
+  return token;
 }
 
 /* Walks the pages a token leads to: each must be accepted and hold at most `size` rows. */
@@ -77,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t page_size = data[1] % 8; /* 0: the default, 100 */
   char *text = fuzz_strdup(data + 2, size - 2);
   char *token = text;
-  if (data[0] & 4) token = kdao__b64_encode((const unsigned char *)text, strlen(text));
+  if (data[0] & 4) token = seal(dao, filter, text);
   if (!token) abort();
   walk(dao, filter, token, page_size);
   if (token != text) free(token);

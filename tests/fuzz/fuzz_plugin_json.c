@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "registration failed with %s", kdao_error_kind_name(rc));
   }
   kdao_error_free(err);
-  kdao_factory_close(f);
+  kdao_factory_free(f);
   json_decref(desc);
   return 0;
 }

@@ -127,7 +127,8 @@ static inline kdao_factory *fuzz_factory(bool connect) {
 static inline void fuzz_insert(kdao_factory *f, const char *dao, const char *json) {
   json_t *e = json_loads(json, 0, NULL);
   kdao_error *err = NULL;
-  if (!e || kdao_dao_insert(kdao_factory_dao(f, dao), e, 0, KDAO_QUIET, NULL, &err) != KDAO_OK) {
+  if (!e ||
+      kdao_dao_insert(kdao_factory_dao(f, dao), e, 0, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK) {
     fprintf(stderr, "fuzz: insert into %s failed: %s\n", dao, kdao_error_message(err));
     abort();
   }

@@ -198,6 +198,7 @@ req GET '/apis?size=2'
 expect "GET /apis?size=2" 200 '.data | length == 2' '.total == 5' '.offset | type == "string"' \
   '.next | startswith("'"$BASE"'/apis?offset=")' '.next | test("size=2")'
 NEXT=$(val .next)
+TOKEN=$(val .offset)
 SEEN=$(val '[.data[].id] | join(",")')
 req GET "${NEXT#"$BASE"}"
 expect "following next" 200 '.data | length == 2' ".data | map(.id) | all(. as \$i | \"$SEEN\" | contains(\$i) | not)"
@@ -209,7 +210,15 @@ expect "size 0" 400 '.message | test("size")'
 req GET '/apis?size=abc'
 expect "size not a number (Kong: 100)" 200 '.data | length == 5'
 req GET '/apis?offset=garbage!'
-[ "$STATUS" = 400 ] && ok || ko "malformed offset is a 400"
+expect "malformed offset" 400 '.offset == "invalid offset"'
+# one character changed in the middle of a genuine token
+MID=$((${#TOKEN} / 2))
+SWAP=A
+[ "${TOKEN:$MID:1}" = A ] && SWAP=B
+req GET "/apis?size=2&offset=${TOKEN:0:$MID}$SWAP${TOKEN:$((MID + 1))}"
+expect "tampered offset" 400 '.offset == "invalid offset"'
+req GET "/apis?size=2&name=mockbin&offset=$TOKEN"
+expect "another filter's offset" 400 '.offset == "invalid offset"'
 req GET '/apis?name=mockbin'
 expect "filter" 200 '.total == 1' '.data[0].name == "mockbin"'
 req GET '/apis?name=json-api&size=1'

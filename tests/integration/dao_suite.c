@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "kdao.h"
 
@@ -151,20 +152,30 @@ static int backend_available(void) {
   return 0;
 }
 
-static int open_factory(void **state) {
-  (void)state;
+/* The suite's configuration: the environment's, on the backend under test. NULL on error. */
+static kdao_config *suite_config(void) {
   kdao_config *cfg = NULL;
   kdao_error *err = NULL;
   if (kdao_config_new(&cfg, &err) != KDAO_OK || kdao_config_load_env(cfg, &err) != KDAO_OK ||
       kdao_config_set(cfg, "database", BACKEND, &err) != KDAO_OK) {
     fprintf(stderr, "config: %s\n", kdao_error_string(err));
-    return -1;
+    kdao_error_free(err);
+    kdao_config_free(cfg);
+    return NULL;
   }
   if (strcmp(BACKEND, "sqlite") == 0) {
     char path[300];
     snprintf(path, sizeof path, "%s/kdao.db", TMPDIR_PATH);
     kdao_config_set(cfg, "sqlite_path", path, NULL);
   }
+  return cfg;
+}
+
+static int open_factory(void **state) {
+  (void)state;
+  kdao_config *cfg = suite_config();
+  kdao_error *err = NULL;
+  if (cfg == NULL) return -1;
   int rc = kdao_factory_open(cfg, &F, &err);
   kdao_config_free(cfg);
   if (rc != KDAO_OK) {
@@ -930,6 +941,240 @@ static void pages_visit_every_row_exactly_once(void **state) {
   json_decref(f);
 }
 
+/* Inserts `n` apis named <prefix>-NNNN in one batch. */
+static void insert_apis(const char *prefix, int n) {
+  json_t *batch = json_array();
+  for (int i = 0; i < n; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s-%04d", prefix, i);
+    json_array_append_new(batch, json_pack("{sss[s]ss}", "name", name, "hosts", "p.example.com",
+                                           "upstream_url", "http://paged.example.com"));
+  }
+  kdao_error *err = NULL;
+  if (kdao_dao_insert_many(dao("apis"), batch, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
+    fail_msg("insert_many: %s", kdao_error_string(err));
+  json_decref(batch);
+}
+
+/* One page that must succeed; returns its rows, *next its token. */
+static json_t *page(kdao_dao *d, const json_t *filter, const char *offset, size_t size,
+                    char **next) {
+  json_t *rows = NULL;
+  kdao_error *err = NULL;
+  if (kdao_dao_find_page(d, filter, offset, size, &rows, next, &err) != KDAO_OK)
+    fail_msg("page of %zu after %s: %s", size, offset ? offset : "(start)", kdao_error_string(err));
+  return rows;
+}
+
+/* Pages through apis (filtered or not) by `size`: every row once, no empty page. */
+static void page_through(const json_t *filter, size_t size, int total, int expected_pages) {
+  json_t *seen = json_object();
+  char *offset = NULL;
+  int pages = 0;
+  do {
+    char *next = NULL;
+    json_t *rows = page(dao("apis"), filter, offset, size, &next);
+    if (json_array_size(rows) == 0) fail_msg("page %d by %zu is empty", pages, size);
+    assert_true(json_array_size(rows) <= size);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+      if (json_object_get(seen, str(r, "id"))) fail_msg("%s seen twice", str(r, "name"));
+      json_object_set_new(seen, str(r, "id"), json_true());
+    }
+    json_decref(rows);
+    kdao_free(offset);
+    offset = next;
+    pages++;
+  } while (offset != NULL && pages < 1000);
+  if ((int)json_object_size(seen) != total || pages != expected_pages)
+    fail_msg("by %zu: %zu rows in %d pages, expected %d in %d", size, json_object_size(seen), pages,
+             total, expected_pages);
+  json_decref(seen);
+}
+
+static void pages_of_250_rows_by_100_and_by_50(void **state) {
+  (void)state;
+  insert_apis("by", 250);
+  page_through(NULL, 100, 250, 3);
+  page_through(NULL, 50, 250, 5); /* the last page exactly full: no token after it */
+  page_through(NULL, 250, 250, 1);
+  json_t *f = J("{\"upstream_url\": \"http://paged.example.com\"}");
+  page_through(f, 50, 250, 5);
+  json_decref(f);
+}
+
+static void an_exactly_full_last_page_has_no_token(void **state) {
+  (void)state;
+  insert_apis("full", 4);
+  char *next = NULL, *last = NULL;
+  json_t *rows = page(dao("apis"), NULL, NULL, 4, &next);
+  assert_int_equal(json_array_size(rows), 4);
+  if (next) fail_msg("a page holding every row hands out %s", next);
+  json_decref(rows);
+  rows = page(dao("apis"), NULL, NULL, 2, &next);
+  assert_int_equal(json_array_size(rows), 2);
+  assert_non_null(next);
+  json_decref(rows);
+  rows = page(dao("apis"), NULL, next, 2, &last);
+  assert_int_equal(json_array_size(rows), 2);
+  if (last) fail_msg("the exactly full last page hands out %s", last);
+  json_decref(rows);
+  kdao_free(next);
+  /* filtered (Cassandra: ALLOW FILTERING, which may page short) */
+  json_t *f = J("{\"upstream_url\": \"http://paged.example.com\"}");
+  rows = page(dao("apis"), f, NULL, 4, &next);
+  assert_int_equal(json_array_size(rows), 4);
+  if (next) fail_msg("a filtered page holding every match hands out %s", next);
+  json_decref(rows);
+  json_decref(f);
+}
+
+/* The one answer to an unusable token, word for word the same on every backend. */
+static void assert_invalid_offset(const json_t *filter, const char *token, const char *what) {
+  json_t *rows = NULL;
+  char *next = NULL;
+  kdao_error *err = NULL;
+  int rc = kdao_dao_find_page(dao("apis"), filter, token, 2, &rows, &next, &err);
+  if (rc != KDAO_ERR_SCHEMA)
+    fail_msg("%s (%s): %s %s", what, token, kdao_error_kind_name(rc), kdao_error_string(err));
+  char want[128];
+  snprintf(want, sizeof want, "[%s error] offset=invalid offset", BACKEND);
+  assert_string_equal(kdao_error_string(err), want);
+  assert_string_equal(kdao_error_message(err), "offset=invalid offset");
+  assert_true(jeq(kdao_error_fields(err), "{\"offset\": \"invalid offset\"}"));
+  assert_null(rows);
+  assert_null(next);
+  kdao_error_free(err);
+}
+
+static void page_tokens_are_tamper_evident(void **state) {
+  (void)state;
+  insert_apis("tamper", 5);
+  for (int i = 0; i < 5; i++) {
+    char c[64];
+    snprintf(c, sizeof c, "{\"username\": \"tamper-%d\"}", i);
+    json_decref(must_insert("consumers", c));
+  }
+  json_t *f = J("{\"upstream_url\": \"http://paged.example.com\"}");
+  json_t *other_f = J("{\"upstream_url\": \"http://other.example.com\"}");
+  char *t = NULL, *tf = NULL, *tc = NULL;
+  json_decref(page(dao("apis"), NULL, NULL, 2, &t));
+  json_decref(page(dao("apis"), f, NULL, 2, &tf));
+  json_decref(page(dao("consumers"), NULL, NULL, 2, &tc));
+  assert_non_null(t);
+  assert_non_null(tf);
+  assert_non_null(tc);
+  /* the genuine tokens work, where they were made */
+  char *next = NULL;
+  json_t *rows = page(dao("apis"), NULL, t, 2, &next);
+  assert_int_equal(json_array_size(rows), 2);
+  json_decref(rows);
+  kdao_free(next);
+  rows = page(dao("apis"), f, tf, 2, &next);
+  assert_int_equal(json_array_size(rows), 2);
+  json_decref(rows);
+  kdao_free(next);
+
+  size_t n = strlen(t);
+  char *m = malloc(n + 8);
+  assert_non_null(m);
+  static const char subst[] = "Aa0-_";
+  for (size_t i = 0; i < n; i++) {
+    for (const char *c = subst; *c; c++) {
+      if (*c == t[i]) continue;
+      memcpy(m, t, n + 1);
+      m[i] = *c;
+      char what[64];
+      snprintf(what, sizeof what, "character %zu changed", i);
+      assert_invalid_offset(NULL, m, what);
+    }
+  }
+  for (size_t cut = 0; cut < n; cut += n / 7 + 1) {
+    memcpy(m, t, cut);
+    m[cut] = '\0';
+    assert_invalid_offset(NULL, m, "truncated");
+  }
+  memcpy(m, t, n - 1);
+  m[n - 1] = '\0';
+  assert_invalid_offset(NULL, m, "last character cut");
+  snprintf(m, n + 8, "%sAAAA", t);
+  assert_invalid_offset(NULL, m, "extended");
+  snprintf(m, n + 8, "%sA", t);
+  assert_invalid_offset(NULL, m, "extended by one");
+  free(m);
+  assert_invalid_offset(NULL, tc, "another table's token");
+  assert_invalid_offset(NULL, tf, "a filtered page's token without the filter");
+  assert_invalid_offset(f, t, "an unfiltered page's token with a filter");
+  assert_invalid_offset(other_f, tf, "another filter's token");
+  assert_invalid_offset(NULL, "%%garbage%%", "not base64url");
+  assert_invalid_offset(NULL, "", "empty");
+  kdao_free(t);
+  kdao_free(tf);
+  kdao_free(tc);
+  json_decref(f);
+  json_decref(other_f);
+}
+
+/* ---- one page key per database, whoever pages first ---- */
+
+enum { KEY_RACERS = 4 };
+
+typedef struct key_racer {
+  pthread_t thread;
+  kdao_config *cfg;
+  char *token;
+  char error[256];
+} key_racer;
+
+static void *race_for_the_key(void *arg) {
+  key_racer *r = arg;
+  kdao_factory *f = NULL;
+  kdao_error *err = NULL;
+  json_t *rows = NULL;
+  if (kdao_factory_open(r->cfg, &f, &err) != KDAO_OK ||
+      kdao_dao_find_page(kdao_factory_dao(f, "apis"), NULL, NULL, 1, &rows, &r->token, &err) !=
+          KDAO_OK)
+    snprintf(r->error, sizeof r->error, "%s", kdao_error_string(err));
+  json_decref(rows);
+  kdao_error_free(err);
+  kdao_factory_free(f);
+  return NULL;
+}
+
+/*
+ * Factories on one database create its page key at the same moment, from scratch: they must
+ * all end up with one key, so each hands out the very same token for the same page, and a
+ * factory opened later accepts it.
+ */
+static void factories_on_one_database_share_the_page_key(void **state) {
+  (void)state;
+  kdao_error *err = NULL;
+  if (kdao_factory_drop_schema(F, &err) != KDAO_OK ||
+      kdao_factory_migrate(F, NULL, NULL, NULL, &err) != KDAO_OK)
+    fail_msg("reset: %s", kdao_error_string(err));
+  insert_apis("key", 3); /* writes only: the key table is still missing */
+  key_racer racers[KEY_RACERS] = {0};
+  for (int i = 0; i < KEY_RACERS; i++) {
+    racers[i].cfg = suite_config();
+    assert_non_null(racers[i].cfg);
+  }
+  for (int i = 0; i < KEY_RACERS; i++)
+    assert_int_equal(pthread_create(&racers[i].thread, NULL, race_for_the_key, &racers[i]), 0);
+  for (int i = 0; i < KEY_RACERS; i++) assert_int_equal(pthread_join(racers[i].thread, NULL), 0);
+  char *mine = NULL;
+  json_decref(page(dao("apis"), NULL, NULL, 1, &mine));
+  assert_non_null(mine);
+  for (int i = 0; i < KEY_RACERS; i++) {
+    if (racers[i].error[0]) fail_msg("factory %d: %s", i, racers[i].error);
+    if (racers[i].token == NULL || strcmp(racers[i].token, mine) != 0)
+      fail_msg("factory %d's token %s differs from %s", i, racers[i].token, mine);
+    kdao_free(racers[i].token);
+    kdao_config_free(racers[i].cfg);
+  }
+  kdao_free(mine);
+}
+
 static void insert_many_is_all_or_nothing(void **state) {
   (void)state;
   json_t *batch = J("[{\"name\": \"ok1\", \"hosts\": [\"a.com\"], \"upstream_url\": \"http://a\"},"
@@ -1093,6 +1338,10 @@ int main(int argc, char **argv) {
       T(upstream_orderlist_and_target_normalisation),
       T(ttl_rows_are_never_returned_after_expiry),
       T(pages_visit_every_row_exactly_once),
+      T(pages_of_250_rows_by_100_and_by_50),
+      T(an_exactly_full_last_page_has_no_token),
+      T(page_tokens_are_tamper_evident),
+      T(factories_on_one_database_share_the_page_key),
       T(insert_many_is_all_or_nothing),
       T(values_round_trip_exactly),
       T(migrations_are_recorded_and_idempotent),

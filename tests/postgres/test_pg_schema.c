@@ -10,6 +10,9 @@
  * tables than kdao creates (Kong's other bundled plugins); kdao's tables must be a subset of
  * them. The names kdao records in schema_migrations must be the reference's for the same
  * identifiers, and the rows Kong records must leave kdao nothing pending.
+ *
+ * Tables whose name starts with `kdao_` are kdao's own (kdao_secrets: the page token key),
+ * created when first needed rather than by a migration, and are left out of the comparison.
  */
 #include "facts.h"
 #include "pg_test.h"
@@ -46,7 +49,8 @@ static ref_lines catalog(PGconn *c) {
   ref_lines l = {0};
   for (size_t q = 0; q < sizeof CATALOG_QUERIES / sizeof *CATALOG_QUERIES; q++) {
     PGresult *r = pgt_exec(c, CATALOG_QUERIES[q]);
-    for (int i = 0; i < PQntuples(r); i++) ref_lines_add(&l, PQgetvalue(r, i, 0));
+    for (int i = 0; i < PQntuples(r); i++)
+      if (strncmp(PQgetvalue(r, i, 0), "kdao_", 5) != 0) ref_lines_add(&l, PQgetvalue(r, i, 0));
     PQclear(r);
   }
   ref_lines_sort(&l);
@@ -78,10 +82,32 @@ static void assert_nothing_pending(kdao_factory *f) {
   assert_int_equal(pending, 0);
 }
 
+/*
+ * Pages through two consumers, which makes kdao create its own table for the page key: it is
+ * there, and the comparison below sees it and must leave it out.
+ */
+static void page_once(PGconn *c, kdao_factory *f) {
+  json_decref(pgt_insert(f, "consumers", "{\"username\": \"page-1\"}", 0));
+  json_decref(pgt_insert(f, "consumers", "{\"username\": \"page-2\"}", 0));
+  json_t *rows = NULL;
+  char *next = NULL;
+  kdao_error *err = NULL;
+  if (kdao_dao_find_page(kdao_factory_dao(f, "consumers"), NULL, NULL, 1, &rows, &next, &err) !=
+      KDAO_OK)
+    fail_msg("page: %s", kdao_error_string(err));
+  assert_non_null(next);
+  json_decref(rows);
+  kdao_free(next);
+  char *n = pgt_value(c, "SELECT count(*) FROM kdao_secrets");
+  assert_string_equal(n, "1");
+  free(n);
+}
+
 static void test_migrated_schema_matches_kong(void **state) {
   ref_lines ref = {0}, ref_migrations = {0};
   load_reference(&ref, &ref_migrations);
   PGconn *c = pgt_connect(DB);
+  page_once(c, *state);
   ref_lines ours = catalog(c);
   /* the core tables at least: the queries saw something */
   assert_true(ref_subject_count(&ours) >= 10);
