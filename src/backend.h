@@ -170,6 +170,18 @@ json_t *kdao__keyset_decode(const char *token, size_t npk);
 char *kdao__b64_encode(const unsigned char *data, size_t len);
 unsigned char *kdao__b64_decode(const char *text, size_t *len);
 
+/*
+ * Composite uniques (backend_unique.c), for backends that hold the write lock for them
+ * across the check and the write: fails with the violation (kdao__unique_violation) when a
+ * stored row other than `self` (a primary key; NULL for an insert) holds a composite of
+ * `row`. Reads through b's find_all.
+ */
+int kdao__uniques_check(kdao__backend *b, const kdao_schema *s, const json_t *row,
+                        const json_t *self, kdao_error **err);
+
+/* `old` with `values` set and the fields named in `nulls` removed (an update's result). */
+json_t *kdao__row_merge(const json_t *old, const json_t *values, const json_t *nulls);
+
 /* The factory's schema of entity `name` (NULL if none): for foreign lookups. */
 const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name);
 
