@@ -151,8 +151,10 @@ typedef enum cs_kind { RUN_READ, RUN_SERIAL_READ, RUN_WRITE, RUN_LWT } cs_kind;
  * operation: the cluster re-sends it to another node. That is safe for each statement this
  * file sends: reads; plain writes of given values (last write wins, no counters);
  * reservations, whose retry finds the owner already ours; IF owner = ? / IF EXISTS writes,
- * which apply the same values again; and row inserts IF NOT EXISTS, whose retry finds the
- * very row it wrote (insert_one tells that apart from another row).
+ * which apply the same values again; row inserts IF NOT EXISTS, whose retry finds the
+ * very row it wrote (insert_one tells that apart from another row); and conditional row
+ * deletes, whose retry finds the row gone (the delete then reports no row, the one
+ * outcome a lost answer changes).
  */
 static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind, int32_t page_size,
                const uint8_t *state, size_t state_len, cql_result **out, kdao_error **err) {
@@ -1067,17 +1069,48 @@ static int cs_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
 }
 
 /* Removes a stored row and its reservations. */
-static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, kdao_error **err) {
+static bool key_member(const cs_table *t, size_t field) {
+  for (size_t j = 0; j < t->nkeys; j++) {
+    const cs_key *k = &t->keys[j];
+    if (k->f == &t->s->fields[field]) return true;
+    for (size_t m = 0; k->u && m < k->u->n; m++)
+      if (k->u->fields[m] == field) return true;
+  }
+  return false;
+}
+
+/*
+ * Removes the stored row `row` and its reservations. A lightweight transaction, conditioned
+ * on the reserved values read: a plain DELETE racing an UPDATE ... IF EXISTS could lose to
+ * the update's later timestamp and leave its cells behind, and an update that changed a
+ * reserved value in between would have its new reservation left to no one. *applied false:
+ * the row is gone or holds other values now.
+ */
+static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, bool *applied,
+                      kdao_error **err) {
   kdao__sb q = {0};
   cs_params p = {0};
   kdao__sb_addf(&q, "DELETE FROM \"%s\"", t->s->table);
   int rc = where_ckey(&q, &p, t, row, err);
+  bool first = true;
+  for (size_t i = 0; rc == KDAO_OK && i < t->s->nfields; i++) {
+    if (is_ckey(t, i) || !key_member(t, i)) continue;
+    const kdao__field *f = &t->s->fields[i];
+    json_t *v = json_object_get(row, f->name);
+    kdao__sb_addf(&q, "%s\"%s\" = ?", first ? " IF " : " AND ", f->name);
+    first = false;
+    rc = v && !json_is_null(v) ? param_field(&p, f, v, err) : param_push(&p, cql_v_null(), err);
+  }
+  if (first) kdao__sb_add(&q, " IF EXISTS");
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_WRITE, 0, NULL, 0, NULL, err);
+  cql_result *r = NULL;
+  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
+  if (rc == KDAO_OK) *applied = cql_result_applied(r) == 1;
+  cql_result_free(r);
   kdao__free(cql);
   params_clear(&p);
-  if (rc != KDAO_OK) return rc;
+  if (rc != KDAO_OK || !*applied) return rc;
   char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
   release_row(b, t, row, owner, NULL);
@@ -1109,7 +1142,8 @@ static int cs_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   if (rc != KDAO_OK) {
     json_array_foreach(stored, i, row) {
       kdao_error *e = NULL;
-      remove_row(b, t, row, &e);
+      bool gone;
+      remove_row(b, t, row, &gone, &e);
       kdao_error_free(e);
     }
     json_decref(stored);
@@ -1126,14 +1160,21 @@ static int cs_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   cs_table *t;
   json_t *old = NULL;
   int rc = table_get(b, s, &t, err);
-  if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, NULL, err);
-  if (rc != KDAO_OK || old == NULL) return rc;
-  if ((rc = remove_row(b, t, old, err)) != KDAO_OK) {
+  /* A row changed between the read and the delete is read again: the event names the row
+     as it went, and its reservations are the ones released. */
+  for (int attempt = 0; rc == KDAO_OK && attempt < 8; attempt++) {
+    bool applied = false;
+    rc = find_for_write(b, t, pk, &old, NULL, err);
+    if (rc != KDAO_OK || old == NULL) return rc;
+    rc = remove_row(b, t, old, &applied, err);
+    if (rc == KDAO_OK && applied) {
+      *out = old;
+      return KDAO_OK;
+    }
     json_decref(old);
-    return rc;
+    old = NULL;
   }
-  *out = old;
-  return KDAO_OK;
+  return rc != KDAO_OK ? rc : fail(err, kdao_error_new(KDAO_ERR_DB, "row kept changing"));
 }
 
 /* `UPDATE t [USING TTL ?] SET ... WHERE <table key> IF EXISTS` for the changed columns. */
