@@ -88,6 +88,9 @@ struct kdao__backend_ops {
    * Inserts a complete, validated row. `ttl` > 0: expires after ttl seconds. *out = the
    * stored row as read back (new reference). Unique violations → KDAO_ERR_UNIQUE with
    * fields {<field>: <value>} (kdao_error_new_fields), foreign → KDAO_ERR_FOREIGN likewise.
+   * The schema's composite uniques (s->uniques) are the backend's to enforce too, here, in
+   * insert_many and in an update touching a member, so that concurrent writers cannot both
+   * pass (kdao__unique_violation gives the error).
    */
   int (*insert)(kdao__backend *b, const kdao_schema *s, const json_t *row, int ttl, json_t **out,
                 kdao_error **err);

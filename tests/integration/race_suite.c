@@ -77,7 +77,8 @@ static json_t *race_entity(int c, int round) {
   case 1: return json_pack("{s:s}", "username", v);
   case 2: return json_pack("{s:s}", "custom_id", v);
   case 3: return json_pack("{s:s,s:s}", "consumer_id", CONSUMER_ID, "key", v);
-  case 4: return json_pack("{s:s,s:s,s:s}", "consumer_id", CONSUMER_ID, "username", v, "password", "x");
+  case 4:
+    return json_pack("{s:s,s:s,s:s}", "consumer_id", CONSUMER_ID, "username", v, "password", "x");
   case 5: return json_pack("{s:s,s:s}", "consumer_id", CONSUMER_ID, "group", v);
   /* one composite every round: the parent deletes the winner after checking it */
   case 6: return json_pack("{s:s,s:s}", "api_id", API_ID, "name", "race-plugin");
@@ -107,7 +108,8 @@ static json_t *ud_entity(int c, int round) {
 static json_t *ud_update(int c, int round, int w, const char *id) {
   char v[96];
   snprintf(v, sizeof v, "ud-%s-%d-%d-%d", RUN, c, round, w);
-  if (strcmp(CASES[c].dao, "consumers") == 0) return json_pack("{s:s,s:s}", "id", id, "custom_id", v);
+  if (strcmp(CASES[c].dao, "consumers") == 0)
+    return json_pack("{s:s,s:s}", "id", id, "custom_id", v);
   return json_pack("{s:s,s:s,s:b}", "id", id, "name", "race-plugin", "enabled", w % 2);
 }
 
@@ -200,10 +202,10 @@ typedef struct command {
 } command;
 
 /* Outcomes a writer reports, one byte each. */
-#define WON 'W'      /* the insert or update stored its row; the delete returned the row */
-#define LOST 'L'     /* the insert got the race's expected error */
-#define NOTHING 'N'  /* the update or delete found no row */
-#define FAILED 'E'   /* anything else (printed) */
+#define WON 'W'     /* the insert or update stored its row; the delete returned the row */
+#define LOST 'L'    /* the insert got the race's expected error */
+#define NOTHING 'N' /* the update or delete found no row */
+#define FAILED 'E'  /* anything else (printed) */
 #define READY 'R'
 
 typedef struct writer {
@@ -324,13 +326,13 @@ static int race(writer *ws, int n, const command *cmd, char *outcomes) {
 
 static int failures;
 
-#define CHECK(cond, ...)                 \
-  do {                                   \
-    if (!(cond)) {                       \
+#define CHECK(cond, ...)                     \
+  do {                                       \
+    if (!(cond)) {                           \
       fprintf(stderr, "FAIL: " __VA_ARGS__); \
-      fputc('\n', stderr);               \
-      failures++;                        \
-    }                                    \
+      fputc('\n', stderr);                   \
+      failures++;                            \
+    }                                        \
   } while (0)
 
 /* The rows holding race `c`'s value of `round` (plugins: the composite exactly). */
@@ -355,9 +357,10 @@ static void delete_rows(kdao_factory *f, const char *dao, json_t *rows) {
   size_t i;
   json_t *row;
   json_array_foreach(rows, i, row) {
-    json_t *pk = strcmp(dao, "plugins") == 0 ? json_pack("{s:O,s:O}", "id", json_object_get(row, "id"),
-                                                         "name", json_object_get(row, "name"))
-                                             : json_pack("{s:O}", "id", json_object_get(row, "id"));
+    json_t *pk = strcmp(dao, "plugins") == 0
+                     ? json_pack("{s:O,s:O}", "id", json_object_get(row, "id"), "name",
+                                 json_object_get(row, "name"))
+                     : json_pack("{s:O}", "id", json_object_get(row, "id"));
     kdao_error *err = NULL;
     if (kdao_dao_delete(kdao_factory_dao(f, dao), pk, KDAO_DAO_QUIET, NULL, &err) != KDAO_OK)
       fprintf(stderr, "delete: %s\n", kdao_error_string(err));
@@ -379,8 +382,8 @@ static void insert_round(kdao_factory *f, writer *ws, int n, int c, int round) {
     lost += out[i] == LOST;
   }
   json_t *rows = race_rows(f, c, round);
-  CHECK(won == 1 && lost == n - 1, "%s round %d: %d won, %d lost, %d failed", CASES[c].what,
-        round, won, lost, n - won - lost);
+  CHECK(won == 1 && lost == n - 1, "%s round %d: %d won, %d lost, %d failed", CASES[c].what, round,
+        won, lost, n - won - lost);
   CHECK(json_array_size(rows) == 1, "%s round %d: %zu rows stored", CASES[c].what, round,
         json_array_size(rows));
   if (strcmp(CASES[c].dao, "plugins") == 0) delete_rows(f, "plugins", rows);
@@ -404,8 +407,8 @@ static void update_delete_round(kdao_factory *f, writer *ws, int n, int c, int r
   /* The row existed and one writer deleted it: the delete must have found it. */
   CHECK(out[0] == WON, "%s round %d: the delete reported %c", CASES[c].what, round, out[0]);
   for (int i = 1; i < n; i++)
-    CHECK(out[i] == WON || out[i] == NOTHING, "%s round %d: update %d reported %c",
-          CASES[c].what, round, i, out[i]);
+    CHECK(out[i] == WON || out[i] == NOTHING, "%s round %d: update %d reported %c", CASES[c].what,
+          round, i, out[i]);
   json_t *pk = strcmp(CASES[c].dao, "plugins") == 0
                    ? json_pack("{s:s,s:s}", "id", cmd.id, "name", "race-plugin")
                    : json_pack("{s:s}", "id", cmd.id);
@@ -458,8 +461,9 @@ int main(int argc, char **argv) {
         update_delete_round(f, ws, n, c, round);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("%s %s %s, %d writers, %d rounds: %s (%.1f s)\n", BACKEND, threads ? "threads" : "processes",
-           CASES[c].what, n, ROUNDS, failures == before ? "ok" : "FAILED",
+    printf("%s %s %s, %d writers, %d rounds: %s (%.1f s)\n", BACKEND,
+           threads ? "threads" : "processes", CASES[c].what, n, ROUNDS,
+           failures == before ? "ok" : "FAILED",
            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
   }
   stop_writers(ws, n, threads);
