@@ -852,9 +852,6 @@ static int claim(cs_backend *b, const cs_table *t, const cs_key *k, const char *
 static void release(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                     const char *owner);
 
-static int cs_find_all(kdao__backend *base, const kdao_schema *s, const json_t *filter,
-                       json_t **out, kdao_error **err);
-
 /*
  * Is `row`'s value for `k` held by a stored row other than `owner`'s? Rows written by Kong
  * (or by anything that does not reserve) have no reservation: once the claim is ours, no kdao
