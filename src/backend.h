@@ -89,6 +89,9 @@ struct kdao__backend_ops {
    * Inserts a complete, validated row. `ttl` > 0: expires after ttl seconds. *out = the
    * stored row as read back (new reference). Unique violations → KDAO_ERR_UNIQUE with
    * fields {<field>: <value>} (kdao_error_new_fields), foreign → KDAO_ERR_FOREIGN likewise.
+   * The schema's composite uniques (s->uniques) are the backend's to enforce too, here, in
+   * insert_many and in an update touching a member, so that concurrent writers cannot both
+   * pass (kdao__unique_violation gives the error).
    */
   int (*insert)(kdao__backend *b, const kdao_schema *s, const json_t *row, int ttl, json_t **out,
                 kdao_error **err);
@@ -221,6 +224,18 @@ json_t *kdao__json_column(const kdao__field *f, const char *text, size_t len);
 /* Base64url without padding. */
 char *kdao__b64_encode(const unsigned char *data, size_t len);
 unsigned char *kdao__b64_decode(const char *text, size_t *len);
+
+/*
+ * Composite uniques (backend_unique.c), for backends that hold the write lock for them
+ * across the check and the write: fails with the violation (kdao__unique_violation) when a
+ * stored row other than `self` (a primary key; NULL for an insert) holds a composite of
+ * `row`. Reads through b's find_all.
+ */
+int kdao__uniques_check(kdao__backend *b, const kdao_schema *s, const json_t *row,
+                        const json_t *self, kdao_error **err);
+
+/* `old` with `values` set and the fields named in `nulls` removed (an update's result). */
+json_t *kdao__row_merge(const json_t *old, const json_t *values, const json_t *nulls);
 
 /* The factory's schema of entity `name` (NULL if none): for foreign lookups. */
 const kdao_schema *kdao__factory_schema(const kdao_factory *f, const char *name);

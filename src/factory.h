@@ -76,6 +76,7 @@ extern const kdao_schema_def kdao__schema_ssl_servers_names;
 extern const kdao_plugin_def kdao__plugin_key_auth;
 extern const kdao_plugin_def kdao__plugin_basic_auth;
 extern const kdao_plugin_def kdao__plugin_acl;
+extern const kdao_schema_def kdao__schema_acls; /* acl's entity, named by kdao__unique_defs */
 
 /* Parses a JSON plugin description (docs/plugins.md) and registers it (plugin_json.c). */
 int kdao__plugin_register_json(kdao_factory *f, const json_t *desc, const char *origin,

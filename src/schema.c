@@ -11,6 +11,7 @@
 
 #include "schema.h"
 #include "error.h"
+#include "strbuf.h"
 #include "util.h"
 
 const char *kdao_type_name(kdao_type t) {
@@ -98,6 +99,11 @@ void kdao_schema_free(kdao_schema *schema) {
   for (size_t i = 0; i < schema->nfields; i++) field_clear(&schema->fields[i]);
   kdao__free(schema->fields);
   kdao__free(schema->pk);
+  for (size_t i = 0; i < schema->nuniques; i++) {
+    kdao__free(schema->uniques[i].name);
+    kdao__free(schema->uniques[i].fields);
+  }
+  kdao__free(schema->uniques);
   kdao__free(schema->name);
   kdao__free(schema->table);
   kdao__free(schema);
@@ -131,6 +137,7 @@ typedef struct compile_ctx {
 
 static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema **out,
                           kdao_error **err);
+static int compile_uniques(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema *s);
 
 static int compile_foreign(compile_ctx *ctx, kdao__field *f, const char *foreign) {
   const char *colon = strchr(foreign, ':');
@@ -307,6 +314,7 @@ static int compile_schema(const kdao_schema_def *def, bool entity, kdao_schema *
   }
   if ((rc = compile_fields(&ctx, def, entity, s)) != KDAO_OK) goto cleanup;
   if (entity && (rc = compile_pk(&ctx, def, s)) != KDAO_OK) goto cleanup;
+  if (entity && (rc = compile_uniques(&ctx, def, s)) != KDAO_OK) goto cleanup;
   *out = s;
   s = NULL;
 
@@ -322,6 +330,108 @@ kdao_status kdao_schema_compile(const kdao_schema_def *def, kdao_schema **out, k
         err, kdao__error_fmt(KDAO_ERR_MISUSE, "bad argument #2 to 'schema_compile' (out is NULL)"));
   /* A definition with a name is an entity; without one it is a nested (config) schema. */
   return compile_schema(def, def && def->name, out, err);
+}
+
+/* ---- composite uniques ---- */
+
+static bool unique_member(const kdao__unique *u, size_t field) {
+  for (size_t k = 0; k < u->n; k++)
+    if (u->fields[k] == field) return true;
+  return false;
+}
+
+json_t *kdao__unique_values(const kdao_schema *s, const kdao__unique *u, const json_t *row) {
+  json_t *a = json_array();
+  for (size_t k = 0; a && k < u->n; k++) {
+    const kdao__field *f = &s->fields[u->fields[k]];
+    json_t *v = json_object_get(row, f->name);
+    json_t *nv;
+    if (v == NULL || json_is_null(v)) {
+      nv = json_null();
+    } else if (f->type == KDAO_TYPE_ID && json_is_string(v)) {
+      char *low = kdao__strdup(json_string_value(v));
+      for (char *c = low; c && *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+      nv = low ? json_string(low) : NULL;
+      kdao__free(low);
+    } else {
+      nv = json_incref(v);
+    }
+    if (json_array_append_new(a, nv) != 0) {
+      json_decref(a);
+      a = NULL;
+    }
+  }
+  return a;
+}
+
+bool kdao__unique_same(const kdao_schema *s, const kdao__unique *u, const json_t *a,
+                       const json_t *b) {
+  json_t *va = kdao__unique_values(s, u, a), *vb = kdao__unique_values(s, u, b);
+  bool same = va && vb && json_equal(va, vb);
+  json_decref(va);
+  json_decref(vb);
+  return same;
+}
+
+kdao_error *kdao__unique_violation(const kdao_schema *s, const kdao__unique *u, const json_t *row) {
+  const char *name = s->fields[u->report].name;
+  json_t *v = json_object_get(row, name);
+  json_t *fields = u->message ? json_pack("{ss}", name, u->message)
+                              : json_pack("{sO}", name, v ? v : json_null());
+  if (fields == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  if (u->message) return kdao__error_schema_new(fields);
+  kdao_error *e = kdao_error_new_fields(KDAO_ERR_UNIQUE, fields);
+  json_decref(fields);
+  return e;
+}
+
+bool kdao__unique_touched(const kdao_schema *s, const json_t *values, const json_t *nulls) {
+  for (size_t i = 0; i < s->nuniques; i++) {
+    for (size_t k = 0; k < s->uniques[i].n; k++) {
+      const char *name = s->fields[s->uniques[i].fields[k]].name;
+      if (json_object_get(values, name)) return true;
+      size_t j;
+      json_t *n;
+      json_array_foreach(nulls, j, n) {
+        if (json_is_string(n) && strcmp(json_string_value(n), name) == 0) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* The composite uniques the built-in list declares for `def`. */
+static int compile_uniques(compile_ctx *ctx, const kdao_schema_def *def, kdao_schema *s) {
+  size_t n = 0;
+  for (const kdao__unique_def *d = kdao__unique_defs; d->schema; d++) n += d->schema == def;
+  if (n == 0) return KDAO_OK;
+  if (!(s->uniques = kdao__calloc(n, sizeof *s->uniques))) return kdao__fail(ctx->err, NULL);
+  for (const kdao__unique_def *d = kdao__unique_defs; d->schema; d++) {
+    if (d->schema != def) continue;
+    kdao__unique *u = &s->uniques[s->nuniques++];
+    while (d->fields[u->n]) u->n++;
+    if (!(u->fields = kdao__calloc(u->n, sizeof *u->fields))) return kdao__fail(ctx->err, NULL);
+    kdao__sb name = {0};
+    for (size_t k = 0; k < u->n; k++) {
+      int idx = kdao__schema_field_index(s, d->fields[k]);
+      if (idx < 0) {
+        kdao__free(kdao__sb_take(&name));
+        return COMPILE_FAIL(ctx, "%s: unique \"%s\" names no field", ctx->what, d->fields[k]);
+      }
+      u->fields[k] = (size_t)idx;
+      kdao__sb_addf(&name, "%s%s", k ? "," : "", d->fields[k]);
+    }
+    int report = kdao__schema_field_index(s, d->report);
+    if (report < 0 || !unique_member(u, (size_t)report)) {
+      kdao__free(kdao__sb_take(&name));
+      return COMPILE_FAIL(ctx, "%s: unique reports a field it does not hold", ctx->what);
+    }
+    u->report = (size_t)report;
+    u->message = d->message;
+    if (!(u->name = kdao__sb_take(&name))) return kdao__fail(ctx->err, NULL);
+  }
+  return KDAO_OK;
 }
 
 /* ---- description ---- */

@@ -55,6 +55,19 @@
 
 /* ---- state ---- */
 
+/*
+ * A value the backend reserves in kdao_unique: a unique field's (its name, and Kong's text
+ * of the value) or a composite unique's (its members' names joined by ',', and the JSON
+ * array of their values, absent ones null).
+ */
+typedef struct cs_key {
+  const char *name;      /* kdao_unique.field */
+  const kdao__field *f;  /* the field, or NULL for a composite */
+  const kdao__unique *u; /* the composite, or NULL */
+} cs_key;
+
+#define CS_MAX_KEYS (CS_MAX_FIELDS + 8)
+
 /* What the backend learns once about one entity table. */
 typedef struct cs_table {
   const kdao_schema *s;
@@ -62,8 +75,10 @@ typedef struct cs_table {
   char *ttl_cols;             /* cols, then TTL() of each non-key column */
   size_t ckey[CS_MAX_FIELDS]; /* the table's primary-key columns, as field indexes */
   size_t nckey;
-  bool ckey_is_pk; /* the table's key is exactly the schema's primary key */
-  bool reserve_pk; /* the schema key is not the table key: reserve it in kdao_unique */
+  bool ckey_is_pk;          /* the table's key is exactly the schema's primary key */
+  bool reserve_pk;          /* the schema key is not the table key: reserve it in kdao_unique */
+  cs_key keys[CS_MAX_KEYS]; /* what its writes reserve */
+  size_t nkeys;
 } cs_table;
 
 typedef struct cs_backend {
@@ -156,8 +171,10 @@ typedef enum cs_kind { RUN_READ, RUN_SERIAL_READ, RUN_WRITE, RUN_LWT } cs_kind;
  * operation: the cluster re-sends it to another node. That is safe for each statement this
  * file sends: reads; plain writes of given values (last write wins, no counters);
  * reservations, whose retry finds the owner already ours; IF owner = ? / IF EXISTS writes,
- * which apply the same values again; and row inserts IF NOT EXISTS, whose retry finds the
- * very row it wrote (insert_one tells that apart from another row).
+ * which apply the same values again; row inserts IF NOT EXISTS, whose retry finds the
+ * very row it wrote (insert_one tells that apart from another row); and conditional row
+ * deletes, whose retry finds the row gone (the delete then reports no row, the one
+ * outcome a lost answer changes).
  */
 static int run(cs_backend *b, const char *cql, const cs_params *p, cs_kind kind, int32_t page_size,
                const uint8_t *state, size_t state_len, cql_result **out, kdao_error **err) {
@@ -397,6 +414,13 @@ static int table_learn(cs_backend *b, cs_table *t, kdao_error **err) {
   t->ckey_is_pk = t->nckey == s->npk;
   for (size_t k = 0; t->ckey_is_pk && k < s->npk; k++) t->ckey_is_pk = is_ckey(t, s->pk[k]);
   t->reserve_pk = !t->ckey_is_pk && s->npk == 1 && !(s->fields[s->pk[0]].flags & KDAO_FIELD_UNIQUE);
+  for (size_t i = 0; i < s->nfields; i++)
+    if ((s->fields[i].flags & KDAO_FIELD_UNIQUE) || (t->reserve_pk && i == s->pk[0]))
+      t->keys[t->nkeys++] = (cs_key){s->fields[i].name, &s->fields[i], NULL};
+  if (s->nuniques > CS_MAX_KEYS - t->nkeys)
+    return fail(err, kdao__error_fmt(KDAO_ERR_DB, "%s: too many uniques", s->table));
+  for (size_t i = 0; i < s->nuniques; i++)
+    t->keys[t->nkeys++] = (cs_key){s->uniques[i].name, NULL, &s->uniques[i]};
   return KDAO_OK;
 }
 
@@ -809,6 +833,28 @@ static char *owner_of(const cs_table *t, const json_t *row) {
 /* A value as reserved: Kong's text form (strings as they are). */
 static char *reserved_text(const json_t *v) { return kdao__value_text(v); }
 
+/* Does `row` hold a value for `k`? A composite always does (absent members are null). */
+static bool key_present(const cs_key *k, const json_t *row) {
+  if (k->u) return true;
+  json_t *v = json_object_get(row, k->f->name);
+  return v != NULL && !json_is_null(v);
+}
+
+/* The reserved text of `row`'s value for `k`; NULL when it holds none, or without memory. */
+static char *key_text(const cs_table *t, const cs_key *k, const json_t *row) {
+  if (k->f) return key_present(k, row) ? reserved_text(json_object_get(row, k->f->name)) : NULL;
+  json_t *a = kdao__unique_values(t->s, k->u, row);
+  char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  json_decref(a);
+  return text;
+}
+
+/* Kong's error for a value of `k` held by another row. */
+static kdao_error *key_error(const cs_table *t, const cs_key *k, const json_t *row) {
+  if (k->u) return kdao__unique_violation(t->s, k->u, row);
+  return unique_error(k->f->name, json_object_get(row, k->f->name));
+}
+
 /* Runs an LWT on kdao_unique: *applied = its [applied]; *owner (optional) the current owner. */
 static int unique_lwt(cs_backend *b, const char *cql, cs_params *p, bool *applied, char **owner,
                       kdao_error **err) {
@@ -833,14 +879,14 @@ static int unique_lwt(cs_backend *b, const char *cql, cs_params *p, bool *applie
  * Is the reservation of `value` by `owner` stale: its owner row gone or holding another
  * value, and the reservation old enough that no insert can still be on its way?
  */
-static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field *f,
-                             const char *value, const char *owner, bool *stale, kdao_error **err) {
+static int reservation_stale(cs_backend *b, const cs_table *t, const cs_key *k, const char *value,
+                             const char *owner, bool *stale, kdao_error **err) {
   *stale = false;
   const kdao_schema *s = t->s;
   json_t *keys = json_loads(owner, 0, NULL);
   json_t *pk = json_object();
-  for (size_t k = 0; keys && pk && k < t->nckey; k++)
-    json_object_set(pk, s->fields[t->ckey[k]].name, json_array_get(keys, k));
+  for (size_t c = 0; keys && pk && c < t->nckey; c++)
+    json_object_set(pk, s->fields[t->ckey[c]].name, json_array_get(keys, c));
   json_decref(keys);
   if (pk == NULL) return oom(err);
   json_t *row = NULL;
@@ -848,15 +894,15 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
   json_decref(pk);
   if (rc != KDAO_OK) return rc;
   if (row) {
-    char *held = reserved_text(json_object_get(row, f->name));
-    bool same = held && strcmp(held, value) == 0 && json_object_get(row, f->name);
+    char *held = key_text(t, k, row);
+    bool same = held && strcmp(held, value) == 0;
     kdao__free(held);
     json_decref(row);
     if (same) return KDAO_OK;
   }
   cs_params p = {0};
   param_text(&p, s->table, err);
-  param_text(&p, f->name, err);
+  param_text(&p, k->name, err);
   param_text(&p, value, err);
   cql_result *r = NULL;
   rc = run(b,
@@ -879,14 +925,14 @@ static int reservation_stale(cs_backend *b, const cs_table *t, const kdao__field
  * cell and a TTL given later covers all of it. *applied, and *holder (optional) the owner
  * found when not applied.
  */
-static int claim(cs_backend *b, const cs_table *t, const kdao__field *f, const char *value,
+static int claim(cs_backend *b, const cs_table *t, const cs_key *k, const char *value,
                  const char *owner, const char *from, int ttl, bool *applied, char **holder,
                  kdao_error **err) {
   cs_params p = {0};
   param_push(&p, cql_v_int(ttl > 0 ? ttl : 0), err);
   param_text(&p, owner, err);
   param_text(&p, t->s->table, err);
-  param_text(&p, f->name, err);
+  param_text(&p, k->name, err);
   param_text(&p, value, err);
   param_push(&p, from ? cql_v_text(from) : cql_v_null(), err);
   return unique_lwt(b,
@@ -895,73 +941,85 @@ static int claim(cs_backend *b, const cs_table *t, const kdao__field *f, const c
                     &p, applied, holder, err);
 }
 
-static void release(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+static void release(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                     const char *owner);
 
 /*
- * Is `v` held by a stored row other than `owner`'s? Rows written by Kong (or by anything that
- * does not reserve) have no reservation: once the claim is ours, no kdao writer can race on
- * the value, and one read through the column's secondary index (Kong's own check) finds them.
+ * Is `row`'s value for `k` held by a stored row other than `owner`'s? Rows written by Kong
+ * (or by anything that does not reserve) have no reservation: once the claim is ours, no kdao
+ * writer can race on the value, and a read through the columns' secondary indexes (Kong's
+ * own check) finds them. A composite's absent members cannot be filtered on: the read
+ * narrows by the present ones and the comparison decides.
  */
-static int held_elsewhere(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+static int held_elsewhere(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                           const char *owner, bool *held, kdao_error **err) {
   *held = false;
-  json_t *flt = json_pack("{sO}", f->name, v);
+  json_t *flt = json_object();
   if (flt == NULL) return oom(err);
-  cql_result *r = NULL;
-  int rc = select_page(b, t, RUN_READ, t->cols, flt, 0, NULL, 0, &r, err);
-  json_decref(flt);
-  for (size_t i = 0; rc == KDAO_OK && !*held && i < cql_result_row_count(r); i++) {
-    json_t *row = row_decode(t->s, r, i);
-    char *other = row ? owner_of(t, row) : NULL;
-    if (other == NULL)
-      rc = oom(err);
-    else
-      *held = strcmp(other, owner) != 0;
-    kdao__free(other);
-    json_decref(row);
+  for (size_t m = 0; m < (k->u ? k->u->n : 1); m++) {
+    const char *name = k->u ? t->s->fields[k->u->fields[m]].name : k->f->name;
+    json_t *v = json_object_get(row, name);
+    if (v && !json_is_null(v)) json_object_set(flt, name, v);
   }
-  cql_result_free(r);
+  json_t *rows = NULL;
+  int rc = cs_find_all(&b->base, t->s, json_object_size(flt) ? flt : NULL, &rows, err);
+  json_decref(flt);
+  char *mine = rc == KDAO_OK ? key_text(t, k, row) : NULL;
+  if (rc == KDAO_OK && mine == NULL) rc = oom(err);
+  size_t i;
+  json_t *other;
+  json_array_foreach(rows, i, other) {
+    if (rc != KDAO_OK || *held) break;
+    char *theirs = key_text(t, k, other);
+    char *who = theirs && strcmp(theirs, mine) == 0 ? owner_of(t, other) : NULL;
+    if (who) *held = strcmp(who, owner) != 0;
+    kdao__free(who);
+    kdao__free(theirs);
+  }
+  kdao__free(mine);
+  json_decref(rows);
   return rc;
 }
 
 /*
- * Reserves `v` for field `f` on behalf of `owner` (ttl > 0: expiring with the row). A value
- * reserved by someone else is a unique error naming the field — unless that reservation is
- * stale, when it is taken over. Finding `owner` already there is a re-sent claim of ours. A
- * value a row holds without reservation (Kong wrote it) is a unique error too.
+ * Reserves `row`'s value for `k` on behalf of `owner` (ttl > 0: expiring with the row). A
+ * value reserved by someone else is a unique error naming the field — unless that
+ * reservation is stale, when it is taken over. Finding `owner` already there is a re-sent
+ * claim of ours. A value a row holds without reservation (Kong wrote it) is a unique error
+ * too.
  */
-static int reserve(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+static int reserve(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                    const char *owner, int ttl, kdao_error **err) {
   int rc = unique_ready(b, err);
   if (rc != KDAO_OK) return rc;
-  char *value = reserved_text(v);
+  char *value = key_text(t, k, row);
   if (value == NULL) return oom(err);
   bool applied = false;
   char *holder = NULL;
-  rc = claim(b, t, f, value, owner, NULL, ttl, &applied, &holder, err);
+  rc = claim(b, t, k, value, owner, NULL, ttl, &applied, &holder, err);
   if (rc == KDAO_OK && !applied && holder && strcmp(holder, owner) == 0) applied = true;
   if (rc == KDAO_OK && !applied && holder) {
     bool stale = false;
-    rc = reservation_stale(b, t, f, value, holder, &stale, err);
-    if (rc == KDAO_OK && stale) rc = claim(b, t, f, value, owner, holder, ttl, &applied, NULL, err);
+    rc = reservation_stale(b, t, k, value, holder, &stale, err);
+    if (rc == KDAO_OK && stale) rc = claim(b, t, k, value, owner, holder, ttl, &applied, NULL, err);
   }
   bool held = false;
   if (rc == KDAO_OK && applied) {
-    rc = held_elsewhere(b, t, f, v, owner, &held, err);
-    if (rc != KDAO_OK || held) release(b, t, f, v, owner);
+    rc = held_elsewhere(b, t, k, row, owner, &held, err);
+    if (rc != KDAO_OK || held) release(b, t, k, row, owner);
   }
-  if (rc == KDAO_OK && (!applied || held)) rc = fail(err, unique_error(f->name, v));
+  if (rc == KDAO_OK && (!applied || held)) rc = fail(err, key_error(t, k, row));
   kdao__free(holder);
   kdao__free(value);
   return rc;
 }
 
-/* Gives up `owner`'s reservation of `v` (best effort: a leftover is taken over later). */
-static void release(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+/* Gives up `owner`'s reservation of `row`'s value for `k` (best effort: a leftover is taken
+ * over later). */
+static void release(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                     const char *owner) {
   kdao_error *e = NULL;
-  char *value = reserved_text(v);
+  char *value = key_text(t, k, row);
   if (value == NULL || unique_ready(b, &e) != KDAO_OK) {
     kdao__free(value);
     kdao_error_free(e);
@@ -969,7 +1027,7 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
   }
   cs_params p = {0};
   param_text(&p, t->s->table, &e);
-  param_text(&p, f->name, &e);
+  param_text(&p, k->name, &e);
   param_text(&p, value, &e);
   param_text(&p, owner, &e);
   bool applied;
@@ -981,32 +1039,25 @@ static void release(cs_backend *b, const cs_table *t, const kdao__field *f, cons
   kdao__free(value);
 }
 
-/* Hands the reservation of `v` from `from` to `owner` with a new TTL (0: none). */
-static int reservation_move(cs_backend *b, const cs_table *t, const kdao__field *f, const json_t *v,
+/* Hands the reservation of `row`'s value for `k` from `from` to `owner` with a new TTL. */
+static int reservation_move(cs_backend *b, const cs_table *t, const cs_key *k, const json_t *row,
                             const char *from, const char *owner, int ttl, kdao_error **err) {
   int rc = unique_ready(b, err);
   if (rc != KDAO_OK) return rc;
-  char *value = reserved_text(v);
+  char *value = key_text(t, k, row);
   if (value == NULL) return oom(err);
   bool applied;
-  rc = claim(b, t, f, value, owner, from, ttl, &applied, NULL, err);
+  rc = claim(b, t, k, value, owner, from, ttl, &applied, NULL, err);
   kdao__free(value);
   return rc;
 }
 
-/* Does field i hold a value this backend reserves? */
-static bool reserved_field(const cs_table *t, size_t i) {
-  const kdao__field *f = &t->s->fields[i];
-  return (f->flags & KDAO_FIELD_UNIQUE) || (t->reserve_pk && i == t->s->pk[0]);
-}
-
-/* Releases every reservation `row` holds (fields flagged in `only`, or all when NULL). */
+/* Releases every reservation `row` holds (keys flagged in `only`, or all when NULL). */
 static void release_row(cs_backend *b, const cs_table *t, const json_t *row, const char *owner,
                         const bool *only) {
-  for (size_t i = 0; i < t->s->nfields; i++) {
-    json_t *v = json_object_get(row, t->s->fields[i].name);
-    if (!reserved_field(t, i) || v == NULL || json_is_null(v) || (only && !only[i])) continue;
-    release(b, t, &t->s->fields[i], v, owner);
+  for (size_t j = 0; j < t->nkeys; j++) {
+    if (!key_present(&t->keys[j], row) || (only && !only[j])) continue;
+    release(b, t, &t->keys[j], row, owner);
   }
 }
 
@@ -1075,13 +1126,12 @@ static int insert_one(cs_backend *b, const cs_table *t, const json_t *row, int t
     json_decref(stored);
     return oom(err);
   }
-  bool taken[CS_MAX_FIELDS] = {0};
+  bool taken[CS_MAX_KEYS] = {0};
   int rc = KDAO_OK;
-  for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
-    json_t *v = json_object_get(stored, s->fields[i].name);
-    if (!reserved_field(t, i) || v == NULL) continue;
-    rc = reserve(b, t, &s->fields[i], v, owner, ttl, err);
-    taken[i] = rc == KDAO_OK;
+  for (size_t j = 0; rc == KDAO_OK && j < t->nkeys; j++) {
+    if (!key_present(&t->keys[j], stored)) continue;
+    rc = reserve(b, t, &t->keys[j], stored, owner, ttl, err);
+    taken[j] = rc == KDAO_OK;
   }
   bool applied = false;
   if (rc == KDAO_OK) rc = write_row(b, t, stored, true, ttl, &applied, err);
@@ -1107,30 +1157,52 @@ static int cs_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   return rc != KDAO_OK ? rc : insert_one(CS(base), t, row, ttl, out, err);
 }
 
+/* Is field `field` reserved: a single-field key or a member of a composite? */
+static bool key_member(const cs_table *t, size_t field) {
+  for (size_t j = 0; j < t->nkeys; j++) {
+    const cs_key *k = &t->keys[j];
+    if (k->f == &t->s->fields[field]) return true;
+    for (size_t m = 0; k->u && m < k->u->n; m++)
+      if (k->u->fields[m] == field) return true;
+  }
+  return false;
+}
+
 /*
- * Removes a stored row and its reservations. `DELETE ... IF EXISTS`, a lightweight
- * transaction like the insert: it is ordered with SERIAL reads of the row (cs_find_current,
- * which a child inserted during its parent's delete relies on), and of two concurrent
- * deletes only one applies (*removed), so only one releases the reservations and reports the
- * row. A retry after a lost answer finds the row gone and reports it as someone else's
- * delete; the reservations it leaves are taken over as stale ones.
+ * Removes the stored row `row` and its reservations. A lightweight transaction, conditioned
+ * on the reserved values read: a plain DELETE racing an UPDATE ... IF EXISTS could lose to
+ * the update's later timestamp and leave its cells behind, and an update that changed a
+ * reserved value in between would have its new reservation left to no one. *applied false:
+ * the row is gone or holds other values now. Being a lightweight transaction, it is also
+ * ordered with SERIAL reads of the row (cs_find_current: a child inserted during its
+ * parent's delete relies on it), and of two concurrent deletes only one applies, so only one
+ * releases the reservations and reports the row.
  */
-static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, bool *removed,
+static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, bool *applied,
                       kdao_error **err) {
   kdao__sb q = {0};
   cs_params p = {0};
   kdao__sb_addf(&q, "DELETE FROM \"%s\"", t->s->table);
   int rc = where_ckey(&q, &p, t, row, err);
-  kdao__sb_addf(&q, " IF EXISTS");
+  bool first = true;
+  for (size_t i = 0; rc == KDAO_OK && i < t->s->nfields; i++) {
+    if (is_ckey(t, i) || !key_member(t, i)) continue;
+    const kdao__field *f = &t->s->fields[i];
+    json_t *v = json_object_get(row, f->name);
+    kdao__sb_addf(&q, "%s\"%s\" = ?", first ? " IF " : " AND ", f->name);
+    first = false;
+    rc = v && !json_is_null(v) ? param_field(&p, f, v, err) : param_push(&p, cql_v_null(), err);
+  }
+  if (first) kdao__sb_add(&q, " IF EXISTS");
   char *cql = kdao__sb_take(&q);
   if (rc == KDAO_OK && cql == NULL) rc = oom(err);
   cql_result *r = NULL;
   if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
-  *removed = rc == KDAO_OK && cql_result_applied(r) == 1;
+  if (rc == KDAO_OK) *applied = cql_result_applied(r) == 1;
   cql_result_free(r);
   kdao__free(cql);
   params_clear(&p);
-  if (rc != KDAO_OK || !*removed) return rc;
+  if (rc != KDAO_OK || !*applied) return rc;
   char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
   release_row(b, t, row, owner, NULL);
@@ -1162,8 +1234,8 @@ static int cs_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   if (rc != KDAO_OK) {
     json_array_foreach(stored, i, row) {
       kdao_error *e = NULL;
-      bool removed;
-      remove_row(b, t, row, &removed, &e);
+      bool gone;
+      remove_row(b, t, row, &gone, &e);
       kdao_error_free(e);
     }
     json_decref(stored);
@@ -1180,16 +1252,21 @@ static int cs_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   cs_table *t;
   json_t *old = NULL;
   int rc = table_get(b, s, &t, err);
-  if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, NULL, err);
-  if (rc != KDAO_OK || old == NULL) return rc;
-  bool removed = false;
-  rc = remove_row(b, t, old, &removed, err);
-  if (rc != KDAO_OK || !removed) {
+  /* A row changed between the read and the delete is read again: the event names the row
+     as it went, and its reservations are the ones released. */
+  for (int attempt = 0; rc == KDAO_OK && attempt < 8; attempt++) {
+    bool applied = false;
+    rc = find_for_write(b, t, pk, &old, NULL, err);
+    if (rc != KDAO_OK || old == NULL) return rc;
+    rc = remove_row(b, t, old, &applied, err);
+    if (rc == KDAO_OK && applied) {
+      *out = old;
+      return KDAO_OK;
+    }
     json_decref(old);
-    return rc;
+    old = NULL;
   }
-  *out = old;
-  return KDAO_OK;
+  return rc != KDAO_OK ? rc : fail(err, kdao_error_new(KDAO_ERR_DB, "row kept changing"));
 }
 
 /*
@@ -1301,8 +1378,9 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   json_t *old = NULL, *merged = NULL;
   char *was = NULL, *now = NULL; /* reservation owners before and after */
   int left = 0;                  /* remaining TTL of the stored row */
-  bool changed[CS_MAX_FIELDS] = {0}, taken[CS_MAX_FIELDS] = {0}, moved[CS_MAX_FIELDS] = {0},
-       dropped[CS_MAX_FIELDS] = {0};
+  bool changed[CS_MAX_FIELDS] = {0};
+  bool kchanged[CS_MAX_KEYS] = {0}, taken[CS_MAX_KEYS] = {0}, moved[CS_MAX_KEYS] = {0},
+       dropped[CS_MAX_KEYS] = {0}; /* per reserved key */
   int rc = table_get(b, s, &t, err);
   if (rc == KDAO_OK) rc = find_for_write(b, t, pk, &old, &left, err);
   if (rc != KDAO_OK || old == NULL) return rc;
@@ -1320,20 +1398,26 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
     if (is_ckey(t, i)) rekey = true;  /* a table key column outside the schema key */
     changed[i] = true;
     any = true;
-    dropped[i] = ov != NULL && reserved_field(t, i);
+  }
+  for (size_t j = 0; j < t->nkeys; j++) {
+    char *ot = key_text(t, &t->keys[j], old), *nt = key_text(t, &t->keys[j], merged);
+    kchanged[j] = (ot || nt) && !(ot && nt && strcmp(ot, nt) == 0);
+    dropped[j] = ot && kchanged[j];
+    kdao__free(ot);
+    kdao__free(nt);
   }
   int row_ttl = ttl > 0 ? ttl : left;
   bool owner_moves = strcmp(was, now) != 0;
   /* Reservations first: new values are reserved; kept ones follow a new TTL or table key. */
-  for (size_t i = 0; rc == KDAO_OK && i < s->nfields; i++) {
-    json_t *nv = json_object_get(merged, s->fields[i].name);
-    if (!reserved_field(t, i) || nv == NULL) continue;
-    if (changed[i]) {
-      rc = reserve(b, t, &s->fields[i], nv, now, row_ttl, err);
-      taken[i] = rc == KDAO_OK;
+  for (size_t j = 0; rc == KDAO_OK && j < t->nkeys; j++) {
+    const cs_key *k = &t->keys[j];
+    if (!key_present(k, merged)) continue;
+    if (kchanged[j]) {
+      rc = reserve(b, t, k, merged, now, row_ttl, err);
+      taken[j] = rc == KDAO_OK;
     } else if (ttl > 0 || owner_moves) {
-      rc = reservation_move(b, t, &s->fields[i], nv, was, now, row_ttl, err);
-      moved[i] = rc == KDAO_OK;
+      rc = reservation_move(b, t, k, merged, was, now, row_ttl, err);
+      moved[j] = rc == KDAO_OK;
     }
   }
   bool applied = true;
@@ -1349,11 +1433,9 @@ static int cs_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   if (rc != KDAO_OK || !applied) {
     /* nothing was written: give back what was reserved, hand back what was moved */
     release_row(b, t, merged, now, taken);
-    for (size_t i = 0; i < s->nfields; i++) {
+    for (size_t j = 0; j < t->nkeys; j++) {
       kdao_error *e = NULL;
-      if (moved[i])
-        reservation_move(b, t, &s->fields[i], json_object_get(old, s->fields[i].name), now, was,
-                         left, &e);
+      if (moved[j]) reservation_move(b, t, &t->keys[j], old, now, was, left, &e);
       kdao_error_free(e);
     }
     goto cleanup;

@@ -728,10 +728,8 @@ static kdao_error *ttl_unsupported(void) {
                                      "has more than one primary key");
 }
 
-static int pg_insert(kdao__backend *base, const kdao_schema *s, const json_t *row, int ttl,
-                     json_t **out, kdao_error **err) {
-  pg_backend *b = PG(base);
-  *out = NULL;
+static int insert_row(pg_backend *b, const kdao_schema *s, const json_t *row, int ttl, json_t **out,
+                      kdao_error **err) {
   pg_table *t;
   pg_stmt *st;
   uint64_t mask;
@@ -754,6 +752,88 @@ static int pg_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
 cleanup:
   PQclear(r);
   params_clear(&p);
+  return rc;
+}
+
+/* ---- composite uniques: advisory locks ---- */
+
+static int pg_begin(kdao__backend *base, kdao_error **err);
+static int pg_commit(kdao__backend *base, kdao_error **err);
+static int pg_rollback(kdao__backend *base);
+static int pg_find(kdao__backend *base, const kdao_schema *s, const json_t *pk, json_t **out,
+                   kdao_error **err);
+
+/*
+ * FNV-1a, 64 bits, without case (an id may be spelt in either): the advisory lock key of a
+ * text. A collision only makes two writers wait for each other.
+ */
+static uint64_t lock_hash(uint64_t h, const char *text, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+    h = (h ^ c) * UINT64_C(0x100000001b3);
+  }
+  return h;
+}
+
+/*
+ * Takes the transaction's advisory lock on `what` (a composite's name, or "" for a primary
+ * key) holding `values` in `table`. Released at COMMIT or ROLLBACK; a writer of the same
+ * value waits here, then sees what the holder committed.
+ */
+static int lock_value(pg_backend *b, const char *table, const char *what, const json_t *values,
+                      kdao_error **err) {
+  char *text = json_dumps(values, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (text == NULL) return oom(err);
+  uint64_t h = lock_hash(UINT64_C(0xcbf29ce484222325), table, strlen(table) + 1);
+  h = lock_hash(h, what, strlen(what) + 1);
+  h = lock_hash(h, text, strlen(text));
+  kdao__free(text);
+  pg_params p;
+  PG_PARAMS_INIT(p);
+  snprintf(p.num[0], sizeof p.num[0], "%lld", (long long)h);
+  p.v[p.n++] = p.num[0];
+  PGresult *r = NULL;
+  int rc = pg_exec(b, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", &p, true, NULL, &r, err);
+  PQclear(r);
+  return rc;
+}
+
+/* Locks then checks every composite unique of `row` (`self`: its key when updating). */
+static int claim_uniques(pg_backend *b, const kdao_schema *s, const json_t *row, const json_t *self,
+                         kdao_error **err) {
+  for (size_t i = 0; i < s->nuniques; i++) {
+    json_t *values = kdao__unique_values(s, &s->uniques[i], row);
+    int rc = values ? lock_value(b, s->table, s->uniques[i].name, values, err) : oom(err);
+    json_decref(values);
+    if (rc != KDAO_OK) return rc;
+  }
+  return kdao__uniques_check(&b->base, s, row, self, err);
+}
+
+/* Ends the transaction a claimed write opened: commits after `rc` == KDAO_OK, else rolls back. */
+static int claim_end(pg_backend *b, int rc, kdao_error **err) {
+  if (rc == KDAO_OK) return pg_commit(&b->base, err);
+  pg_rollback(&b->base);
+  return rc;
+}
+
+/*
+ * Composite uniques are checked under their advisory locks, in the insert's transaction:
+ * Kong's tables carry no constraint for them, and must not get one.
+ */
+static int pg_insert(kdao__backend *base, const kdao_schema *s, const json_t *row, int ttl,
+                     json_t **out, kdao_error **err) {
+  pg_backend *b = PG(base);
+  *out = NULL;
+  if (s->nuniques == 0) return insert_row(b, s, row, ttl, out, err);
+  pg_begin(base, err);
+  int rc = claim_uniques(b, s, row, NULL, err);
+  if (rc == KDAO_OK) rc = insert_row(b, s, row, ttl, out, err);
+  if ((rc = claim_end(b, rc, err)) != KDAO_OK) {
+    json_decref(*out);
+    *out = NULL;
+  }
   return rc;
 }
 
@@ -850,11 +930,8 @@ static int pg_count(kdao__backend *base, const kdao_schema *s, const json_t *fil
   return rc;
 }
 
-static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk,
-                     const json_t *values, const json_t *nulls, int ttl, json_t **out,
-                     kdao_error **err) {
-  pg_backend *b = PG(base);
-  *out = NULL;
+static int update_row(pg_backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
+                      const json_t *nulls, int ttl, json_t **out, kdao_error **err) {
   pg_table *t;
   pg_stmt *st;
   uint64_t set = 0, clear = 0, pkmask = 0;
@@ -887,6 +964,40 @@ static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
 cleanup:
   PQclear(r);
   params_clear(&p);
+  return rc;
+}
+
+/*
+ * An update changing a member of a composite unique claims the composite the row will hold.
+ * The row's own key is locked first, so that two updates of one row, each changing another
+ * member, cannot both check a composite the other is about to change.
+ */
+static int pg_update(kdao__backend *base, const kdao_schema *s, const json_t *pk,
+                     const json_t *values, const json_t *nulls, int ttl, json_t **out,
+                     kdao_error **err) {
+  pg_backend *b = PG(base);
+  *out = NULL;
+  if (s->nuniques == 0 || !kdao__unique_touched(s, values, nulls))
+    return update_row(b, s, pk, values, nulls, ttl, out, err);
+  pg_begin(base, err);
+  json_t *key = json_array(), *old = NULL, *merged = NULL;
+  int rc = key ? KDAO_OK : oom(err);
+  for (size_t k = 0; rc == KDAO_OK && k < s->npk; k++)
+    if (json_array_append(key, json_object_get(pk, pk_field(s, k)->name)) != 0) rc = oom(err);
+  if (rc == KDAO_OK) rc = lock_value(b, s->table, "", key, err);
+  if (rc == KDAO_OK) rc = pg_find(base, s, pk, &old, err);
+  if (rc == KDAO_OK && old) {
+    if ((merged = kdao__row_merge(old, values, nulls)) == NULL) rc = oom(err);
+    if (rc == KDAO_OK) rc = claim_uniques(b, s, merged, pk, err);
+    if (rc == KDAO_OK) rc = update_row(b, s, pk, values, nulls, ttl, out, err);
+  }
+  json_decref(key);
+  json_decref(old);
+  json_decref(merged);
+  if ((rc = claim_end(b, rc, err)) != KDAO_OK) {
+    json_decref(*out);
+    *out = NULL;
+  }
   return rc;
 }
 
@@ -986,6 +1097,34 @@ static PGresult *bulk_receive(pg_backend *b, const kdao_schema *s, const json_t 
   return failed;
 }
 
+/*
+ * Rows with composite uniques go one by one, each claimed, in one transaction: a pipeline
+ * cannot take a lock and check before each insert.
+ */
+static int insert_claimed(pg_backend *b, const kdao_schema *s, const json_t *rows, json_t **out,
+                          kdao_error **err) {
+  json_t *stored = json_array();
+  if (stored == NULL) return oom(err);
+  pg_begin(&b->base, err);
+  int rc = KDAO_OK;
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    json_t *one = NULL;
+    if ((rc = pg_insert(&b->base, s, row, 0, &one, err)) != KDAO_OK) break;
+    if (json_array_append_new(stored, one) != 0) {
+      rc = oom(err);
+      break;
+    }
+  }
+  if ((rc = claim_end(b, rc, err)) != KDAO_OK) {
+    json_decref(stored);
+    return rc;
+  }
+  *out = stored;
+  return KDAO_OK;
+}
+
 static int pg_insert_many(kdao__backend *base, const kdao_schema *s, const json_t *rows,
                           json_t **out, kdao_error **err) {
   pg_backend *b = PG(base);
@@ -994,6 +1133,7 @@ static int pg_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   pg_table *t;
   int rc = table_get(b, s, &t, err);
   if (rc != KDAO_OK) return rc;
+  if (s->nuniques) return insert_claimed(b, s, rows, out, err);
   bulk_row *plan = kdao__calloc(n ? n : 1, sizeof *plan);
   if (plan == NULL) return oom(err);
   for (size_t i = 0; i < n; i++) {

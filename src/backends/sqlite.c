@@ -926,9 +926,12 @@ static int sq_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   int kind = check_schema(s, err);
   if (kind) return kind;
   maybe_purge(b);
-  if (ttl <= 0) return sq_insert_row(b, s, row, out, err);
+  if (ttl <= 0 && s->nuniques == 0) return sq_insert_row(b, s, row, out, err);
+  /* Composite uniques are checked in the write transaction, which excludes other writers. */
   if ((kind = tx_begin(b, err))) return kind;
-  if (!(kind = sq_insert_row(b, s, row, out, err)) && !(kind = ttl_set(b, s, *out, ttl, err)))
+  if (!(kind = kdao__uniques_check(base, s, row, NULL, err)) &&
+      !(kind = sq_insert_row(b, s, row, out, err)) &&
+      !(kind = ttl > 0 ? ttl_set(b, s, *out, ttl, err) : KDAO_OK))
     kind = tx_commit(b, err);
   if (kind) {
     tx_rollback(b);
@@ -952,7 +955,9 @@ static int sq_insert_many(kdao__backend *base, const kdao_schema *s, const json_
   json_t *row;
   json_array_foreach(rows, i, row) {
     json_t *one = NULL;
-    if ((kind = sq_insert_row(b, s, row, &one, err))) break;
+    if ((kind = kdao__uniques_check(base, s, row, NULL, err)) ||
+        (kind = sq_insert_row(b, s, row, &one, err)))
+      break;
     if (json_array_append_new(stored, one) != 0) {
       kind = sq_nomem(err);
       break;
@@ -1146,6 +1151,23 @@ static int update_row(sq_backend *b, const kdao_schema *s, const json_t *pk, con
   return kind;
 }
 
+/*
+ * An update changing a member of a composite unique: the row as it will be, checked against
+ * the others inside the caller's write transaction. No stored row: nothing to check (the
+ * update then finds none either).
+ */
+static int check_update(sq_backend *b, const kdao_schema *s, const json_t *pk, const json_t *values,
+                        const json_t *nulls, kdao_error **err) {
+  json_t *old = NULL;
+  int kind = b->base.ops->find(&b->base, s, pk, &old, err);
+  if (kind || !old) return kind;
+  json_t *merged = kdao__row_merge(old, values, nulls);
+  kind = merged ? kdao__uniques_check(&b->base, s, merged, pk, err) : sq_nomem(err);
+  json_decref(merged);
+  json_decref(old);
+  return kind;
+}
+
 static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk,
                      const json_t *values, const json_t *nulls, int ttl, json_t **out,
                      kdao_error **err) {
@@ -1155,10 +1177,12 @@ static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int kind = check_schema(s, err);
   if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err))) return kind;
   maybe_purge(b);
-  if (ttl <= 0) return update_row(b, s, pk, values, set, null_mask, out, err);
+  bool claims = s->nuniques && kdao__unique_touched(s, values, nulls);
+  if (ttl <= 0 && !claims) return update_row(b, s, pk, values, set, null_mask, out, err);
   if ((kind = tx_begin(b, err))) return kind;
-  kind = update_row(b, s, pk, values, set, null_mask, out, err);
-  if (!kind && *out) kind = ttl_set(b, s, *out, ttl, err);
+  if (claims) kind = check_update(b, s, pk, values, nulls, err);
+  if (!kind) kind = update_row(b, s, pk, values, set, null_mask, out, err);
+  if (!kind && *out && ttl > 0) kind = ttl_set(b, s, *out, ttl, err);
   kind = kind ? kind : tx_commit(b, err);
   if (kind) {
     tx_rollback(b);

@@ -5,12 +5,26 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "factory.h"
 #include "schema.h"
 #include "util.h"
 #include "validate.h"
 #include "schemas/schemas_int.h"
 
 const char *const kdao__pk_id[] = {"id", NULL};
+
+static const char *const plugin_unique[] = {"api_id", "consumer_id", "name", NULL};
+static const char *const acl_unique[] = {"consumer_id", "group", NULL};
+
+/*
+ * Kong's read-then-write checks, as data: plugins' self_check (a unique error on `name`) and
+ * acls' `group` func (a schema error with its message), enforced by the backends instead.
+ */
+const kdao__unique_def kdao__unique_defs[] = {
+    {&kdao__schema_plugins, plugin_unique, "name", NULL},
+    {&kdao__schema_acls, acl_unique, "group", "ACL group already exist for this consumer"},
+    {NULL, NULL, NULL, NULL},
+};
 
 bool kdao__is_blank(const char *s, size_t len) {
   /* Lua's %s: space, \t, \n, \v, \f, \r (a NUL byte is not blank). */

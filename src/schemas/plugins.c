@@ -52,57 +52,6 @@ static const kdao_schema *plugin_config_schema(kdao_dao *dao, json_t *entity, ch
   return schema;
 }
 
-/* Kong compares absent with absent as equal (nil == nil); JSON null counts as absent. */
-static bool plugin_same_value(const json_t *a, const json_t *b) {
-  bool a_nil = !a || json_is_null(a);
-  bool b_nil = !b || json_is_null(b);
-  if (a_nil || b_nil) return a_nil && b_nil;
-  return json_equal(a, b);
-}
-
-/* Copies `field` of `entity` into `filter` when present. */
-static int plugin_filter_add(json_t *filter, const json_t *entity, const char *field) {
-  json_t *v = json_object_get(entity, field);
-  if (!v || json_is_null(v)) return 0;
-  return json_object_set(filter, field, v);
-}
-
-/*
- * Insert only: one plugin of a name per (api_id, consumer_id) pair, absent ids included.
- * The backend filter narrows the rows; the comparison decides, since a filter cannot say
- * "api_id is absent".
- */
-static kdao_error *plugin_check_duplicate(kdao_dao *dao, const json_t *entity) {
-  json_t *filter = json_object();
-  json_t *rows = NULL;
-  kdao_error *e = NULL;
-  if (!filter || json_object_set(filter, "name", json_object_get(entity, "name")) != 0 ||
-      plugin_filter_add(filter, entity, "api_id") != 0 ||
-      plugin_filter_add(filter, entity, "consumer_id") != 0) {
-    e = kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-    goto cleanup;
-  }
-  if (kdao_dao_find_all(dao, filter, &rows, &e) != KDAO_OK) goto cleanup;
-  size_t i;
-  json_t *row;
-  json_array_foreach(rows, i, row) {
-    if (plugin_same_value(json_object_get(row, "name"), json_object_get(entity, "name")) &&
-        plugin_same_value(json_object_get(row, "api_id"), json_object_get(entity, "api_id")) &&
-        plugin_same_value(json_object_get(row, "consumer_id"),
-                          json_object_get(entity, "consumer_id"))) {
-      json_t *fields = json_pack("{sO}", "name", json_object_get(entity, "name"));
-      e = fields ? kdao_error_new_fields(KDAO_ERR_UNIQUE, fields)
-                 : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-      json_decref(fields);
-      break;
-    }
-  }
-cleanup:
-  json_decref(rows);
-  json_decref(filter);
-  return e;
-}
-
 /*
  * The config schema's own self_check, run again on the whole config as Kong did. In a
  * partial update without `config` the stored config stays as it was validated, so there is
@@ -124,7 +73,9 @@ static kdao_error *plugin_check_config(kdao_dao *dao, const kdao_schema *config_
 }
 
 /*
- * Kong's self_check. Without a name (a partial update; Kong raised a Lua error) or without a
+ * Kong's self_check, less its duplicate check: one plugin of a name per (api_id,
+ * consumer_id) is a composite unique (kdao__unique_defs) the backend enforces inside the
+ * write, where a read here could not stop a concurrent insert. Without a name (a partial update; Kong raised a Lua error) or without a
  * factory to find the config schema in, there is nothing it can check.
  */
 static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, json_t *entity,
@@ -148,9 +99,7 @@ static kdao_error *plugin_self_check(kdao_dao *dao, const kdao_schema *schema, j
       goto cleanup;
     }
     e = plugin_check_config(dao, config_schema, entity, mode);
-    if (e) goto cleanup;
   }
-  if (mode == KDAO_MODE_INSERT) e = plugin_check_duplicate(dao, entity);
 cleanup:
   kdao__free(name);
   return e;

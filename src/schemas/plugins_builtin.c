@@ -324,7 +324,7 @@ static const kdao_field_def acl_fields[] = {
     {.name = NULL},
 };
 
-static const kdao_schema_def acls = {
+const kdao_schema_def kdao__schema_acls = {
     .version = KDAO_DEF_VERSION,
     .name = "acls",
     .table = "acls",
@@ -332,7 +332,7 @@ static const kdao_schema_def acls = {
     .fields = acl_fields,
 };
 
-static const kdao_schema_def *const acl_entities[] = {&acls, NULL};
+static const kdao_schema_def *const acl_entities[] = {&kdao__schema_acls, NULL};
 
 const kdao_plugin_def kdao__plugin_acl = {
     .version = KDAO_DEF_VERSION,
