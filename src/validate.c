@@ -379,6 +379,16 @@ int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message) {
     *message = kdao__asprintf("%s is not a timestamp", f->name);
     return -1;
   }
+  if (json_is_array(v) || json_is_object(v)) {
+    /* Stored as JSON text (or a collection of the same size): the limit of other strings. A
+     * dump that fails holds a string of invalid UTF-8 (jansson refuses to write one). */
+    size_t text = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (text == 0)
+      *message = kdao__asprintf("%s must be valid UTF-8", f->name);
+    else if (text > KDAO__VALUE_MAX)
+      *message = kdao__asprintf("%s must be at most %u bytes as JSON", f->name, KDAO__VALUE_MAX);
+    return text == 0 || text > KDAO__VALUE_MAX ? -1 : 0;
+  }
   if (!json_is_string(v)) return 0;
   size_t len = json_string_length(v);
   bool key = (f->flags & KDAO_FIELD_UNIQUE) || f->foreign_entity;
