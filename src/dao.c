@@ -181,6 +181,9 @@ static bool of_type(const kdao__field *f, const json_t *v) {
   case KDAO_TYPE_STRING:
   case KDAO_TYPE_URL:
   case KDAO_TYPE_ID: return json_is_string(v);
+  /* What the validator would take for one: a list string, or a table (checked in depth there). */
+  case KDAO_TYPE_ARRAY: return json_is_string(v) || json_is_array(v) || json_is_object(v);
+  case KDAO_TYPE_TABLE: return json_is_array(v) || json_is_object(v);
   default: return true;
   }
 }
