@@ -60,8 +60,9 @@ typedef struct cli_opt {
 int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *opts, char **pos,
               int *npos);
 
-/* Parses a non-negative integer option into *out; CLI_USAGE (printed) when malformed. */
-int cli_opt_int(const cli_command *cmd, const cli_opt *opt, long long min, long long *out);
+/* Parses an integer option in [min, max] into *out; CLI_USAGE (printed) when malformed. */
+int cli_opt_int(const cli_command *cmd, const cli_opt *opt, long long min, long long max,
+                long long *out);
 
 /*
  * Builds a JSON object from `field=value` (a JSON string, coerced later by the validator the

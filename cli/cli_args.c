@@ -99,14 +99,15 @@ int cli_parse(cli *c, const cli_command *cmd, int argc, char **argv, cli_opt *op
   return CLI_OK;
 }
 
-int cli_opt_int(const cli_command *cmd, const cli_opt *opt, long long min, long long *out) {
+int cli_opt_int(const cli_command *cmd, const cli_opt *opt, long long min, long long max,
+                long long *out) {
   const char *v = opt->value;
   char *end = NULL;
   errno = 0;
   long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
-  if (end == NULL || *end != '\0' || errno != 0 || n < min || n > 2147483647)
-    return cli_usage_error(cmd, "option '%s' expects an integer of at least %lld, got '%s'",
-                           opt->name, min, v);
+  if (end == NULL || *end != '\0' || errno != 0 || n < min || n > max)
+    return cli_usage_error(cmd, "option '%s' expects an integer between %lld and %lld, got '%s'",
+                           opt->name, min, max, v);
   *out = n;
   return CLI_OK;
 }

@@ -52,7 +52,8 @@ int cli_cmd_insert(cli *c, const cli_command *cmd, int argc, char **argv) {
   long long ttl = 0;
   int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1);
   if (rc != CLI_OK) return CLI_DONE(rc);
-  if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 0, &ttl)) != CLI_OK) return rc;
+  if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 0, 2147483647, &ttl)) != CLI_OK)
+    return rc;
   json_t *entity = cli_fields_or_usage(cmd, pos + 1, npos - 1, &rc);
   if (entity == NULL) return rc;
   if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) {
@@ -98,7 +99,9 @@ int cli_cmd_list(cli *c, const cli_command *cmd, int argc, char **argv) {
   long long size = 100;
   int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 1);
   if (rc != CLI_OK) return CLI_DONE(rc);
-  if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 1, &size)) != CLI_OK) return rc;
+  /* The admin API's bounds: one answer for a page size, whichever front end asks. */
+  if (opts[0].value != NULL && (rc = cli_opt_int(cmd, &opts[0], 1, 1000, &size)) != CLI_OK)
+    return rc;
   json_t *filter = npos > 1 ? cli_fields_or_usage(cmd, pos + 1, npos - 1, &rc) : NULL;
   if (npos > 1 && filter == NULL) return rc;
   if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) {
@@ -145,7 +148,8 @@ int cli_cmd_update(cli *c, const cli_command *cmd, int argc, char **argv) {
   long long ttl = 0;
   int rc = cli_begin(c, cmd, argc, argv, opts, pos, &npos, 2);
   if (rc != CLI_OK) return CLI_DONE(rc);
-  if (opts[1].value != NULL && (rc = cli_opt_int(cmd, &opts[1], 0, &ttl)) != CLI_OK) return rc;
+  if (opts[1].value != NULL && (rc = cli_opt_int(cmd, &opts[1], 0, 2147483647, &ttl)) != CLI_OK)
+    return rc;
   bool full = opts[0].value != NULL;
   if ((rc = cli_open_dao(c, cmd, pos[0], &dao)) != CLI_OK) return rc;
   int npk = cli_pk_arg_count(dao, pos + 1, npos - 1);

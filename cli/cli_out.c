@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -56,11 +57,36 @@ int cli_not_found(void) {
   return CLI_DATA;
 }
 
+/*
+ * `s` with each byte that starts no valid UTF-8 sequence replaced by '?', in place: usage
+ * messages quote the command line, which may hold any bytes, and a JSON string cannot (the
+ * message was lost and "out of memory" printed instead).
+ */
+static void cli_utf8_in_place(char *s) {
+  size_t len = strlen(s);
+  for (size_t i = 0; i < len;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    json_t *one = n && i + n <= len ? json_stringn(s + i, n) : NULL;
+    if (one == NULL) {
+      s[i++] = '?';
+      continue;
+    }
+    json_decref(one);
+    i += n;
+  }
+}
+
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = cli_vformat(fmt, ap);
   va_end(ap);
+  if (msg != NULL) cli_utf8_in_place(msg);
   json_t *doc =
       json_pack("{s:s, s:s, s:s}", "kind", "usage", "message", msg != NULL ? msg : "out of memory",
                 "usage", cmd != NULL ? cmd->usage : "kdao [-c FILE] COMMAND ... (kdao --help)");

@@ -25,7 +25,7 @@ const cli_command cli_commands[] = {
     {"list", "kdao list ENTITY [field=value...] [--size N] [--offset TOKEN]",
      "List entities, one page at a time",
      "  Prints {\"data\": [...], \"offset\": TOKEN}; offset is present when there is a\n"
-     "  next page: pass it back with --offset. --size defaults to 100.\n",
+     "  next page: pass it back with --offset. --size is 1..1000, 100 by default.\n",
      cli_cmd_list},
     {"count", "kdao count ENTITY [field=value...]", "Count entities", "  Prints {\"count\": N}.\n",
      cli_cmd_count},

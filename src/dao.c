@@ -29,12 +29,47 @@ static kdao_error *bad_table_arg(int n, const char *method, const json_t *v) {
                          method, json_is_array(v) ? "array" : lua_type_name(v));
 }
 
-/* Kong's argument checks: an object (#n), optionally not empty. */
+/*
+ * Nesting deeper than any JSON text kdao parses (jansson's own limit) can only come from a C
+ * caller; copying or printing it recurses once per level (a stack overflow at ~100000), so
+ * it is refused first, as a schema error under the member that holds it.
+ */
+#define MAX_NESTING 2048
+
+static bool nested_deeper(const json_t *v, int levels) {
+  if (!json_is_object(v) && !json_is_array(v)) return false;
+  if (levels == 0) return true;
+  const char *k;
+  json_t *e;
+  size_t i;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, e) if (nested_deeper(e, levels - 1)) return true;
+  } else {
+    json_object_foreach((json_t *)v, k, e) if (nested_deeper(e, levels - 1)) return true;
+  }
+  return false;
+}
+
+/* Kong's argument checks: an object (#n), optionally not empty; then kdao's nesting bound. */
 static kdao_error *check_table(int n, const char *method, const json_t *v, bool non_empty) {
   if (!json_is_object(v)) return bad_table_arg(n, method, v);
   if (non_empty && json_object_size(v) == 0)
     return kdao__error_fmt(KDAO_ERR_MISUSE,
                            "bad argument #%d to '%s' (expected table to not be empty)", n, method);
+  const char *k;
+  json_t *e;
+  json_object_foreach((json_t *)v, k, e) {
+    if (!nested_deeper(e, MAX_NESTING)) continue;
+    json_t *errors = NULL;
+    char *msg = kdao__asprintf("%s is nested more than %d levels deep", k, MAX_NESTING);
+    kdao_error *deep = NULL;
+    if (msg && kdao__add_error(&errors, k, msg) == 0)
+      deep = kdao__error_schema_new(errors); /* takes `errors` */
+    else
+      json_decref(errors);
+    kdao__free(msg);
+    return deep ? deep : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
+  }
   return NULL;
 }
 
@@ -146,6 +181,9 @@ static bool of_type(const kdao__field *f, const json_t *v) {
   case KDAO_TYPE_STRING:
   case KDAO_TYPE_URL:
   case KDAO_TYPE_ID: return json_is_string(v);
+  /* What the validator would take for one: a list string, or a table (checked in depth there). */
+  case KDAO_TYPE_ARRAY: return json_is_string(v) || json_is_array(v) || json_is_object(v);
+  case KDAO_TYPE_TABLE: return json_is_array(v) || json_is_object(v);
   default: return true;
   }
 }

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,12 +299,41 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
   return rc;
 }
 
+/*
+ * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. jansson
+ * checks text it parses, but a C caller can build a string with json_stringn_nocheck(), and
+ * PostgreSQL refuses such bytes (a database error) where SQLite stores them.
+ */
+static bool utf8_valid(const unsigned char *s, size_t len) {
+  for (size_t i = 0; i < len;) {
+    unsigned char c = s[i];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    if (n == 0 || i + n > len) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (s[i + k] & 0x3f);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n;
+  }
+  return true;
+}
+
 /* [TYPE] */
 static int check_type(json_t *t, const kdao__field *f, const char *prefix, json_t **errors) {
   json_t *v = get(t, f->name);
   if (!v) return V_OK;
   bool valid = true;
   if (json_is_string(v)) {
+    /* Before any conversion: a converted copy of such bytes could not even be built. */
+    if (!utf8_valid((const unsigned char *)json_string_value(v), json_string_length(v)))
+      return add_errorf(errors, prefix, f->name, "%s must be valid UTF-8", f->name);
     if (coerce_string(t, f, v, &valid) != V_OK) return V_NOMEM;
   } else {
     switch (f->type) {
@@ -349,6 +379,16 @@ int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message) {
     *message = kdao__asprintf("%s is not a timestamp", f->name);
     return -1;
   }
+  if (json_is_array(v) || json_is_object(v)) {
+    /* Stored as JSON text (or a collection of the same size): the limit of other strings. A
+     * dump that fails holds a string of invalid UTF-8 (jansson refuses to write one). */
+    size_t text = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (text == 0)
+      *message = kdao__asprintf("%s must be valid UTF-8", f->name);
+    else if (text > KDAO__VALUE_MAX)
+      *message = kdao__asprintf("%s must be at most %u bytes as JSON", f->name, KDAO__VALUE_MAX);
+    return text == 0 || text > KDAO__VALUE_MAX ? -1 : 0;
+  }
   if (!json_is_string(v)) return 0;
   size_t len = json_string_length(v);
   bool key = (f->flags & KDAO_FIELD_UNIQUE) || f->foreign_entity;
@@ -360,6 +400,10 @@ int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message) {
   }
   if (memchr(json_string_value(v), '\0', len)) {
     *message = kdao__asprintf("%s must not contain a NUL byte", f->name);
+    return -1;
+  }
+  if (!utf8_valid((const unsigned char *)json_string_value(v), len)) {
+    *message = kdao__asprintf("%s must be valid UTF-8", f->name);
     return -1;
   }
   return 0;

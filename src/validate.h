@@ -37,7 +37,8 @@ json_t *kdao__number_from_string(const char *s);
 
 /*
  * Whether `v`, already of `f`'s type, can be stored by every backend: id fields hold UUIDs,
- * timestamps lie in (0, KDAO__TIMESTAMP_MAX], strings fit the limits above and hold no NUL.
+ * timestamps lie in (0, KDAO__TIMESTAMP_MAX], strings fit the limits above, hold no NUL and
+ * are valid UTF-8.
  * 0 when it can; -1 with *message (kdao__malloc()ed; NULL when out of memory) when not.
  */
 int kdao__value_bounds(const kdao__field *f, const json_t *v, char **message);
