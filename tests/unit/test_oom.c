@@ -32,10 +32,10 @@
 
 /* ---- the failing allocator ---- */
 
-static long COUNT;     /* allocations since arm() */
-static long FAIL_AT;   /* 0: never fail */
-static bool STICKY;    /* fail every allocation from FAIL_AT on, not only that one */
-static bool HIT;       /* an allocation was failed since arm() */
+static long COUNT;   /* allocations since arm() */
+static long FAIL_AT; /* 0: never fail */
+static bool STICKY;  /* fail every allocation from FAIL_AT on, not only that one */
+static bool HIT;     /* an allocation was failed since arm() */
 
 static bool should_fail(void) {
   if (FAIL_AT == 0) return false;
@@ -185,14 +185,18 @@ static int group_setup(void **state) {
                 "\"upstream_url\": \"http://a2.com\"}"),
               API2);
   for (int i = 3; i <= 6; i++)
-    must_insert("apis", JF("{\"name\": \"a%d\", \"uris\": [\"/a%d\"], \"upstream_url\": "
-                           "\"http://a%d.com\"}", i, i, i),
+    must_insert("apis",
+                JF("{\"name\": \"a%d\", \"uris\": [\"/a%d\"], \"upstream_url\": "
+                   "\"http://a%d.com\"}",
+                   i, i, i),
                 NULL);
   must_insert("consumers", J("{\"username\": \"bob\", \"custom_id\": \"b1\"}"), CONSUMER);
   must_insert("plugins", JF("{\"name\": \"key-auth\", \"api_id\": \"%s\"}", API1), PLUGIN1);
   must_insert("plugins", JF("{\"name\": \"basic-auth\", \"api_id\": \"%s\"}", API1), NULL);
-  must_insert("plugins", JF("{\"name\": \"acl\", \"api_id\": \"%s\", "
-                            "\"config\": {\"whitelist\": [\"g1\"]}}", API2),
+  must_insert("plugins",
+              JF("{\"name\": \"acl\", \"api_id\": \"%s\", "
+                 "\"config\": {\"whitelist\": [\"g1\"]}}",
+                 API2),
               NULL);
   must_insert("keyauth_credentials", JF("{\"consumer_id\": \"%s\", \"key\": \"k1\"}", CONSUMER),
               NULL);
@@ -303,8 +307,10 @@ static kdao_status run_config_new(json_t **out, kdao_error **err) {
   kdao_config *cfg = NULL;
   kdao_status rc = kdao_config_new(&cfg, err);
   disarm();
-  if (rc == KDAO_OK) *out = kdao_config_dump(cfg);
-  else assert_null(cfg);
+  if (rc == KDAO_OK)
+    *out = kdao_config_dump(cfg);
+  else
+    assert_null(cfg);
   kdao_config_free(cfg);
   return rc;
 }
@@ -341,8 +347,10 @@ static kdao_status run_open_migrate(json_t **out, kdao_error **err) {
   kdao_factory *f = NULL;
   kdao_status rc = kdao_factory_open(CFG, &f, err);
   int ran = 0;
-  if (rc == KDAO_OK) rc = kdao_factory_migrate(f, NULL, NULL, &ran, err);
-  else assert_null(f);
+  if (rc == KDAO_OK)
+    rc = kdao_factory_migrate(f, NULL, NULL, &ran, err);
+  else
+    assert_null(f);
   disarm();
   kdao_factory_free(f);
   /* What was recorded must be what ran: migrating again completes the same set. */
@@ -390,7 +398,9 @@ static kdao_status run_insert_api(json_t **out, kdao_error **err) {
   return insert_into("apis", out, err);
 }
 
-static void setup_plugin(void) { setup_input("{\"name\": \"key-auth\", \"api_id\": \"%s\"}", API2); }
+static void setup_plugin(void) {
+  setup_input("{\"name\": \"key-auth\", \"api_id\": \"%s\"}", API2);
+}
 static kdao_status run_insert_plugin(json_t **out, kdao_error **err) {
   return insert_into("plugins", out, err);
 }
@@ -459,8 +469,10 @@ static kdao_status run_find_page(json_t **out, kdao_error **err) {
   char *next = NULL;
   kdao_status rc = kdao_dao_find_page(D("apis"), NULL, TOKEN, 2, &rows, &next, err);
   disarm();
-  if (rc == KDAO_OK) *out = json_pack("{so s?s}", "rows", rows, "next", next);
-  else assert_null(next);
+  if (rc == KDAO_OK)
+    *out = json_pack("{so s?s}", "rows", rows, "next", next);
+  else
+    assert_null(next);
   kdao_free(next);
   return rc;
 }
@@ -582,8 +594,9 @@ static kdao_status run_describe(json_t **out, kdao_error **err) {
 }
 
 #define OP(name, fac, db, setup, run, cleanup) \
-  {name, fac, (db) ? snapshot : NULL, false, setup, run, cleanup}
-#define OP_CONFIG(name, run) {name, false, config_state, false, setup_config, run, cleanup_config}
+  { name, fac, (db) ? snapshot : NULL, false, setup, run, cleanup }
+#define OP_CONFIG(name, run) \
+  { name, false, config_state, false, setup_config, run, cleanup_config }
 static const op OPS[] = {
     OP("config_new", false, false, NULL, run_config_new, NULL),
     OP_CONFIG("config_set_list", run_config_set),
@@ -653,8 +666,8 @@ static bool run_once(const op *o, long n, outcome *res) {
   bool hit = HIT;
   if (res->rc != KDAO_OK) {
     if (err && kdao_error_kind(err) != res->rc)
-      fail_msg("%s, N=%ld: status %s but error kind %s", o->name, n,
-               kdao_error_kind_name(res->rc), kdao_error_kind_name(kdao_error_kind(err)));
+      fail_msg("%s, N=%ld: status %s but error kind %s", o->name, n, kdao_error_kind_name(res->rc),
+               kdao_error_kind_name(kdao_error_kind(err)));
     if (!err && res->rc != KDAO_ERR_NOMEM)
       fail_msg("%s, N=%ld: status %s without an error", o->name, n, kdao_error_kind_name(res->rc));
     res->message = strdup(err ? kdao_error_string(err) : "");
@@ -679,15 +692,17 @@ static void fail_diff(const char *what, const op *o, long n, const json_t *want,
                       const json_t *got) {
   char *w = want ? json_dumps(want, JSON_SORT_KEYS) : NULL;
   char *g = got ? json_dumps(got, JSON_SORT_KEYS) : NULL;
-  fail_msg("%s, N=%ld (%s): %s\n want: %s\n got:  %s", o->name, n, STICKY ? "sticky" : "once",
-           what, w ? w : "(null)", g ? g : "(null)");
+  fail_msg("%s, N=%ld (%s): %s\n want: %s\n got:  %s", o->name, n, STICKY ? "sticky" : "once", what,
+           w ? w : "(null)", g ? g : "(null)");
 }
 
 static void check_op(const op *o) {
   bool verbose = getenv("KDAO_OOM_VERBOSE") != NULL;
   outcome ref;
   run_once(o, 0, &ref);
-  if (verbose) fprintf(stderr, "%s: reference %s %s\n", o->name, kdao_error_kind_name(ref.rc), ref.message ? ref.message : "");
+  if (verbose)
+    fprintf(stderr, "%s: reference %s %s\n", o->name, kdao_error_kind_name(ref.rc),
+            ref.message ? ref.message : "");
   json_t *ids = ref.before ? known_ids(ref.before) : json_object();
   strip_generated(ref.result, ids);
   if (ref.after) {
@@ -719,7 +734,8 @@ static void check_op(const op *o) {
           const char *k;
           json_t *rows;
           json_object_foreach(res.after, k, rows) strip_generated(rows, ids);
-          if (!json_same(ref.after, res.after)) fail_diff("rows differ", o, n, ref.after, res.after);
+          if (!json_same(ref.after, res.after))
+            fail_diff("rows differ", o, n, ref.after, res.after);
         }
       } else if (res.rc == KDAO_ERR_NOMEM) {
         if (!hit) fail_msg("%s, N=%ld: KDAO_ERR_NOMEM without a failed allocation", o->name, n);
@@ -736,8 +752,8 @@ static void check_op(const op *o) {
       if (!hit) break;
     }
   }
-  printf("%-28s %6ld allocations (%s), N tried: %ld once + %ld sticky%s%s\n", o->name,
-         tried[0] - 1, kdao_error_kind_name(ref.rc), tried[0], tried[1], ref.message ? ": " : "",
+  printf("%-28s %6ld allocations (%s), N tried: %ld once + %ld sticky%s%s\n", o->name, tried[0] - 1,
+         kdao_error_kind_name(ref.rc), tried[0], tried[1], ref.message ? ": " : "",
          ref.message ? ref.message : "");
   fflush(stdout);
   json_decref(ids);
