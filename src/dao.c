@@ -356,7 +356,7 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
     if (e) {
       /* The element's index leads the message so a caller can find the culprit. */
       kdao_error *wrapped = kdao__error_fmt(e->kind, "[%zu] %s", i, kdao_error_message(e));
-      if (wrapped && e->fields) wrapped->fields = json_incref(e->fields);
+      if (wrapped != kdao__error_oom() && e->fields) wrapped->fields = json_incref(e->fields);
       kdao_error_free(e);
       json_decref(prepared);
       return finish(dao, err, wrapped);
