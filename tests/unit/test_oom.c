@@ -698,6 +698,9 @@ static void fail_diff(const char *what, const op *o, long n, const json_t *want,
 
 static void check_op(const op *o) {
   bool verbose = getenv("KDAO_OOM_VERBOSE") != NULL;
+  /* KDAO_OOM_ONLY=<name>: one operation, when chasing a failure. */
+  const char *only = getenv("KDAO_OOM_ONLY");
+  if (only && strcmp(only, o->name) != 0) skip();
   outcome ref;
   run_once(o, 0, &ref);
   if (verbose)
