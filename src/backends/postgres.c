@@ -800,8 +800,13 @@ static int pg_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   *out = NULL;
   *next = NULL;
   json_t *after = NULL;
-  if (offset && (after = kdao__keyset_decode(offset, s->npk)) == NULL)
-    return fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
+  unsigned long failures = kdao__alloc_failures();
+  if (offset) after = kdao__keyset_decode(offset, s->npk);
+  if (kdao__alloc_failures() != failures) { /* a truncated parse, maybe */
+    json_decref(after);
+    return fail(err, NULL);
+  }
+  if (offset && after == NULL) return fail(err, kdao_error_new(KDAO_ERR_SCHEMA, "invalid offset"));
   PGresult *r = NULL;
   int rc = pg_select(PG(base), s, OP_PAGE, filter, after, size + 1, &r, err);
   json_decref(after);

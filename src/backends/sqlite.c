@@ -447,10 +447,14 @@ static int read_row(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_
   for (size_t i = 0; i < s->nfields; i++) {
     int type = sqlite3_column_type(st, (int)i);
     if (type == SQLITE_NULL) continue;
+    /* A JSON column that failed to parse for want of memory must not come back as text. */
+    unsigned long failures = kdao__alloc_failures();
     json_t *v = column_json(st, (int)i, type, fld(s, i));
-    if (!v) {
+    if (!v || kdao__alloc_failures() != failures) {
       json_decref(row);
-      if (sqlite3_errcode(b->db) == SQLITE_NOMEM) return sq_nomem(err);
+      json_decref(v);
+      if (kdao__alloc_failures() != failures || sqlite3_errcode(b->db) == SQLITE_NOMEM)
+        return sq_nomem(err);
       return kdao__fail(err, kdao__error_fmt(KDAO_ERR_DB, "column %s of %s is not valid UTF-8",
                                              fld(s, i)->name, s->table));
     }
@@ -1011,7 +1015,9 @@ static int invalid_offset(kdao_error **err) {
  */
 static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const char *offset,
                        int *param, json_t **keys, kdao_error **err) {
+  unsigned long failures = kdao__alloc_failures();
   *keys = kdao__keyset_decode(offset, s->npk);
+  if (kdao__alloc_failures() != failures) return sq_nomem(err); /* a truncated parse, maybe */
   if (!*keys) return invalid_offset(err);
   for (size_t i = 0; i < s->npk; i++)
     if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
