@@ -177,6 +177,11 @@ static int sq_fail(sq_backend *b, kdao_error **err) {
   return sq_db_error(b, sqlite3_errmsg(b->db), sqlite3_extended_errcode(b->db), err);
 }
 
+/* A failed bind: SQLITE_NOMEM may be kdao's own (a value it could not serialize). */
+static int sq_bind_fail(sq_backend *b, int rc, kdao_error **err) {
+  return rc == SQLITE_NOMEM ? sq_nomem(err) : sq_fail(b, err);
+}
+
 /* ---- SQL of each statement shape: the shared ones (sql.h) and SQLite's own ---- */
 
 static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->fields[i]; }
@@ -413,7 +418,8 @@ static int bind_pk(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const 
     const kdao__field *f = fld(s, s->pk[i]);
     json_t *v = json_object_get(obj, f->name);
     if (!v) return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
-    if (bind_value(st, first + (int)i, f, v) != SQLITE_OK) return sq_fail(b, err);
+    int rc = bind_value(st, first + (int)i, f, v);
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
   }
   return KDAO_OK;
 }
@@ -536,8 +542,8 @@ static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, ui
   for (size_t i = 0; i < s->nfields; i++) {
     if (!(mask >> i & 1)) continue;
     const kdao__field *f = fld(s, i);
-    if (bind_value(st, (*param)++, f, json_object_get(filter, f->name)) != SQLITE_OK)
-      return sq_fail(b, err);
+    int rc = bind_value(st, (*param)++, f, json_object_get(filter, f->name));
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
   }
   return KDAO_OK;
 }
@@ -875,8 +881,9 @@ static int insert_once(sq_backend *b, const kdao_schema *s, const json_t *row, j
   if (kind) return kind;
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
-    if (bind_opt(st, (int)i + 1, f, json_object_get(row, f->name)) != SQLITE_OK) {
-      kind = sq_fail(b, err);
+    int rc = bind_opt(st, (int)i + 1, f, json_object_get(row, f->name));
+    if (rc != SQLITE_OK) {
+      kind = sq_bind_fail(b, rc, err);
       goto cleanup;
     }
   }
@@ -1019,9 +1026,10 @@ static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, co
   *keys = kdao__keyset_decode(offset, s->npk);
   if (kdao__alloc_failures() != failures) return sq_nomem(err); /* a truncated parse, maybe */
   if (!*keys) return invalid_offset(err);
-  for (size_t i = 0; i < s->npk; i++)
-    if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
-      return sq_fail(b, err);
+  for (size_t i = 0; i < s->npk; i++) {
+    int rc = bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i));
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
+  }
   return KDAO_OK;
 }
 
