@@ -44,7 +44,14 @@ static kdao_error *check_table(int n, const char *method, const json_t *v, bool 
  */
 static int finish(kdao_dao *dao, kdao_error **err, kdao_error *e) {
   if (e == NULL) return KDAO_OK;
-  if (e->kind != KDAO_ERR_MISUSE) kdao__error_set_db(e, dao->factory->ops->name);
+  if (e->kind != KDAO_ERR_MISUSE) {
+    kdao__error_set_db(e, dao->factory->ops->name);
+    /* Without its name the error would read differently: report what went wrong instead. */
+    if (!kdao_error_db_name(e)) {
+      kdao_error_free(e);
+      e = kdao__error_oom();
+    }
+  }
   return kdao__fail(err, e);
 }
 
@@ -186,6 +193,8 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
   *out = NULL;
   kdao_error *e = NULL;
   if (kdao_validate_filter(s, filter, &e) != KDAO_OK) return e;
+  /* A member that failed to join `typed` would widen the filter: any failure is fatal. */
+  unsigned long failures = kdao__alloc_failures();
   json_t *typed = json_object(), *errors = NULL;
   if (typed == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   const char *k;
@@ -206,6 +215,11 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
     } else {
       json_object_set_new(typed, k, nv);
     }
+  }
+  if (kdao__alloc_failures() != failures) {
+    json_decref(typed);
+    json_decref(errors);
+    return kdao__error_oom();
   }
   if (errors) {
     json_decref(typed);
@@ -304,11 +318,17 @@ static kdao_error *check_foreign(kdao_dao *dao, const json_t *row) {
 /* Validates a copy of `entity` and completes it into a row ready for the backend. */
 static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **out) {
   *out = NULL;
+  /*
+   * jansson drops what it has no memory for (a member of a copy) without always saying so:
+   * a failure anywhere before the write voids the row rather than writing a different one.
+   */
+  unsigned long failures = kdao__alloc_failures();
   json_t *row = json_deep_copy(entity);
   if (row == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   kdao_error *e = NULL;
   if (kdao_validate(dao->schema, row, KDAO_MODE_INSERT, dao, &e) != KDAO_OK ||
-      (e = fill_insert_values(dao->schema, row)) != NULL || (e = check_foreign(dao, row)) != NULL) {
+      (e = fill_insert_values(dao->schema, row)) != NULL || (e = check_foreign(dao, row)) != NULL ||
+      (kdao__alloc_failures() != failures && (e = kdao__error_oom()))) {
     json_decref(row);
     return e;
   }
@@ -347,6 +367,7 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
                                   "bad argument #1 to 'insert_many' (array expected, "
                                   "got %s)",
                                   lua_type_name(entities)));
+  unsigned long failures = kdao__alloc_failures(); /* see prepare_insert */
   json_t *prepared = json_array(), *stored = NULL;
   size_t i;
   json_t *ent;
@@ -362,6 +383,10 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
       return finish(dao, err, wrapped);
     }
     json_array_append_new(prepared, one);
+  }
+  if (prepared == NULL || kdao__alloc_failures() != failures) {
+    json_decref(prepared);
+    return finish(dao, err, kdao__error_oom());
   }
   e = CALL(dao, insert_many, dao->schema, prepared, &stored);
   json_decref(prepared);
@@ -591,6 +616,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   if ((e = check_table(1, "update", values, true))) return e;
   if (filter_keys && (e = check_table(2, "update", filter_keys, true))) return e;
   if (ttl < 0) return kdao_error_new(KDAO_ERR_MISUSE, "ttl must be >= 0");
+  unsigned long failures = kdao__alloc_failures(); /* see prepare_insert */
   if ((u->entity = json_deep_copy(values)) == NULL)
     return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   const char *k;
@@ -598,6 +624,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   json_object_foreach((json_t *)filter_keys, k, v) {
     if (!json_object_get(u->entity, k)) json_object_set(u->entity, k, v);
   }
+  if (kdao__alloc_failures() != failures) return kdao__error_oom();
   if (kdao_validate(dao->schema, u->entity, full ? KDAO_MODE_FULL_UPDATE : KDAO_MODE_UPDATE, dao,
                     &e) != KDAO_OK)
     return e;
@@ -611,6 +638,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   }
   if ((e = split_values(dao->schema, u->entity, full, &u->values, &u->nulls))) return e;
   if ((e = check_foreign(dao, u->values))) return e;
+  if (kdao__alloc_failures() != failures) return kdao__error_oom();
   return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
 }
 
@@ -707,9 +735,12 @@ static kdao_error *delete_children(doomed_list *l) {
 static kdao_error *do_delete(kdao_dao *dao, const json_t *key, json_t **deleted,
                              doomed_list *children) {
   json_t *row = NULL;
+  /* A filter that failed to build would find every row: see prepare_insert. */
+  unsigned long failures = kdao__alloc_failures();
   kdao_error *e = CALL(dao, find, dao->schema, key, &row);
   if (e || row == NULL) return e;
   if ((e = collect_cascade(dao, row, children, 0)) == NULL &&
+      (kdao__alloc_failures() == failures || (e = kdao__error_oom()) == NULL) &&
       ((OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE) || (e = delete_children(children)) == NULL))
     e = CALL(dao, delete, dao->schema, key, deleted);
   json_decref(row);

@@ -392,8 +392,13 @@ static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_
   case JSON_NULL: return sqlite3_bind_null(st, i);
   case JSON_ARRAY:
   case JSON_OBJECT: {
+    /* jansson's dump may drop what it has no memory for: any failure voids the text. */
+    unsigned long failures = kdao__alloc_failures();
     char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text) return SQLITE_NOMEM;
+    if (!text || kdao__alloc_failures() != failures) {
+      kdao__free(text);
+      return SQLITE_NOMEM;
+    }
     int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
     kdao__free(text);
     return rc;
@@ -553,6 +558,11 @@ static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, ui
 static int tx_exec(sq_backend *b, sq_tx_stmt which, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, NULL, SQ_TX, which, 0, &st, err);
+  /*
+   * Undoing must work when kdao has no memory left for its statement cache: SQLite's own
+   * exec does without it. Anything else reports the failure.
+   */
+  if (kind && err == NULL) return sqlite3_exec(b->db, tx_sql[which], NULL, NULL, NULL);
   if (kind) return kind;
   int rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) kind = sq_fail(b, err);
@@ -921,9 +931,13 @@ static int sq_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   int kind = check_schema(s, err);
   if (kind) return kind;
   maybe_purge(b);
-  if (ttl <= 0) return sq_insert_row(b, s, row, out, err);
+  /*
+   * A transaction even without a TTL: the row is read back from RETURNING after SQLite has
+   * written it, and when that read fails (out of memory) the write must not stay.
+   */
   if ((kind = tx_begin(b, err))) return kind;
-  if (!(kind = sq_insert_row(b, s, row, out, err)) && !(kind = ttl_set(b, s, *out, ttl, err)))
+  if (!(kind = sq_insert_row(b, s, row, out, err)) &&
+      (ttl <= 0 || !(kind = ttl_set(b, s, *out, ttl, err))))
     kind = tx_commit(b, err);
   if (kind) {
     tx_rollback(b);
@@ -1151,10 +1165,10 @@ static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int kind = check_schema(s, err);
   if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err))) return kind;
   maybe_purge(b);
-  if (ttl <= 0) return update_row(b, s, pk, values, set, null_mask, out, err);
+  /* In a transaction whatever the TTL, for the read-back (see sq_insert). */
   if ((kind = tx_begin(b, err))) return kind;
   kind = update_row(b, s, pk, values, set, null_mask, out, err);
-  if (!kind && *out) kind = ttl_set(b, s, *out, ttl, err);
+  if (!kind && *out && ttl > 0) kind = ttl_set(b, s, *out, ttl, err);
   kind = kind ? kind : tx_commit(b, err);
   if (kind) {
     tx_rollback(b);
@@ -1172,13 +1186,24 @@ static int sq_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int kind = check_schema(s, err);
   if (kind) return kind;
   maybe_purge(b);
-  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err))) return kind;
+  /* In a transaction, for the read-back (see sq_insert). */
+  if ((kind = tx_begin(b, err))) return kind;
+  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err))) {
+    tx_rollback(b);
+    return kind;
+  }
   if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
     kind = sq_fail(b, err);
   else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
            (kind = step_one(b, st, s, out, err)) < 0)
     kind = write_error(b, s, pk, NULL, err);
   sq_done(st);
+  kind = kind ? kind : tx_commit(b, err);
+  if (kind) {
+    tx_rollback(b);
+    json_decref(*out);
+    *out = NULL;
+  }
   return kind;
 }
 
