@@ -124,7 +124,10 @@ static kdao_error *extract_pk(const kdao_schema *s, const json_t *src, bool allo
   for (size_t i = 0; i < s->npk; i++) {
     const char *name = s->fields[s->pk[i]].name;
     json_t *v = json_object_get(src, name);
-    if (v && !json_is_null(v)) json_object_set(pk, name, v);
+    if (v && !json_is_null(v) && json_object_set(pk, name, v) != 0) {
+      json_decref(pk);
+      return kdao__error_oom();
+    }
   }
   *out = pk;
   return NULL;
@@ -493,7 +496,7 @@ static kdao_error *complete_pk(kdao_dao *dao, json_t *pk, bool *found) {
     json_t *r = json_array_get(rows, 0);
     for (size_t i = 0; i < dao->schema->npk; i++) {
       const char *k = dao->schema->fields[dao->schema->pk[i]].name;
-      json_object_set(pk, k, json_object_get(r, k));
+      if (json_object_set(pk, k, json_object_get(r, k)) != 0 && e == NULL) e = kdao__error_oom();
     }
   }
   json_decref(rows);
