@@ -827,6 +827,8 @@ static json_t *foreign_fields(sq_backend *b, const kdao_schema *s, const json_t 
 static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, const json_t *alt,
                        kdao_error **err) {
   int code = sqlite3_extended_errcode(b->db);
+  /* Naming the culprit allocates: failing that, a unique or foreign error would read as db. */
+  unsigned long failures = kdao__alloc_failures();
   char *message = kdao__strdup(sqlite3_errmsg(b->db));
   if (!message) return sq_nomem(err);
   json_t *fields = NULL;
@@ -841,7 +843,9 @@ static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, c
     kind = KDAO_ERR_FOREIGN;
   }
   int result;
-  if (fields) {
+  if (kdao__alloc_failures() != failures) {
+    result = sq_nomem(err);
+  } else if (fields) {
     kdao_error *e = kdao_error_new_fields(kind, fields);
     if (e) {
       char num[16];
