@@ -132,7 +132,9 @@ KDAO_API const char *kdao_error_code(const kdao_error *err);
 
 /*
  * CONSTRUCTOR: an error of `kind` with a plain `message` (copied). For callbacks that reject
- * an entity (self_check) and for bindings. Returns NULL only when out of memory.
+ * an entity (self_check) and for bindings. Never NULL: when out of memory, every error
+ * constructor returns one shared KDAO_ERR_NOMEM error ("out of memory"), which
+ * kdao_error_free() leaves alone, so a failure always comes with an error.
  */
 KDAO_API kdao_error *kdao_error_new(kdao_status kind, const char *message);
 

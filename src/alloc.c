@@ -15,7 +15,16 @@
 
 static kdao_allocator current = {malloc, realloc, free};
 
-void *kdao__malloc(size_t n) { return current.malloc(n ? n : 1); }
+/* Per thread: a failure belongs to the call that saw it (kdao__alloc_failures). */
+static _Thread_local unsigned long failures;
+
+unsigned long kdao__alloc_failures(void) { return failures; }
+
+void *kdao__malloc(size_t n) {
+  void *p = current.malloc(n ? n : 1);
+  if (!p) failures++;
+  return p;
+}
 
 void *kdao__calloc(size_t count, size_t size) {
   if (size && count > SIZE_MAX / size) return NULL;
@@ -24,7 +33,11 @@ void *kdao__calloc(size_t count, size_t size) {
   return p;
 }
 
-void *kdao__realloc(void *p, size_t n) { return current.realloc(p, n ? n : 1); }
+void *kdao__realloc(void *p, size_t n) {
+  void *q = current.realloc(p, n ? n : 1);
+  if (!q) failures++;
+  return q;
+}
 
 void kdao__free(void *p) {
   if (p) current.free(p);
@@ -46,7 +59,8 @@ char *kdao__strndup(const char *s, size_t n) {
 kdao_status kdao_set_allocator(const kdao_allocator *a) {
   if (a && (!a->malloc || !a->realloc || !a->free)) return KDAO_ERR_MISUSE;
   current = a ? *a : (kdao_allocator){malloc, realloc, free};
-  json_set_alloc_funcs(current.malloc, current.free);
+  /* Through kdao's functions, so that jansson's failures are counted too. */
+  json_set_alloc_funcs(kdao__malloc, kdao__free);
   cql_set_allocator(current.malloc, current.realloc, current.free);
   return KDAO_OK;
 }

@@ -14,6 +14,13 @@ void *kdao__malloc(size_t n);
 void *kdao__calloc(size_t count, size_t size);
 void *kdao__realloc(void *p, size_t n);
 void kdao__free(void *p);
+/*
+ * How many allocations have failed on this thread so far (kdao's and, once
+ * kdao_set_allocator() has run, jansson's). A call compares it before and after a step
+ * whose callees cannot all report out of memory (callbacks: a NULL default, a message
+ * that could not be formatted) to tell a real answer from one an allocation failure made.
+ */
+unsigned long kdao__alloc_failures(void);
 /* strdup/strndup on kdao's allocator; NULL for NULL. */
 char *kdao__strdup(const char *s);
 char *kdao__strndup(const char *s, size_t n);

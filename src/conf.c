@@ -260,13 +260,11 @@ static int conf_convert(const conf_option *o, const char *raw, char **out, char 
    * bytes: refuse them here rather than fail later as if out of memory. The message leaves
    * the value out, as it could not be printed either.
    */
-  json_t *text = json_string(v);
-  if (text == NULL) {
+  if (!kdao__utf8_valid(v, strlen(v))) {
     kdao__free(v);
     *msg = kdao__asprintf("%s is not valid UTF-8", o->key);
     return *msg != NULL ? KDAO_ERR_CONFIG : KDAO_ERR_NOMEM;
   }
-  json_decref(text);
   switch (o->type) {
   case KDAO__CONF_STRING: *out = v; return KDAO_OK;
   case KDAO__CONF_NUMBER: *out = conf_number(o, v, msg); break;
@@ -565,7 +563,10 @@ static json_t *conf_describe_one(const conf_option *o) {
   json_t *values = json_array();
   const char *a;
   for (size_t i = 0; values != NULL && (a = conf_allowed(o, i)) != NULL; i++)
-    json_array_append_new(values, json_string(a));
+    if (json_array_append_new(values, json_string(a)) != 0) {
+      json_decref(values);
+      values = NULL;
+    }
   if (values == NULL || json_array_size(values) == 0 ||
       json_object_set_new(row, "values", values) != 0) {
     json_decref(row);

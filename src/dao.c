@@ -79,7 +79,14 @@ static kdao_error *check_table(int n, const char *method, const json_t *v, bool 
  */
 static int finish(kdao_dao *dao, kdao_error **err, kdao_error *e) {
   if (e == NULL) return KDAO_OK;
-  if (e->kind != KDAO_ERR_MISUSE) kdao__error_set_db(e, dao->factory->ops->name);
+  if (e->kind != KDAO_ERR_MISUSE) {
+    kdao__error_set_db(e, dao->factory->ops->name);
+    /* Without its name the error would read differently: report what went wrong instead. */
+    if (!kdao_error_db_name(e)) {
+      kdao_error_free(e);
+      e = kdao__error_oom();
+    }
+  }
   return kdao__fail(err, e);
 }
 
@@ -152,7 +159,10 @@ static kdao_error *extract_pk(const kdao_schema *s, const json_t *src, bool allo
   for (size_t i = 0; i < s->npk; i++) {
     const char *name = s->fields[s->pk[i]].name;
     json_t *v = json_object_get(src, name);
-    if (v && !json_is_null(v)) json_object_set(pk, name, v);
+    if (v && !json_is_null(v) && json_object_set(pk, name, v) != 0) {
+      json_decref(pk);
+      return kdao__error_oom();
+    }
   }
   *out = pk;
   return NULL;
@@ -224,6 +234,8 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
   *out = NULL;
   kdao_error *e = NULL;
   if (kdao_validate_filter(s, filter, &e) != KDAO_OK) return e;
+  /* A member that failed to join `typed` would widen the filter: any failure is fatal. */
+  unsigned long failures = kdao__alloc_failures();
   json_t *typed = json_object(), *errors = NULL;
   if (typed == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   const char *k;
@@ -244,6 +256,11 @@ static kdao_error *typed_filter(kdao_dao *dao, const json_t *filter, json_t **ou
     } else {
       json_object_set_new(typed, k, nv);
     }
+  }
+  if (kdao__alloc_failures() != failures) {
+    json_decref(typed);
+    json_decref(errors);
+    return kdao__error_oom();
   }
   if (errors) {
     json_decref(typed);
@@ -364,12 +381,18 @@ static kdao_error *recheck_foreign(kdao_dao *dao, const json_t *rows) {
 /* Validates a copy of `entity` and completes it into a row ready for the backend. */
 static kdao_error *prepare_insert(kdao_dao *dao, const json_t *entity, json_t **out) {
   *out = NULL;
+  /*
+   * jansson drops what it has no memory for (a member of a copy) without always saying so:
+   * a failure anywhere before the write voids the row rather than writing a different one.
+   */
+  unsigned long failures = kdao__alloc_failures();
   json_t *row = json_deep_copy(entity);
   if (row == NULL) return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   kdao_error *e = NULL;
   if (kdao_validate(dao->schema, row, KDAO_MODE_INSERT, dao, &e) != KDAO_OK ||
       (e = fill_insert_values(dao->schema, row)) != NULL ||
-      (e = check_foreign(dao, row, false)) != NULL) {
+      (e = check_foreign(dao, row, false)) != NULL ||
+      (kdao__alloc_failures() != failures && (e = kdao__error_oom()))) {
     json_decref(row);
     return e;
   }
@@ -416,6 +439,7 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
                                   "bad argument #1 to 'insert_many' (array expected, "
                                   "got %s)",
                                   lua_type_name(entities)));
+  unsigned long failures = kdao__alloc_failures(); /* see prepare_insert */
   json_t *prepared = json_array(), *stored = NULL;
   size_t i;
   json_t *ent;
@@ -425,12 +449,16 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
     if (e) {
       /* The element's index leads the message so a caller can find the culprit. */
       kdao_error *wrapped = kdao__error_fmt(e->kind, "[%zu] %s", i, kdao_error_message(e));
-      if (wrapped && e->fields) wrapped->fields = json_incref(e->fields);
+      if (wrapped != kdao__error_oom() && e->fields) wrapped->fields = json_incref(e->fields);
       kdao_error_free(e);
       json_decref(prepared);
       return finish(dao, err, wrapped);
     }
     json_array_append_new(prepared, one);
+  }
+  if (prepared == NULL || kdao__alloc_failures() != failures) {
+    json_decref(prepared);
+    return finish(dao, err, kdao__error_oom());
   }
   e = CALL(dao, insert_many, dao->schema, prepared, &stored);
   json_decref(prepared);
@@ -613,7 +641,7 @@ static kdao_error *complete_pk(kdao_dao *dao, json_t *pk, bool *found) {
     json_t *r = json_array_get(rows, 0);
     for (size_t i = 0; i < dao->schema->npk; i++) {
       const char *k = dao->schema->fields[dao->schema->pk[i]].name;
-      json_object_set(pk, k, json_object_get(r, k));
+      if (json_object_set(pk, k, json_object_get(r, k)) != 0 && e == NULL) e = kdao__error_oom();
     }
   }
   json_decref(rows);
@@ -736,6 +764,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   if ((e = check_table(1, "update", values, true))) return e;
   if (filter_keys && (e = check_table(2, "update", filter_keys, true))) return e;
   if (ttl < 0) return kdao_error_new(KDAO_ERR_MISUSE, "ttl must be >= 0");
+  unsigned long failures = kdao__alloc_failures(); /* see prepare_insert */
   if ((u->entity = json_deep_copy(values)) == NULL)
     return kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
   const char *k;
@@ -743,6 +772,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   json_object_foreach((json_t *)filter_keys, k, v) {
     if (!json_object_get(u->entity, k)) json_object_set(u->entity, k, v);
   }
+  if (kdao__alloc_failures() != failures) return kdao__error_oom();
   if (kdao_validate(dao->schema, u->entity, full ? KDAO_MODE_FULL_UPDATE : KDAO_MODE_UPDATE, dao,
                     &e) != KDAO_OK)
     return e;
@@ -756,6 +786,7 @@ static kdao_error *do_update(kdao_dao *dao, const json_t *values, const json_t *
   }
   if ((e = split_values(dao->schema, u->entity, full, &u->values, &u->nulls))) return e;
   if ((e = check_foreign(dao, u->values, false))) return e;
+  if (kdao__alloc_failures() != failures) return kdao__error_oom();
   return CALL(dao, update, dao->schema, u->pk, u->values, u->nulls, ttl, &u->row);
 }
 
@@ -871,10 +902,13 @@ static kdao_error *delete_children(doomed_list *l, size_t from) {
 static kdao_error *do_delete(kdao_dao *dao, const json_t *key, json_t **deleted,
                              doomed_list *children) {
   json_t *row = NULL;
+  /* A filter that failed to build would find every row: see prepare_insert. */
+  unsigned long failures = kdao__alloc_failures();
   kdao_error *e = CALL(dao, find, dao->schema, key, &row);
   if (e || row == NULL) return e;
   bool native = OPS(dao)->caps & KDAO__CAP_NATIVE_CASCADE;
   if ((e = collect_cascade(dao, row, children, 0)) == NULL &&
+      (kdao__alloc_failures() == failures || (e = kdao__error_oom()) == NULL) &&
       (native || (e = delete_children(children, 0)) == NULL))
     e = CALL(dao, delete, dao->schema, key, deleted);
   if (e == NULL && *deleted && !native) {

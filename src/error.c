@@ -38,8 +38,18 @@ const char *kdao_error_string(const kdao_error *err) {
 
 const char *kdao_error_code(const kdao_error *err) { return err ? err->code : NULL; }
 
+/*
+ * The error of an allocation failure when not even an error can be allocated: shared,
+ * never modified, never freed. Handing it out keeps "a failure always comes with an error"
+ * true, so no caller mistakes a NULL error for success.
+ */
+static char oom_message[] = "out of memory";
+static kdao_error oom_error = {.kind = KDAO_ERR_NOMEM, .message = oom_message};
+
+kdao_error *kdao__error_oom(void) { return &oom_error; }
+
 void kdao_error_free(kdao_error *err) {
-  if (!err) return;
+  if (!err || err == &oom_error) return;
   kdao__free(err->message);
   json_decref(err->fields);
   kdao__free(err->db_name);
@@ -50,11 +60,11 @@ void kdao_error_free(kdao_error *err) {
 
 /* An error that owns `message` (freed on failure). */
 static kdao_error *error_take(int kind, char *message) {
-  if (!message) return NULL;
+  if (!message) return &oom_error;
   kdao_error *e = kdao__calloc(1, sizeof *e);
   if (!e) {
     kdao__free(message);
-    return NULL;
+    return &oom_error;
   }
   e->kind = kind;
   e->message = message;
@@ -67,12 +77,12 @@ kdao_error *kdao_error_new(kdao_status kind, const char *message) {
 
 kdao_error *kdao_error_new_db(kdao_status kind, const char *db_name, const char *message) {
   kdao_error *e = kdao_error_new(kind, message);
-  if (e && db_name) {
+  if (e != &oom_error && db_name) {
     kdao__error_set_db(e, db_name);
     /* A constructor reports its failure: an error without the asked-for name is not one. */
     if (!e->db_name) {
       kdao_error_free(e);
-      return NULL;
+      return &oom_error;
     }
   }
   return e;
@@ -198,12 +208,12 @@ char *kdao__printable(const json_t *fields) {
 /* ---- field-level errors ---- */
 
 kdao_error *kdao__error_schema_new(json_t *fields) {
-  if (!fields) return NULL;
+  if (!fields) return &oom_error;
   char *message = kdao__printable(fields);
   kdao_error *e = error_take(KDAO_ERR_SCHEMA, message);
-  if (!e) {
+  if (e == &oom_error) {
     json_decref(fields);
-    return NULL;
+    return e;
   }
   e->fields = fields;
   return e;
@@ -244,14 +254,14 @@ kdao_error *kdao_error_new_fields(kdao_status kind, const json_t *fields) {
     tbl = serialize_values(fields, "does not exist with value");
   else
     tbl = json_deep_copy(fields);
-  if (!tbl) return NULL;
+  if (!tbl) return &oom_error;
   kdao_error *e = kdao__error_schema_new(tbl);
-  if (e) e->kind = kind;
+  if (e != &oom_error) e->kind = kind;
   return e;
 }
 
 void kdao__error_set_db(kdao_error *e, const char *db_name) {
-  if (!e || !db_name || e->db_name) return;
+  if (!e || e == &oom_error || !db_name || e->db_name) return;
   char *name = kdao__strdup(db_name);
   char *string = kdao__asprintf("[%s error] %s", db_name, kdao_error_message(e));
   if (!name || !string) {
@@ -266,7 +276,7 @@ void kdao__error_set_db(kdao_error *e, const char *db_name) {
 }
 
 void kdao__error_set_code(kdao_error *e, const char *code) {
-  if (!e) return;
+  if (!e || e == &oom_error) return;
   char *copy = code ? kdao__strdup(code) : NULL;
   if (code && !copy) return;
   kdao__free(e->code);
@@ -274,7 +284,8 @@ void kdao__error_set_code(kdao_error *e, const char *code) {
 }
 
 int kdao__fail(kdao_error **err, kdao_error *e) {
-  int kind = e ? e->kind : KDAO_ERR_NOMEM;
+  if (!e) e = &oom_error;
+  int kind = e->kind;
   if (err)
     *err = e;
   else

@@ -17,7 +17,13 @@ struct kdao_error {
   char *string; /* cached kdao_error_string */
 };
 
-/* printf-style constructor; returns NULL only on OOM. */
+/*
+ * The shared "out of memory" error every constructor returns when it cannot allocate (never
+ * NULL): kdao_error_free() ignores it, and nothing may modify it.
+ */
+kdao_error *kdao__error_oom(void);
+
+/* printf-style constructor; kdao__error_oom() when out of memory. */
 kdao_error *kdao__error_fmt(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A schema error holding `fields` (STOLEN: field → message map). */
@@ -29,7 +35,7 @@ void kdao__error_set_code(kdao_error *e, const char *code);
 
 /*
  * Hands `e` to the caller: stores it in *err (when err is non-NULL) or frees it. Returns
- * e's kind (KDAO_ERR_NOMEM when e is NULL: constructors only fail when out of memory).
+ * e's kind. A NULL `e` (an allocation failed) hands out kdao__error_oom().
  */
 int kdao__fail(kdao_error **err, kdao_error *e);
 

@@ -331,14 +331,20 @@ const kdao_schema *kdao_factory_plugin_schema(const kdao_factory *f, const char 
 json_t *kdao_factory_plugin_names(const kdao_factory *f) {
   json_t *a = json_array();
   for (size_t i = 0; f && a && i < f->nplugins; i++)
-    json_array_append_new(a, json_string(f->plugins[i].name));
+    if (json_array_append_new(a, json_string(f->plugins[i].name)) != 0) {
+      json_decref(a);
+      a = NULL;
+    }
   return a;
 }
 
 json_t *kdao_factory_dao_names(const kdao_factory *f) {
   json_t *a = json_array();
   for (size_t i = 0; f && a && i < f->ndaos; i++)
-    json_array_append_new(a, json_string(f->daos[i]->schema->name));
+    if (json_array_append_new(a, json_string(f->daos[i]->schema->name)) != 0) {
+      json_decref(a);
+      a = NULL;
+    }
   return a;
 }
 
@@ -356,8 +362,10 @@ kdao_status kdao_factory_load_plugin_dir(kdao_factory *f, const char *dir, kdao_
     if (rc == KDAO_OK && len > 5 && strcmp(nm + len - 5, ".json") == 0) {
       char *path = kdao__asprintf("%s/%s", dir, nm);
       json_error_t jerr;
+      unsigned long failures = kdao__alloc_failures();
       json_t *desc = path ? json_load_file(path, 0, &jerr) : NULL;
-      if (path == NULL)
+      /* jansson's lexer drops characters it has no memory for: any failure voids the parse. */
+      if (path == NULL || kdao__alloc_failures() != failures)
         rc = kdao__fail(err, kdao_error_new(KDAO_ERR_NOMEM, "out of memory"));
       else if (desc == NULL)
         rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_IO, "%s:%d: %s", path, jerr.line, jerr.text));
@@ -660,8 +668,9 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
   kdao_error *e = NULL;
   if (f->ops->migrations_current(f->backend, &current, &e) != KDAO_OK) {
     /* The pending check runs before other work (the CLI checks before every command), where
-     * a prefix about migrations would hide what failed: reading the database. */
-    if (!apply) return fail_db(f, err, e);
+     * a prefix about migrations would hide what failed: reading the database; out of memory
+     * is not the database's fault either. */
+    if (!apply || kdao_error_kind(e) == KDAO_ERR_NOMEM) return fail_db(f, err, e);
     kdao_error *w =
         kdao__error_fmt(KDAO_ERR_DB, "could not get current migrations: %s", kdao_error_message(e));
     kdao_error_free(e);
@@ -682,6 +691,10 @@ static int walk_migrations(kdao_factory *f, bool apply, kdao_migration_fn progre
       kdao_error *me = NULL;
       if (f->ops->migration_apply(f->backend, lists[i].identifier, m->name, m->up, &me) !=
           KDAO_OK) {
+        if (kdao_error_kind(me) == KDAO_ERR_NOMEM) {
+          rc = fail_db(f, err, me);
+          break;
+        }
         kdao_error *w = kdao__error_fmt(KDAO_ERR_DB, "Error during migration %s: %s", m->name,
                                         kdao_error_message(me));
         if (w && kdao_error_code(me)) kdao__error_set_code(w, kdao_error_code(me));

@@ -179,6 +179,7 @@ static int compile_regex(compile_ctx *ctx, kdao__field *f, const char *src) {
 
 static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text) {
   json_error_t jerr;
+  unsigned long failures = kdao__alloc_failures();
   f->default_value = json_loads(text, JSON_DECODE_ANY, &jerr);
   if (f->default_value && json_is_null(f->default_value)) {
     /* A nil default is no default in Kong. */
@@ -186,6 +187,8 @@ static int compile_default(compile_ctx *ctx, kdao__field *f, const char *text) {
     f->default_value = NULL;
   }
   if (f->default_value || strcmp(text, "null") == 0) return KDAO_OK;
+  /* jansson reports some of its allocation failures without an error code. */
+  if (kdao__alloc_failures() != failures) return kdao__fail(ctx->err, NULL);
   return COMPILE_FAIL(ctx, "%s: field \"%s\": bad default_json '%s': %s", ctx->what, f->name, text,
                       jerr.text);
 }

@@ -101,6 +101,25 @@ bool kdao_is_uuid(const char *s) {
   return true;
 }
 
+bool kdao__utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    unsigned c = *p++;
+    if (c < 0x80) continue;
+    size_t more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+    if (c < 0xC2 || c > 0xF4 || (size_t)(end - p) < more) return false;
+    unsigned cp = c & (0x3Fu >> more);
+    for (size_t i = 0; i < more; i++, p++) {
+      if ((*p & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (*p & 0x3Fu);
+    }
+    if ((more == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return false;
+  }
+  return true;
+}
+
 char *kdao__number_text(double d) {
   /* Lua 5.1 / LuaJIT tostring(): LUAI_NUMFFORMAT "%.14g". */
   if (isnan(d)) return kdao__strdup(signbit(d) ? "-nan" : "nan");

@@ -21,6 +21,11 @@ char *kdao__vasprintf(const char *fmt, va_list ap) __attribute__((format(printf,
  */
 char *kdao__value_text(const json_t *v);
 char *kdao__number_text(double d);
+/*
+ * True when the n bytes at s are UTF-8 as jansson accepts it (no overlong forms, no
+ * surrogates): lets a failed json_string() be told apart from out of memory.
+ */
+bool kdao__utf8_valid(const char *s, size_t n);
 /* A random UUID v4 into out[37]. */
 void kdao__uuid_v4(char out[37]);
 /* Milliseconds since the epoch (UTC). */

@@ -745,7 +745,13 @@ int kdao__validate(const kdao_schema *schema, json_t *entity, kdao_mode mode, co
   vopts o = {mode, mode == KDAO_MODE_UPDATE, old, dao};
   json_t *errors = NULL;
   kdao_error *self_err = NULL;
+  unsigned long failures = kdao__alloc_failures();
   int rc = validate_entity(&o, schema, entity, &errors, &self_err);
+  /*
+   * Callbacks cannot always say they ran out of memory (a NULL default, an unformatted
+   * message, a check that refused what it could not examine): any failure voids the verdict.
+   */
+  if (kdao__alloc_failures() != failures) rc = V_NOMEM;
   if (rc != V_OK) {
     json_decref(errors);
     kdao_error_free(self_err);

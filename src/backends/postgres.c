@@ -894,8 +894,13 @@ static int pg_find_page(kdao__backend *base, const kdao_schema *s, const json_t 
   *next = NULL;
   *next_len = 0;
   json_t *keys = NULL;
-  if (after && (keys = kdao__keyset_decode(after, after_len, s->npk)) == NULL)
-    return fail(err, kdao__invalid_offset());
+  unsigned long failures = kdao__alloc_failures();
+  if (after) keys = kdao__keyset_decode(after, after_len, s->npk);
+  if (kdao__alloc_failures() != failures) { /* a truncated parse, maybe */
+    json_decref(keys);
+    return fail(err, NULL);
+  }
+  if (after && keys == NULL) return fail(err, kdao__invalid_offset());
   PGresult *r = NULL;
   int rc = pg_select(PG(base), s, OP_PAGE, filter, keys, size + 1, &r, err);
   json_decref(keys);

@@ -193,6 +193,11 @@ static int sq_fail(sq_backend *b, kdao_error **err) {
   return sq_db_error(b, sqlite3_errmsg(b->db), sqlite3_extended_errcode(b->db), err);
 }
 
+/* A failed bind: SQLITE_NOMEM may be kdao's own (a value it could not serialize). */
+static int sq_bind_fail(sq_backend *b, int rc, kdao_error **err) {
+  return rc == SQLITE_NOMEM ? sq_nomem(err) : sq_fail(b, err);
+}
+
 /* ---- SQL of each statement shape: the shared ones (sql.h) and SQLite's own ---- */
 
 static const kdao__field *fld(const kdao_schema *s, size_t i) { return &s->fields[i]; }
@@ -403,8 +408,13 @@ static int bind_value(sqlite3_stmt *st, int i, const kdao__field *f, const json_
   case JSON_NULL: return sqlite3_bind_null(st, i);
   case JSON_ARRAY:
   case JSON_OBJECT: {
+    /* jansson's dump may drop what it has no memory for: any failure voids the text. */
+    unsigned long failures = kdao__alloc_failures();
     char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text) return SQLITE_NOMEM;
+    if (!text || kdao__alloc_failures() != failures) {
+      kdao__free(text);
+      return SQLITE_NOMEM;
+    }
     int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
     kdao__free(text);
     return rc;
@@ -429,7 +439,8 @@ static int bind_pk(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, const 
     const kdao__field *f = fld(s, s->pk[i]);
     json_t *v = json_object_get(obj, f->name);
     if (!v) return kdao__fail(err, kdao__error_fmt(KDAO_ERR_MISUSE, "Missing PRIMARY KEY field"));
-    if (bind_value(st, first + (int)i, f, v) != SQLITE_OK) return sq_fail(b, err);
+    int rc = bind_value(st, first + (int)i, f, v);
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
   }
   return KDAO_OK;
 }
@@ -463,10 +474,14 @@ static int read_row(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, json_
   for (size_t i = 0; i < s->nfields; i++) {
     int type = sqlite3_column_type(st, (int)i);
     if (type == SQLITE_NULL) continue;
+    /* A JSON column that failed to parse for want of memory must not come back as text. */
+    unsigned long failures = kdao__alloc_failures();
     json_t *v = column_json(st, (int)i, type, fld(s, i));
-    if (!v) {
+    if (!v || kdao__alloc_failures() != failures) {
       json_decref(row);
-      if (sqlite3_errcode(b->db) == SQLITE_NOMEM) return sq_nomem(err);
+      json_decref(v);
+      if (kdao__alloc_failures() != failures || sqlite3_errcode(b->db) == SQLITE_NOMEM)
+        return sq_nomem(err);
       return kdao__fail(err, kdao__error_fmt(KDAO_ERR_DB, "column %s of %s is not valid UTF-8",
                                              fld(s, i)->name, s->table));
     }
@@ -548,8 +563,8 @@ static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, ui
   for (size_t i = 0; i < s->nfields; i++) {
     if (!(mask >> i & 1)) continue;
     const kdao__field *f = fld(s, i);
-    if (bind_value(st, (*param)++, f, json_object_get(filter, f->name)) != SQLITE_OK)
-      return sq_fail(b, err);
+    int rc = bind_value(st, (*param)++, f, json_object_get(filter, f->name));
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
   }
   return KDAO_OK;
 }
@@ -559,6 +574,11 @@ static int bind_filter(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s, ui
 static int tx_exec(sq_backend *b, sq_tx_stmt which, kdao_error **err) {
   sqlite3_stmt *st = NULL;
   int kind = sq_stmt(b, NULL, SQ_TX, which, 0, &st, err);
+  /*
+   * Undoing must work when kdao has no memory left for its statement cache: SQLite's own
+   * exec does without it. Anything else reports the failure.
+   */
+  if (kind && err == NULL) return sqlite3_exec(b->db, tx_sql[which], NULL, NULL, NULL);
   if (kind) return kind;
   int rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) kind = sq_fail(b, err);
@@ -823,6 +843,8 @@ static json_t *foreign_fields(sq_backend *b, const kdao_schema *s, const json_t 
 static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, const json_t *alt,
                        kdao_error **err) {
   int code = sqlite3_extended_errcode(b->db);
+  /* Naming the culprit allocates: failing that, a unique or foreign error would read as db. */
+  unsigned long failures = kdao__alloc_failures();
   char *message = kdao__strdup(sqlite3_errmsg(b->db));
   if (!message) return sq_nomem(err);
   json_t *fields = NULL;
@@ -837,7 +859,9 @@ static int write_error(sq_backend *b, const kdao_schema *s, const json_t *row, c
     kind = KDAO_ERR_FOREIGN;
   }
   int result;
-  if (fields) {
+  if (kdao__alloc_failures() != failures) {
+    result = sq_nomem(err);
+  } else if (fields) {
     kdao_error *e = kdao_error_new_fields(kind, fields);
     if (e) {
       char num[16];
@@ -887,8 +911,9 @@ static int insert_once(sq_backend *b, const kdao_schema *s, const json_t *row, j
   if (kind) return kind;
   for (size_t i = 0; i < s->nfields; i++) {
     const kdao__field *f = fld(s, i);
-    if (bind_opt(st, (int)i + 1, f, json_object_get(row, f->name)) != SQLITE_OK) {
-      kind = sq_fail(b, err);
+    int rc = bind_opt(st, (int)i + 1, f, json_object_get(row, f->name));
+    if (rc != SQLITE_OK) {
+      kind = sq_bind_fail(b, rc, err);
       goto cleanup;
     }
   }
@@ -926,12 +951,15 @@ static int sq_insert(kdao__backend *base, const kdao_schema *s, const json_t *ro
   int kind = check_schema(s, err);
   if (kind) return kind;
   maybe_purge(b);
-  if (ttl <= 0 && s->nuniques == 0) return sq_insert_row(b, s, row, out, err);
-  /* Composite uniques are checked in the write transaction, which excludes other writers. */
+  /*
+   * In a transaction even without a TTL: the row is read back from RETURNING after SQLite
+   * has written it, and when that read fails (out of memory) the write must not stay.
+   * Composite uniques are checked in it too: the write transaction excludes other writers.
+   */
   if ((kind = tx_begin(b, err))) return kind;
-  if (!(kind = kdao__uniques_check(base, s, row, NULL, err)) &&
+  if (!(kind = s->nuniques ? kdao__uniques_check(base, s, row, NULL, err) : KDAO_OK) &&
       !(kind = sq_insert_row(b, s, row, out, err)) &&
-      !(kind = ttl > 0 ? ttl_set(b, s, *out, ttl, err) : KDAO_OK))
+      (ttl <= 0 || !(kind = ttl_set(b, s, *out, ttl, err))))
     kind = tx_commit(b, err);
   if (kind) {
     tx_rollback(b);
@@ -1028,11 +1056,14 @@ static int sq_find_all(kdao__backend *base, const kdao_schema *s, const json_t *
 static int bind_keyset(sq_backend *b, sqlite3_stmt *st, const kdao_schema *s,
                        const unsigned char *after, size_t after_len, int *param, json_t **keys,
                        kdao_error **err) {
+  unsigned long failures = kdao__alloc_failures();
   *keys = kdao__keyset_decode(after, after_len, s->npk);
+  if (kdao__alloc_failures() != failures) return sq_nomem(err); /* a truncated parse, maybe */
   if (!*keys) return kdao__fail(err, kdao__invalid_offset());
-  for (size_t i = 0; i < s->npk; i++)
-    if (bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i)) != SQLITE_OK)
-      return sq_fail(b, err);
+  for (size_t i = 0; i < s->npk; i++) {
+    int rc = bind_value(st, (*param)++, fld(s, s->pk[i]), json_array_get(*keys, i));
+    if (rc != SQLITE_OK) return sq_bind_fail(b, rc, err);
+  }
   return KDAO_OK;
 }
 
@@ -1177,8 +1208,9 @@ static int sq_update(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int kind = check_schema(s, err);
   if (kind || (kind = update_masks(s, values, nulls, &set, &null_mask, err))) return kind;
   maybe_purge(b);
+  /* In a transaction whatever the TTL, for the read-back (see sq_insert), and for the
+   * composite uniques an update claims. */
   bool claims = s->nuniques && kdao__unique_touched(s, values, nulls);
-  if (ttl <= 0 && !claims) return update_row(b, s, pk, values, set, null_mask, out, err);
   if ((kind = tx_begin(b, err))) return kind;
   if (claims) kind = check_update(b, s, pk, values, nulls, err);
   if (!kind) kind = update_row(b, s, pk, values, set, null_mask, out, err);
@@ -1200,13 +1232,24 @@ static int sq_delete(kdao__backend *base, const kdao_schema *s, const json_t *pk
   int kind = check_schema(s, err);
   if (kind) return kind;
   maybe_purge(b);
-  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err))) return kind;
+  /* In a transaction, for the read-back (see sq_insert). */
+  if ((kind = tx_begin(b, err))) return kind;
+  if ((kind = sq_stmt(b, s, SQ_DELETE, 0, 0, &st, err))) {
+    tx_rollback(b);
+    return kind;
+  }
   if (bind_alive(st, s, kdao__now_ms()) != SQLITE_OK)
     kind = sq_fail(b, err);
   else if (!(kind = bind_pk(b, st, s, pk, P_FIRST, err)) &&
            (kind = step_one(b, st, s, out, err)) < 0)
     kind = write_error(b, s, pk, NULL, err);
   sq_done(st);
+  kind = kind ? kind : tx_commit(b, err);
+  if (kind) {
+    tx_rollback(b);
+    json_decref(*out);
+    *out = NULL;
+  }
   return kind;
 }
 

@@ -184,6 +184,7 @@ static int api_check_uris(kdao_dao *dao, const char *field, json_t *value, json_
   }
   json_t *fields = uris ? json_object() : NULL;
   if (!fields || json_object_set_new(fields, field, uris) != 0) {
+    if (!fields) json_decref(uris); /* set_new owns it otherwise, even when it fails */
     json_decref(fields);
     return kdao__reject(message, "out of memory");
   }
