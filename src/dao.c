@@ -355,14 +355,15 @@ static kdao_error *check_foreign(kdao_dao *dao, const json_t *row, bool current)
  * the rows may then remain.
  */
 static kdao_error *recheck_foreign(kdao_dao *dao, const json_t *rows) {
+  /* Native foreign keys decided inside the write; `rows` is one row or an array of them. */
+  if ((OPS(dao)->caps & KDAO__CAP_NATIVE_FOREIGN) || dao->nforeign == 0) return NULL;
+  size_t n = json_is_array(rows) ? json_array_size(rows) : 1;
   kdao_error *e = NULL;
-  size_t i;
-  json_t *row;
-  json_array_foreach(rows, i, row) {
-    if ((e = check_foreign(dao, row, true)) != NULL) break;
-  }
+  for (size_t i = 0; i < n && e == NULL; i++)
+    e = check_foreign(dao, json_is_array(rows) ? json_array_get(rows, i) : rows, true);
   if (e == NULL || e->kind != KDAO_ERR_FOREIGN) return e;
-  json_array_foreach(rows, i, row) {
+  for (size_t i = 0; i < n; i++) {
+    const json_t *row = json_is_array(rows) ? json_array_get(rows, i) : rows;
     json_t *pk = NULL, *gone = NULL;
     kdao_error *u = extract_pk(dao->schema, row, false, &pk);
     if (u == NULL) u = CALL(dao, delete, dao->schema, pk, &gone);
@@ -411,11 +412,7 @@ kdao_status kdao_dao_insert(kdao_dao *dao, const json_t *entity, int ttl, unsign
   if ((e = prepare_insert(dao, entity, &prepared))) return finish(dao, err, e);
   e = CALL(dao, insert, dao->schema, prepared, ttl, &stored);
   json_decref(prepared);
-  if (e == NULL && dao->nforeign > 0) {
-    json_t *one = json_pack("[O]", stored);
-    e = one ? recheck_foreign(dao, one) : kdao_error_new(KDAO_ERR_NOMEM, "out of memory");
-    json_decref(one);
-  }
+  if (e == NULL) e = recheck_foreign(dao, stored);
   if (e) {
     json_decref(stored);
     return finish(dao, err, e);
@@ -462,7 +459,7 @@ kdao_status kdao_dao_insert_many(kdao_dao *dao, const json_t *entities, unsigned
   }
   e = CALL(dao, insert_many, dao->schema, prepared, &stored);
   json_decref(prepared);
-  if (e == NULL && dao->nforeign > 0) e = recheck_foreign(dao, stored);
+  if (e == NULL) e = recheck_foreign(dao, stored);
   if (e) {
     json_decref(stored);
     return finish(dao, err, e);
@@ -563,7 +560,10 @@ static kdao_error *find_page(kdao_dao *dao, const json_t *typed, const char *off
   kdao_error *e = filter_text(typed, &flt);
   if (e == NULL && offset) {
     if ((e = page_key(dao, &key)) == NULL) {
+      unsigned long failures = kdao__alloc_failures();
       int rc = kdao__page_token_open(key, dao->schema->table, flt, offset, &after, &after_len);
+      /* A token that could not be decoded for want of memory is not a malformed one. */
+      if (rc > 0 && kdao__alloc_failures() != failures) rc = -1;
       if (rc != 0)
         e = rc < 0 ? kdao_error_new(KDAO_ERR_NOMEM, "out of memory") : kdao__invalid_offset();
     }
