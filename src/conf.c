@@ -431,29 +431,41 @@ kdao_status kdao_config_load_file(kdao_config *cfg, const char *path, kdao_error
   if (fp == NULL)
     return kdao__fail(err,
                       kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path, strerror(errno)));
+  /*
+   * Read whole, up to a bound: a configuration file is small, and a device or pipe with no
+   * end (kdao -c /dev/zero) must be refused, not read until memory runs out.
+   */
+  char *text = kdao__malloc(KDAO__CONFIG_FILE_MAX + 1);
+  size_t len = text ? fread(text, 1, KDAO__CONFIG_FILE_MAX + 1, fp) : 0;
   int rc = KDAO_OK;
-  char *line = NULL;
-  size_t cap = 0;
-  size_t lineno = 0;
-  /* Lines go into a scratch copy: a file that fails half-way must change nothing. */
-  kdao_config *scratch = kdao__config_copy(cfg);
-  if (scratch == NULL) {
+  kdao_config *scratch = NULL;
+  if (text == NULL) {
     rc = kdao__fail(err, NULL);
-    goto cleanup;
-  }
-  while (getline(&line, &cap, fp) != -1) {
-    rc = conf_file_line(scratch, line, path, ++lineno, err);
-    if (rc != KDAO_OK) goto cleanup;
-  }
-  if (ferror(fp)) {
+  } else if (ferror(fp)) {
     rc = kdao__fail(err,
                     kdao__error_fmt(KDAO_ERR_IO, "could not read %s: %s", path, strerror(errno)));
-    goto cleanup;
+  } else if (len > KDAO__CONFIG_FILE_MAX) {
+    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
+                                         "%s: larger than %u bytes: not a configuration file", path,
+                                         KDAO__CONFIG_FILE_MAX));
+  } else if (memchr(text, '\0', len)) {
+    rc = kdao__fail(err, kdao__error_fmt(KDAO_ERR_CONFIG,
+                                         "%s: holds a NUL byte: not a configuration file", path));
+  } else if ((scratch = kdao__config_copy(cfg)) == NULL) {
+    rc = kdao__fail(err, NULL);
   }
-  conf_commit(cfg, scratch);
-cleanup:
+  /* Lines go into a scratch copy: a file that fails half-way must change nothing. */
+  size_t lineno = 0;
+  for (char *line = text; rc == KDAO_OK && scratch && line < text + len;) {
+    char *nl = memchr(line, '\n', (size_t)(text + len - line));
+    char *end = nl ? nl : text + len;
+    *end = '\0';
+    rc = conf_file_line(scratch, line, path, ++lineno, err);
+    line = end + 1;
+  }
+  if (rc == KDAO_OK) conf_commit(cfg, scratch);
   kdao_config_free(scratch);
-  free(line); /* getline()'s buffer is libc's */
+  kdao__free(text);
   fclose(fp);
   return rc;
 }

@@ -47,6 +47,9 @@ typedef struct kdao__conf_option {
 #define KDAO__OPT_END \
   { NULL, KDAO__CONF_STRING, NULL, 0, NULL, 0, 0, NULL }
 
+/* The largest configuration file read (a kong.conf is a few KB). */
+#define KDAO__CONFIG_FILE_MAX (1024u * 1024u)
+
 /* A deep copy of `cfg` (the factory keeps one). NULL when out of memory. */
 kdao_config *kdao__config_copy(const kdao_config *cfg);
 

@@ -148,6 +148,32 @@ static void test_file_missing(void **state) {
   kdao_error_free(err);
 }
 
+/* A file with no end, an oversized one and a binary one are refused, and change nothing. */
+static void test_file_not_a_config(void **state) {
+  fixture *fx = *state;
+  kdao_error *err = NULL;
+  assert_int_equal(kdao_config_load_file(fx->cfg, "/dev/zero", &err), KDAO_ERR_CONFIG);
+  assert_non_null(strstr(kdao_error_message(err), "larger than 1048576 bytes"));
+  kdao_error_free(err);
+  size_t n = 1024 * 1024 + 1;
+  char *big = malloc(n + 1);
+  assert_non_null(big);
+  memset(big, '#', n);
+  big[n] = '\0';
+  write_file(fx, big);
+  free(big);
+  assert_int_equal(kdao_config_load_file(fx->cfg, fx->path, &err), KDAO_ERR_CONFIG);
+  kdao_error_free(err);
+  FILE *fp = fopen(fx->path, "w");
+  assert_non_null(fp);
+  fwrite("pg_port = 7\n\0\n", 1, 15, fp);
+  fclose(fp);
+  assert_int_equal(kdao_config_load_file(fx->cfg, fx->path, &err), KDAO_ERR_CONFIG);
+  assert_non_null(strstr(kdao_error_message(err), "NUL byte"));
+  kdao_error_free(err);
+  assert_string_equal(kdao_config_get(fx->cfg, "pg_port"), "5432");
+}
+
 static void test_file_unknown_key(void **state) {
   fixture *fx = *state;
   char want[160];
@@ -447,6 +473,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_missing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_file_not_a_config, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_bad_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_bad_value_names_line, setup, teardown),
