@@ -714,7 +714,7 @@ static int listen_on(const char *host, unsigned port, const struct sockaddr_stor
 int kdao__http_host_is_loopback(const char *host) {
   struct sockaddr_storage ss;
   socklen_t len;
-  char errbuf[8];
+  char errbuf[256]; /* the reason is not shown here: -1 says "cannot tell" */
   if (resolve(host, 0, &ss, &len, errbuf, sizeof errbuf) != KDAO_OK) return -1;
   if (ss.ss_family == AF_INET)
     return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;

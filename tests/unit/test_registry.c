@@ -151,8 +151,10 @@ static void plugin_migrations_are_picked_by_backend_name(void **state) {
   (void)state;
   kdao_factory *f = new_factory();
   /* Other names, built or not, are ignored: one definition serves every build. */
-  const kdao_plugin_migrations by_backend[] = {
-      {"postgres", never_run}, {"no-such-backend", never_run}, {"sqlite", notes_sqlite}, {NULL}};
+  const kdao_plugin_migrations by_backend[] = {{"postgres", never_run},
+                                               {"no-such-backend", never_run},
+                                               {"sqlite", notes_sqlite},
+                                               {NULL, NULL}};
   const kdao_plugin_def def = {.version = KDAO_DEF_VERSION,
                                .name = "with-migrations",
                                .entities = first_only,
@@ -173,7 +175,8 @@ static void plugin_migrations_are_picked_by_backend_name(void **state) {
 static void two_migration_lists_for_the_backend_are_refused(void **state) {
   (void)state;
   kdao_factory *f = new_factory();
-  const kdao_plugin_migrations twice[] = {{"sqlite", notes_sqlite}, {"sqlite", never_run}, {NULL}};
+  const kdao_plugin_migrations twice[] = {
+      {"sqlite", notes_sqlite}, {"sqlite", never_run}, {NULL, NULL}};
   const kdao_plugin_def def = {
       .version = KDAO_DEF_VERSION, .name = "twice", .entities = first_only, .migrations = twice};
   kdao_error *err = NULL;
