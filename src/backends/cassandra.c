@@ -1350,21 +1350,8 @@ static int rekey_row(cs_backend *b, const cs_table *t, const json_t *old, const 
 /* The update's target row: `old` with `values` set and `nulls` removed, as it will be stored. */
 static json_t *merge_row(const kdao_schema *s, const json_t *old, const json_t *values,
                          const json_t *nulls) {
-  json_t *m = json_deep_copy(old);
-  if (m == NULL) return NULL;
-  const char *k;
-  json_t *v;
-  json_object_foreach((json_t *)values, k, v) {
-    if (json_is_null(v))
-      json_object_del(m, k);
-    else if (json_object_set(m, k, v) != 0) {
-      json_decref(m);
-      return NULL;
-    }
-  }
-  size_t i;
-  json_array_foreach(nulls, i, v) json_object_del(m, json_string_value(v));
-  json_t *n = row_normalise(s, m);
+  json_t *m = kdao__row_merge(old, values, nulls);
+  json_t *n = m ? row_normalise(s, m) : NULL;
   json_decref(m);
   return n;
 }
