@@ -509,7 +509,7 @@ static void node_info(ctx *c) {
 /*
  * GET /status: Kong 0.10's shape — {"server": nginx's connection counters, "database": ...}
  * — with the counters kdao's server keeps. Kong counted the rows of every table under
- * "database", a full scan per table on Cassandra and at a million rows on any backend, on a
+ * "database", a full scan per table, at a million rows on any backend, on a
  * route meant for health checks; kdao reports instead whether the database answers (one
  * read of the migrations table) and how many migrations are pending. 503 when it does not
  * answer, so a load balancer's probe fails.

@@ -6,7 +6,7 @@
  * array. It holds values, not positions, so a page costs the same wherever it is and stays
  * valid while rows come and go.
  *
- * A page token wraps a backend's position (a keyset position, Cassandra's paging_state) with a
+ * A page token wraps a backend's position (a keyset position, or a server's own paging state) with a
  * MAC under a per-database key, over the table and the filter it was made for, so a token is
  * only ever accepted where kdao handed it out: a changed, cut or extended token, or one from
  * another table or another filter, is refused the same way on every backend. Tokens are not

@@ -36,7 +36,7 @@ typedef struct kdao__field {
  * them inside the write (docs/architecture.md, "Uniques").
  */
 typedef struct kdao__unique {
-  char *name;     /* "a,b": the members, in definition order (Cassandra's reservation name) */
+  char *name;     /* "a,b": the members, in definition order (a reservation's name) */
   size_t *fields; /* member field indexes, in definition order */
   size_t n;
   size_t report;       /* the field a violation is reported under */

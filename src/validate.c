@@ -302,7 +302,7 @@ static int coerce_string(json_t *t, const kdao__field *f, json_t *v, bool *valid
 /*
  * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. jansson
  * checks text it parses, but a C caller can build a string with json_stringn_nocheck(), and
- * PostgreSQL refuses such bytes (a database error) where SQLite stores them.
+ * one backend refuses such bytes (a database error) where another stores them.
  */
 static bool utf8_valid(const unsigned char *s, size_t len) {
   for (size_t i = 0; i < len;) {
