@@ -1086,6 +1086,21 @@ static bool lwt_found_row(const cql_result *r, const kdao_schema *s, const json_
   return true;
 }
 
+/*
+ * Runs the statement built in `q` with `p` unless building it failed (`rc`), then frees both.
+ * *r (NULL on failure) is the caller's to free.
+ */
+static int run_built(cs_backend *b, int rc, kdao__sb *q, cs_params *p, cs_kind kind, cql_result **r,
+                     kdao_error **err) {
+  *r = NULL;
+  char *cql = kdao__sb_take(q);
+  if (rc == KDAO_OK && cql == NULL) rc = oom(err);
+  if (rc == KDAO_OK) rc = run(b, cql, p, kind, 0, NULL, 0, r, err);
+  kdao__free(cql);
+  params_clear(p);
+  return rc;
+}
+
 /* `INSERT INTO t (every column) VALUES (...) [IF NOT EXISTS] [USING TTL ?]` for `row`. */
 static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool if_not_exists,
                      int ttl, bool *applied, kdao_error **err) {
@@ -1100,15 +1115,11 @@ static int write_row(cs_backend *b, const cs_table *t, const json_t *row, bool i
   }
   kdao__sb_addf(&q, ")%s%s", if_not_exists ? " IF NOT EXISTS" : "", ttl > 0 ? " USING TTL ?" : "");
   if (rc == KDAO_OK && ttl > 0) rc = param_push(&p, cql_v_int(ttl), err);
-  char *cql = kdao__sb_take(&q);
-  if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  cql_result *r = NULL;
-  if (rc == KDAO_OK) rc = run(b, cql, &p, if_not_exists ? RUN_LWT : RUN_WRITE, 0, NULL, 0, &r, err);
+  cql_result *r;
+  rc = run_built(b, rc, &q, &p, if_not_exists ? RUN_LWT : RUN_WRITE, &r, err);
   if (rc == KDAO_OK)
     *applied = !if_not_exists || cql_result_applied(r) == 1 || lwt_found_row(r, s, row);
   cql_result_free(r);
-  kdao__free(cql);
-  params_clear(&p);
   return rc;
 }
 
@@ -1194,14 +1205,10 @@ static int remove_row(cs_backend *b, const cs_table *t, const json_t *row, bool 
     rc = v && !json_is_null(v) ? param_field(&p, f, v, err) : param_push(&p, cql_v_null(), err);
   }
   if (first) kdao__sb_add(&q, " IF EXISTS");
-  char *cql = kdao__sb_take(&q);
-  if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  cql_result *r = NULL;
-  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
+  cql_result *r;
+  rc = run_built(b, rc, &q, &p, RUN_LWT, &r, err);
   if (rc == KDAO_OK) *applied = cql_result_applied(r) == 1;
   cql_result_free(r);
-  kdao__free(cql);
-  params_clear(&p);
   if (rc != KDAO_OK || !*applied) return rc;
   char *owner = owner_of(t, row);
   if (owner == NULL) return oom(err);
@@ -1304,14 +1311,10 @@ static int update_in_place(cs_backend *b, const cs_table *t, const json_t *old,
   }
   if (rc == KDAO_OK) rc = where_ckey(&q, &p, t, old, err);
   kdao__sb_addf(&q, " IF EXISTS");
-  char *cql = kdao__sb_take(&q);
-  if (rc == KDAO_OK && cql == NULL) rc = oom(err);
-  cql_result *r = NULL;
-  if (rc == KDAO_OK) rc = run(b, cql, &p, RUN_LWT, 0, NULL, 0, &r, err);
+  cql_result *r;
+  rc = run_built(b, rc, &q, &p, RUN_LWT, &r, err);
   if (rc == KDAO_OK) *applied = cql_result_applied(r) == 1;
   cql_result_free(r);
-  kdao__free(cql);
-  params_clear(&p);
   return rc;
 }
 
