@@ -1,6 +1,8 @@
 """Reading tests/bad_input/cases.json for the CLI and HTTP drivers (the C driver has its own)."""
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 # Cases nest values 2000 levels deep: expanding and dumping them recurses once per level.
@@ -89,3 +91,38 @@ class Report:
         print(f"{self.name} {self.backend}: {self.passed} passed, {self.failed} failed, "
               f"{self.pending} pending, {self.skipped} skipped (of {total} cases)")
         return 1 if self.failed else 0
+
+
+def backend_env(env, backend, tmp, kdao, suffix):
+    """Points `env` at a fresh database of `backend` and migrates it with `kdao`.
+
+    SQLite: a file in `tmp`. PostgreSQL: a database of its own named after the configured one
+    plus `suffix`, when psql can create it. Returns None, or why the backend cannot be tested
+    (the driver skips); exits on a failed migration.
+    """
+    env["KDAO_DATABASE"] = backend
+    if backend == "sqlite":
+        env["KDAO_SQLITE_PATH"] = os.path.join(tmp, "kdao.db")
+    elif backend == "postgres":
+        if not os.environ.get("KDAO_PG_HOST"):
+            return "KDAO_PG_HOST is not set: no PostgreSQL to test against"
+        for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE"):
+            if os.environ.get(f"KDAO_PG_{k}"):
+                env[f"KDAO_PG_{k}"] = os.environ[f"KDAO_PG_{k}"]
+        own = env.get("KDAO_PG_DATABASE", "kong") + suffix
+        if shutil.which("psql"):
+            penv = dict(os.environ, PGPASSWORD=env.get("KDAO_PG_PASSWORD", ""),
+                        PGOPTIONS="-c client_min_messages=warning")
+            psql = ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", env["KDAO_PG_HOST"], "-p",
+                    env.get("KDAO_PG_PORT", "5432"), "-U", env.get("KDAO_PG_USER", "kong"), "-d",
+                    env.get("KDAO_PG_DATABASE", "kong"), "-c", f"DROP DATABASE IF EXISTS {own}",
+                    "-c", f"CREATE DATABASE {own}"]
+            if subprocess.run(psql, env=penv, capture_output=True).returncode == 0:
+                env["KDAO_PG_DATABASE"] = own
+        for sub in (["reset", "--yes"], ["up"]):
+            p = subprocess.run([kdao, "migrations", *sub], env=env, capture_output=True)
+            if p.returncode != 0:
+                sys.exit(f"migrations {sub[0]}: {p.stderr.decode(errors='replace')}")
+    else:
+        sys.exit(f"unknown backend '{backend}'")
+    return None

@@ -74,32 +74,9 @@ def count(entity):
 
 def setup():
     tmp = tempfile.mkdtemp(prefix="kdao-bad-cli-")
-    ENV["KDAO_DATABASE"] = BACKEND
-    if BACKEND == "sqlite":
-        ENV["KDAO_SQLITE_PATH"] = os.path.join(tmp, "kdao.db")
-    elif BACKEND == "postgres":
-        if not os.environ.get("KDAO_PG_HOST"):
-            skip("KDAO_PG_HOST is not set: no PostgreSQL to test against")
-        for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE"):
-            if os.environ.get(f"KDAO_PG_{k}"):
-                ENV[f"KDAO_PG_{k}"] = os.environ[f"KDAO_PG_{k}"]
-        # A database of its own, named after the given one, when psql can create it.
-        own = ENV.get("KDAO_PG_DATABASE", "kong") + "_bad_cli"
-        if shutil.which("psql"):
-            penv = dict(os.environ, PGPASSWORD=ENV.get("KDAO_PG_PASSWORD", ""),
-                        PGOPTIONS="-c client_min_messages=warning")
-            psql = ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", ENV["KDAO_PG_HOST"], "-p",
-                    ENV.get("KDAO_PG_PORT", "5432"), "-U", ENV.get("KDAO_PG_USER", "kong"), "-d",
-                    ENV.get("KDAO_PG_DATABASE", "kong"), "-c", f"DROP DATABASE IF EXISTS {own}",
-                    "-c", f"CREATE DATABASE {own}"]
-            if subprocess.run(psql, env=penv, capture_output=True).returncode == 0:
-                ENV["KDAO_PG_DATABASE"] = own
-        for sub in (["reset", "--yes"], ["up"]):
-            rc, _, err = kdao("migrations", *sub)
-            if rc != 0:
-                sys.exit(f"bad_input_cli: migrations {sub[0]}: {err}")
-    else:
-        sys.exit(f"bad_input_cli: unknown backend '{BACKEND}'")
+    why = table.backend_env(ENV, BACKEND, tmp, KDAO, "_bad_cli")
+    if why:
+        skip(why)
     return tmp
 
 
